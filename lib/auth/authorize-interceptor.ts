@@ -1,0 +1,62 @@
+import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
+import { parseSpiffeId } from '../pki/identity.js';
+import type { RevocationList } from '../pki/revocation-list.js';
+import type { PeerCertificate } from '../pki/peer-certificate.js';
+import {
+  accessOf,
+  admitsAnonymous,
+  describeAccess,
+  describeIdentity,
+  isAllowed,
+  type CallerIdentity,
+} from './access-policy.js';
+import { callerKey, peerCertificateKey } from './call-context.js';
+
+/**
+ * The one place authorization happens: maps the caller's certificate to a
+ * principal and checks it against the method's access option before any
+ * handler code runs.
+ */
+export function authorizeInterceptor(revoked: RevocationList): Interceptor {
+  return (next) => async (req) => {
+    const access = accessOf(req.method);
+    const rpc = `${req.service.typeName}/${req.method.name}`;
+    const identity = authenticate(req.contextValues.get(peerCertificateKey), revoked, admitsAnonymous(access));
+    req.contextValues.set(callerKey, identity);
+    if (!isAllowed(access, identity)) {
+      throw new ConnectError(
+        `${describeIdentity(identity)} may not call ${rpc}; allowed: ${describeAccess(access)}`,
+        identity.kind === 'anonymous' ? Code.Unauthenticated : Code.PermissionDenied,
+      );
+    }
+    return next(req);
+  };
+}
+
+function authenticate(peer: PeerCertificate, revoked: RevocationList, anonymousAllowed: boolean): CallerIdentity {
+  if (!peer.present) {
+    if (anonymousAllowed) return { kind: 'anonymous' };
+    throw new ConnectError(
+      'a client certificate is required: connect with a certificate issued by the cluster CA (see `shellwego cert issue`)',
+      Code.Unauthenticated,
+    );
+  }
+  if (!peer.authorized) {
+    throw new ConnectError(
+      `client certificate rejected (${peer.authorizationError ?? 'not verified'}): use a current certificate issued by this cluster's CA`,
+      Code.Unauthenticated,
+    );
+  }
+  if (revoked.has(peer.serial)) {
+    throw new ConnectError(`client certificate serial ${peer.serial} has been revoked`, Code.Unauthenticated);
+  }
+  const principals = peer.uris.map((uri) => parseSpiffeId(uri, peer.organizationalUnits)).filter((p) => p !== undefined);
+  const [principal] = principals;
+  if (!principal || principals.length > 1) {
+    throw new ConnectError(
+      'client certificate must carry exactly one spiffe://shellwego/{user,node,service}/<name> URI SAN',
+      Code.Unauthenticated,
+    );
+  }
+  return principal;
+}

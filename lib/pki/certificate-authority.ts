@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import { ecdsaP256, subtle, x509, type CryptoKey, type EcKeyAlgorithm, type KeyUsage } from './x509-provider.js';
+import { spiffeId, trustDomain, type Principal } from './identity.js';
+
+export interface IssuedCertificate {
+  readonly certPem: string;
+  readonly serial: string;
+  readonly notAfter: Date;
+}
+
+export interface IssuedKeyPair extends IssuedCertificate {
+  readonly keyPem: string;
+}
+
+export interface LeafOptions {
+  readonly principal: Principal;
+  /** DNS names the certificate also serves as (server certificates). */
+  readonly dnsNames?: readonly string[];
+  /** IP addresses the certificate also serves as (server certificates). */
+  readonly ipAddresses?: readonly string[];
+  readonly validityMs: number;
+}
+
+/** Thrown for a CSR that cannot be signed; the message says why. */
+export class CsrError extends Error {
+  override readonly name = 'CsrError';
+}
+
+// Back-dating absorbs small clock differences between hosts.
+const clockSkewMs = 5 * 60_000;
+
+export class CertificateAuthority {
+  private constructor(
+    readonly certPem: string,
+    readonly keyPem: string,
+    private readonly cert: x509.X509Certificate,
+    private readonly key: CryptoKey,
+  ) {}
+
+  static async create(options: { commonName?: string; validityDays?: number } = {}): Promise<CertificateAuthority> {
+    const keys = await subtle.generateKey(ecdsaP256, true, ['sign', 'verify']);
+    const now = Date.now();
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: randomSerial(),
+      name: new x509.Name([{ CN: [options.commonName ?? `${trustDomain} cluster CA`] }]),
+      notBefore: new Date(now - clockSkewMs),
+      notAfter: new Date(now + (options.validityDays ?? 3650) * 86_400_000),
+      keys,
+      signingAlgorithm: ecdsaP256,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    return new CertificateAuthority(cert.toString('pem'), await exportKeyPem(keys.privateKey), cert, keys.privateKey);
+  }
+
+  static async load(certPem: string, keyPem: string): Promise<CertificateAuthority> {
+    const cert = new x509.X509Certificate(certPem);
+    const key = await importKeyPem(keyPem, ['sign']);
+    return new CertificateAuthority(certPem, keyPem, cert, key);
+  }
+
+  /** Issues a certificate with a fresh key pair generated here (services, users, the dev launcher). */
+  async issue(options: LeafOptions): Promise<IssuedKeyPair> {
+    const keys = await subtle.generateKey(ecdsaP256, true, ['sign', 'verify']);
+    const issued = await this.sign(keys.publicKey, options);
+    return { ...issued, keyPem: await exportKeyPem(keys.privateKey) };
+  }
+
+  /**
+   * Signs a node's CSR. Only the key comes from the CSR: the identity and
+   * every extension are decided here, whatever the CSR asks for.
+   */
+  async signCsr(csrPem: string, options: LeafOptions): Promise<IssuedCertificate> {
+    let csr: x509.Pkcs10CertificateRequest;
+    try {
+      csr = new x509.Pkcs10CertificateRequest(csrPem);
+    } catch {
+      throw new CsrError('csr_pem is not a PEM-encoded PKCS#10 certificate request');
+    }
+    const algorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
+    if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256') {
+      throw new CsrError(`the CSR's key is ${algorithm.name}${algorithm.namedCurve ? ` ${algorithm.namedCurve}` : ''}; shellwego requires ECDSA P-256`);
+    }
+    if (!(await csr.verify())) {
+      throw new CsrError('the CSR signature does not verify: it was not signed by the key it carries');
+    }
+    return this.sign(await csr.publicKey.export(ecdsaP256, ['verify']), options);
+  }
+
+  private async sign(publicKey: CryptoKey, options: LeafOptions): Promise<IssuedCertificate> {
+    const now = Date.now();
+    const notAfter = new Date(now + options.validityMs);
+    const names: x509.JsonGeneralName[] = [{ type: 'url', value: spiffeId(options.principal) }];
+    for (const dns of options.dnsNames ?? []) names.push({ type: 'dns', value: dns });
+    for (const ip of options.ipAddresses ?? []) {
+      if (isIP(ip) === 0) throw new CsrError(`${ip} is not an IP address`);
+      names.push({ type: 'ip', value: ip });
+    }
+    const serial = randomSerial();
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: serial,
+      subject: subjectOf(options.principal),
+      issuer: this.cert.subjectName,
+      notBefore: new Date(now - clockSkewMs),
+      notAfter,
+      publicKey,
+      signingKey: this.key,
+      signingAlgorithm: ecdsaP256,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+        new x509.SubjectAlternativeNameExtension(names, false),
+        await x509.AuthorityKeyIdentifierExtension.create(this.cert),
+        await x509.SubjectKeyIdentifierExtension.create(publicKey),
+      ],
+    });
+    return { certPem: cert.toString('pem'), serial, notAfter };
+  }
+}
+
+/** Creates a P-256 key and a CSR for it; the key never leaves the caller. */
+export async function createCsr(commonName: string): Promise<{ csrPem: string; keyPem: string }> {
+  const keys = await subtle.generateKey(ecdsaP256, true, ['sign', 'verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: new x509.Name([{ CN: [commonName] }]),
+    keys,
+    signingAlgorithm: ecdsaP256,
+  });
+  return { csrPem: csr.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+function subjectOf(principal: Principal): x509.Name {
+  const cn = principal.kind === 'node' ? principal.id : principal.name;
+  // Users carry their roles as organizational units; the authorizer reads them.
+  const roles = principal.kind === 'user' ? principal.roles : [];
+  return new x509.Name([{ CN: [cn] }, ...roles.map((role) => ({ OU: [role] }))]);
+}
+
+function randomSerial(): string {
+  const bytes = randomBytes(16);
+  // A positive INTEGER: clear the sign bit.
+  bytes[0] = (bytes[0] ?? 0) & 0x7f;
+  return bytes.toString('hex');
+}
+
+async function exportKeyPem(key: CryptoKey): Promise<string> {
+  const der = await subtle.exportKey('pkcs8', key);
+  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+}
+
+async function importKeyPem(pem: string, usages: KeyUsage[]): Promise<CryptoKey> {
+  const der = x509.PemConverter.decode(pem)[0];
+  if (!der) throw new Error('no PEM block found in the private key');
+  return subtle.importKey('pkcs8', der, ecdsaP256, true, usages);
+}

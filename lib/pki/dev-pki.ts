@@ -1,0 +1,81 @@
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CertificateAuthority } from './certificate-authority.js';
+import { privateKeyMode, publicFileMode, writeFileAtomic } from './key-files.js';
+import type { Principal } from './identity.js';
+
+/** The local processes `npm start` runs, each with its own certificate. */
+export const devProcesses = ['scheduler', 'secrets', 'registry', 'node-agent'] as const;
+export type DevProcess = (typeof devProcesses)[number];
+
+export interface CertKeyPaths {
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface DevPki {
+  readonly caCert: string;
+  readonly caKey: string;
+  readonly admin: CertKeyPaths;
+  readonly processes: Readonly<Record<DevProcess, CertKeyPaths>>;
+}
+
+export function devPkiPaths(home: string): DevPki {
+  const pki = join(home, 'pki');
+  const pair = (dir: string, name: string): CertKeyPaths => ({
+    cert: join(dir, `${name}.crt`),
+    key: join(dir, `${name}.key`),
+  });
+  return {
+    caCert: join(pki, 'ca.crt'),
+    caKey: join(pki, 'ca.key'),
+    admin: pair(pki, 'admin'),
+    processes: Object.fromEntries(devProcesses.map((name) => [name, pair(join(pki, 'services'), name)])) as Record<
+      DevProcess,
+      CertKeyPaths
+    >,
+  };
+}
+
+const serverNames = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] };
+const leafValidityMs = 90 * 86_400_000;
+
+/**
+ * Creates, on first run, a development CA and the certificates the local
+ * platform needs; later runs reuse what exists. Keys are written 0600.
+ */
+export async function ensureDevPki(home: string): Promise<DevPki> {
+  const paths = devPkiPaths(home);
+  const ca = (await exists(paths.caCert))
+    ? await CertificateAuthority.load(await readFile(paths.caCert, 'utf8'), await readFile(paths.caKey, 'utf8'))
+    : await writeCa(paths);
+  await ensureLeaf(ca, paths.admin, { kind: 'user', name: 'admin', roles: ['admin'] });
+  for (const name of devProcesses) {
+    const principal: Principal = name === 'node-agent' ? { kind: 'node', id: 'local' } : { kind: 'service', name };
+    await ensureLeaf(ca, paths.processes[name], principal);
+  }
+  return paths;
+}
+
+async function writeCa(paths: DevPki): Promise<CertificateAuthority> {
+  const ca = await CertificateAuthority.create({ commonName: 'shellwego development CA' });
+  await writeFileAtomic(paths.caKey, ca.keyPem, privateKeyMode);
+  await writeFileAtomic(paths.caCert, ca.certPem, publicFileMode);
+  return ca;
+}
+
+async function ensureLeaf(ca: CertificateAuthority, target: CertKeyPaths, principal: Principal): Promise<void> {
+  if ((await exists(target.cert)) && (await exists(target.key))) return;
+  const issued = await ca.issue({ principal, ...serverNames, validityMs: leafValidityMs });
+  await writeFileAtomic(target.key, issued.keyPem, privateKeyMode);
+  await writeFileAtomic(target.cert, issued.certPem, publicFileMode);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,53 @@
+import type { TLSSocket } from 'node:tls';
+
+/** What the TLS layer established about the caller's client certificate. */
+export interface PeerCertificate {
+  /** False when the caller sent no certificate. */
+  readonly present: boolean;
+  /** True when the certificate chains to the cluster CA and is within its validity period. */
+  readonly authorized: boolean;
+  /** OpenSSL's reason when not authorized (e.g. CERT_HAS_EXPIRED). */
+  readonly authorizationError?: string;
+  /** The URI SANs. */
+  readonly uris: readonly string[];
+  /** The subject's organizational units (user roles). */
+  readonly organizationalUnits: readonly string[];
+  /** Serial number, lowercase hex. */
+  readonly serial: string;
+}
+
+export const noPeerCertificate: PeerCertificate = {
+  present: false,
+  authorized: false,
+  uris: [],
+  organizationalUnits: [],
+  serial: '',
+};
+
+export function peerCertificateOf(socket: TLSSocket): PeerCertificate {
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) return noPeerCertificate;
+  const authorizationError = socket.authorizationError ? String(socket.authorizationError) : undefined;
+  return {
+    present: true,
+    authorized: socket.authorized,
+    ...(authorizationError ? { authorizationError } : {}),
+    uris: splitSubjectAltName(cert.subjectAltName ?? '')
+      .filter((entry) => entry.startsWith('URI:'))
+      .map((entry) => entry.slice(4)),
+    organizationalUnits: cert.subject
+      .split('\n')
+      .filter((line) => line.startsWith('OU='))
+      .map((line) => line.slice(3)),
+    serial: cert.serialNumber.toLowerCase(),
+  };
+}
+
+// Node renders SANs as "URI:a, DNS:b"; values may be quoted when they contain
+// commas, which shellwego's SPIFFE ids never do.
+function splitSubjectAltName(value: string): string[] {
+  return value
+    .split(/,\s*/)
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+}

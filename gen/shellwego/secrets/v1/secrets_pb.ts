@@ -61,7 +61,8 @@ export type SecretInfo = Message<"shellwego.secrets.v1.SecretInfo"> & {
   scope?: SecretScope;
 
   /**
-   * The name: env-var style, `[A-Z_][A-Z0-9_]*`, at most 128 characters.
+   * The name: env-var style, `[A-Za-z_][A-Za-z0-9_]*`, at most 128 characters;
+   * the prefix SHELLWEGO_ is reserved.
    *
    * @generated from field: string name = 2;
    */

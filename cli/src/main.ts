@@ -1,0 +1,34 @@
+import { Command } from 'commander';
+import { ConnectError } from '@connectrpc/connect';
+import { addGlobalOptions, CliError } from './global-options.js';
+import { pkiCommands } from './commands/pki.js';
+import { statusCommand } from './commands/status.js';
+
+const program = addGlobalOptions(new Command('shellwego'))
+  .description('operate a shellwego cluster')
+  .showHelpAfterError();
+statusCommand(program);
+pkiCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.stderr.write(`shellwego: ${describe(error)}\n`);
+  process.exitCode = 1;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof CliError) return error.message;
+  if (error instanceof ConnectError) return `${codeName(error.code)}: ${error.rawMessage}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function codeName(code: number): string {
+  return (
+    [
+      'ok', 'canceled', 'unknown', 'invalid argument', 'deadline exceeded', 'not found', 'already exists',
+      'permission denied', 'resource exhausted', 'failed precondition', 'aborted', 'out of range',
+      'unimplemented', 'internal', 'unavailable', 'data loss', 'unauthenticated',
+    ][code] ?? `code ${code}`
+  );
+}

@@ -1,0 +1,26 @@
+import { database, hostPort, integer, path } from '../config/index.js';
+
+/**
+ * The settings every shellwego server process has, under its own env prefix
+ * (e.g. SHELLWEGO_SECRETS_LISTEN). Defaults match what `npm start` creates.
+ */
+export function serverSettings(process: string, defaultPort: number) {
+  return {
+    listen: hostPort({ default: `127.0.0.1:${defaultPort}`, description: 'address to serve on, host:port' }),
+    tlsCa: path({ default: '$SHELLWEGO_HOME/pki/ca.crt', description: 'PEM of the cluster CA that client certificates must chain to' }),
+    tlsCert: path({ default: `$SHELLWEGO_HOME/pki/services/${process}.crt`, description: "PEM of this process's certificate" }),
+    tlsKey: path({ default: `$SHELLWEGO_HOME/pki/services/${process}.key`, description: "PEM of this process's private key" }),
+    revokedCerts: path({ default: '$SHELLWEGO_HOME/pki/revoked.txt', description: 'revoked certificate serials, one hex serial per line' }),
+    maxMessageBytes: integer({ default: 4 * 1024 * 1024, min: 1024, max: 256 * 1024 * 1024, description: 'largest request message accepted' }),
+  };
+}
+
+/** The database of a control service: a postgres:// URL or a PGlite data directory. */
+export function databaseSettings(process: string) {
+  return {
+    database: database({
+      default: `$SHELLWEGO_HOME/${process}/db`,
+      description: 'postgres://user@host/db, or a directory for the embedded PGlite database',
+    }),
+  };
+}

@@ -1,0 +1,100 @@
+import { readFile } from 'node:fs/promises';
+import type { ConfigDefinition, Setting, Typed } from '../config/index.js';
+import { ConfigError, loadConfig } from '../config/index.js';
+import { createLogger, type Logger } from '../log/index.js';
+import { RevocationList } from '../pki/index.js';
+import { serve, type RunningServer, type ServiceRegistration, type TlsMaterial } from '../rpc/index.js';
+import type { serverSettings } from './service-settings.js';
+
+type ServerSettings = ReturnType<typeof serverSettings>;
+
+export interface ServiceContext<C> {
+  readonly config: C;
+  readonly logger: Logger;
+  readonly tls: TlsMaterial;
+  /** Aborted when shutdown begins; background loops stop on it. */
+  readonly shuttingDown: AbortSignal;
+}
+
+/** What a service's domain code hands back to the bootstrap. */
+export interface ServiceParts {
+  readonly services: readonly ServiceRegistration[];
+  /** Releases the domain's resources (database, timers) after the server drained. */
+  readonly close?: () => Promise<void>;
+}
+
+export interface StartServiceOptions<S extends ServerSettings & Record<string, Setting<unknown>>> {
+  /** The process name: "secrets", "scheduler", ... */
+  readonly name: string;
+  readonly definition: ConfigDefinition<S>;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly logger?: Logger;
+  readonly setup: (context: ServiceContext<Typed<S>>) => Promise<ServiceParts>;
+}
+
+export interface StartedService<C> {
+  readonly config: C;
+  readonly server: RunningServer;
+  readonly logger: Logger;
+  stop(): Promise<void>;
+}
+
+/** config -> logger -> TLS -> domain setup -> serve. Errors say which setting or file is wrong. */
+export async function startService<S extends ServerSettings & Record<string, Setting<unknown>>>(
+  options: StartServiceOptions<S>,
+): Promise<StartedService<Typed<S>>> {
+  const env = options.env ?? process.env;
+  const config = loadConfig(options.definition, { env });
+  const logger = options.logger ?? createLogger({ service: options.name, env });
+  const tls = await readTls(config, options.definition.envNames);
+  const revoked = await RevocationList.fromFile(config.revokedCerts, { watch: true });
+  const shutdown = new AbortController();
+  const parts = await options.setup({ config, logger, tls, shuttingDown: shutdown.signal });
+  let server: RunningServer;
+  try {
+    server = await serve({
+      name: options.name,
+      host: config.listen.host,
+      port: config.listen.port,
+      tls,
+      revoked,
+      logger,
+      services: parts.services,
+      readMaxBytes: config.maxMessageBytes,
+    });
+  } catch (error) {
+    await parts.close?.();
+    throw error;
+  }
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      shutdown.abort();
+      await server.close();
+      await parts.close?.();
+      revoked.close();
+    })());
+  return { config, server, logger, stop };
+}
+
+async function readTls(
+  config: { tlsCa: string; tlsCert: string; tlsKey: string },
+  envNames: Record<string, string>,
+): Promise<TlsMaterial> {
+  const read = async (key: 'tlsCa' | 'tlsCert' | 'tlsKey') => {
+    try {
+      return await readFile(config[key], 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new ConfigError([
+        {
+          setting: key,
+          envVar: envNames[key],
+          source: 'default',
+          message: `${envNames[key] ?? key}: cannot read ${config[key]} (${code}); run \`npm start\` once to create a development PKI, or point ${envNames[key]} at the PEM file`,
+        },
+      ]);
+    }
+  };
+  return { caPem: await read('tlsCa'), certPem: await read('tlsCert'), keyPem: await read('tlsKey') };
+}

@@ -1,0 +1,17 @@
+export { APP_NAME_MAX_LENGTH, appNameProblem, validateAppName } from './app-name.js';
+export { invalidArgument, quoteInput } from './invalid-argument.js';
+export {
+  RESERVED_SECRET_NAME_PREFIX,
+  SECRET_NAME_MAX_LENGTH,
+  secretNameProblem,
+  validateSecretName,
+  validateSecretNames,
+} from './secret-name.js';
+export {
+  describeSecretScope,
+  secretScopeToProto,
+  validateOptionalSecretScope,
+  validateSecretScope,
+} from './secret-scope.js';
+export type { SecretScopeRef } from './secret-scope.js';
+export { MAX_SECRET_VALUE_BYTES, validateSecretValue } from './secret-value.js';

@@ -3,6 +3,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { defaultPorts, shellwegoHome } from '../lib/config/index.js';
 import { ensureDevPki } from '../lib/pki/index.js';
+import { formatLogLine } from './launcher/format-log-line.js';
 import { startServiceProcess, type ServiceProcess } from './launcher/service-process.js';
 import { waitServing } from './launcher/wait-serving.js';
 
@@ -27,7 +28,9 @@ const admin = {
 say(`shellwego: state in ${home}`);
 
 const env = { ...process.env, SHELLWEGO_HOME: home };
-const running: ServiceProcess[] = services.map((s) => startServiceProcess(s.name, env, process.stdout, color));
+const running: ServiceProcess[] = services.map((s) =>
+  startServiceProcess(s.name, env, (line) => process.stdout.write(`${formatLogLine(s.name, line, color)}\n`)),
+);
 const stopping = new AbortController();
 let exitCode = 0;
 

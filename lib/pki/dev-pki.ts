@@ -1,5 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { generateGrantKeyPair } from '../grant/index.js';
 import { CertificateAuthority } from './certificate-authority.js';
 import { privateKeyMode, publicFileMode, writeFileAtomic } from './key-files.js';
 import type { Principal } from './identity.js';
@@ -16,6 +17,9 @@ export interface CertKeyPaths {
 export interface DevPki {
   readonly caCert: string;
   readonly caKey: string;
+  /** Ed25519 key the scheduler signs grants with, and its public half that secrets and registry verify with. */
+  readonly grantSigningKey: string;
+  readonly grantPublicKey: string;
   readonly admin: CertKeyPaths;
   readonly processes: Readonly<Record<DevProcess, CertKeyPaths>>;
 }
@@ -29,6 +33,8 @@ export function devPkiPaths(home: string): DevPki {
   return {
     caCert: join(pki, 'ca.crt'),
     caKey: join(pki, 'ca.key'),
+    grantSigningKey: join(pki, 'grant-signing.key'),
+    grantPublicKey: join(pki, 'grant-signing.pub'),
     admin: pair(pki, 'admin'),
     processes: Object.fromEntries(devProcesses.map((name) => [name, pair(join(pki, 'services'), name)])) as Record<
       DevProcess,
@@ -53,6 +59,11 @@ export async function ensureDevPki(home: string): Promise<DevPki> {
   for (const name of devProcesses) {
     const principal: Principal = name === 'node-agent' ? { kind: 'node', id: 'local' } : { kind: 'service', name };
     await ensureLeaf(ca, paths.processes[name], principal);
+  }
+  if (!(await exists(paths.grantSigningKey))) {
+    const grantKeys = generateGrantKeyPair();
+    await writeFileAtomic(paths.grantPublicKey, grantKeys.publicKeyPem, publicFileMode);
+    await writeFileAtomic(paths.grantSigningKey, grantKeys.privateKeyPem, privateKeyMode);
   }
   return paths;
 }

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { formatLogLine } from './format-log-line.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -12,13 +11,8 @@ export interface ServiceProcess {
   readonly exited: Promise<number | string>;
 }
 
-/** Starts `services/<name>/src/main.ts` under tsx with its output rendered for a terminal. */
-export function startServiceProcess(
-  name: string,
-  env: NodeJS.ProcessEnv,
-  output: NodeJS.WritableStream,
-  color: boolean,
-): ServiceProcess {
+/** Starts `services/<name>/src/main.ts` under tsx, handing each line it prints to `onLine`. */
+export function startServiceProcess(name: string, env: NodeJS.ProcessEnv, onLine: (line: string) => void): ServiceProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', `services/${name}/src/main.ts`], {
     cwd: repoRoot,
     env,
@@ -26,7 +20,7 @@ export function startServiceProcess(
   });
   for (const stream of [child.stdout, child.stderr]) {
     if (!stream) continue;
-    createInterface({ input: stream }).on('line', (line) => output.write(`${formatLogLine(name, line, color)}\n`));
+    createInterface({ input: stream }).on('line', onLine);
   }
   const exited = new Promise<number | string>((resolve) => {
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));

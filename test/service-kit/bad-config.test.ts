@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { ensureDevPki } from '../../lib/pki/index.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const run = promisify(execFile);
+
+describe('service start-up with bad configuration', () => {
+  it('exits 2 and names every bad setting, with where it came from', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'sw-badconfig-'));
+    try {
+      await ensureDevPki(home);
+      const failure = await run(process.execPath, ['--import', 'tsx', 'services/registry/src/main.ts'], {
+        cwd: root,
+        env: {
+          ...process.env,
+          SHELLWEGO_HOME: home,
+          SHELLWEGO_REGISTRY_LISTEN: 'no-port-here',
+          SHELLWEGO_REGISTRY_MAX_MESSAGE_BYTES: '12',
+        },
+      }).then(
+        () => undefined,
+        (error: { code: number; stderr: string }) => error,
+      );
+      expect(failure?.code).toBe(2);
+      expect(failure?.stderr).toMatch(/invalid configuration \(2 problems\)/);
+      expect(failure?.stderr).toMatch(/SHELLWEGO_REGISTRY_LISTEN: .*no-port-here.*\(from env\)/);
+      expect(failure?.stderr).toMatch(/SHELLWEGO_REGISTRY_MAX_MESSAGE_BYTES/);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('exits 2 naming the TLS setting when the certificate files are missing', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'sw-nopki-'));
+    try {
+      const failure = await run(process.execPath, ['--import', 'tsx', 'services/node-agent/src/main.ts'], {
+        cwd: root,
+        env: { ...process.env, SHELLWEGO_HOME: home },
+      }).then(
+        () => undefined,
+        (error: { code: number; stderr: string }) => error,
+      );
+      expect(failure?.code).toBe(2);
+      expect(failure?.stderr).toMatch(/SHELLWEGO_NODE_AGENT_TLS_CA: cannot read .*ca\.crt \(ENOENT\); run `npm start` once/);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  }, 30_000);
+});

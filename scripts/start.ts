@@ -53,6 +53,9 @@ process.once('SIGTERM', () => void stopAll(0));
 for (const p of running) {
   void p.exited.then((result) => {
     if (stopping.signal.aborted) return;
+    // Services exit 0 only after a SIGINT/SIGTERM; Ctrl-C reaches them
+    // directly (same process group), sometimes before it reaches us.
+    if (result === 0) return void stopAll(0);
     say(`shellwego: ${p.name} exited unexpectedly (${result}); stopping the platform`);
     void stopAll(1);
   });

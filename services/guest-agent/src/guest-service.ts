@@ -1,0 +1,43 @@
+// GuestService on the VM channel: request decoding and the supervisor, nothing else.
+import type { ConnectRouter } from '@connectrpc/connect';
+import { GuestService } from '../../../gen/shellwego/guest/v1/guest_pb.js';
+import { SecretBytes } from '../../../lib/secret-bytes/index.js';
+import type { WorkloadSupervisor } from './supervisor.js';
+
+export function guestServiceRoutes(supervisor: WorkloadSupervisor): (router: ConnectRouter) => void {
+  return (router) =>
+    router.service(GuestService, {
+      async run(req) {
+        const pid = await supervisor.run(
+          {
+            argv: [...req.argv],
+            env: { ...req.env },
+            workdir: req.workdir,
+            user: req.user,
+            healthCheck: req.healthCheck,
+            rootfsDevice: req.rootfsDevice,
+          },
+          adoptSecrets(req.secretEnv),
+        );
+        return { pid };
+      },
+      async injectSecrets(req) {
+        return { pid: await supervisor.injectSecrets(adoptSecrets(req.secretEnv)) };
+      },
+      signal(req) {
+        supervisor.signal(req.signal);
+        return {};
+      },
+      wait(_req, context) {
+        return supervisor.events.follow(context.signal);
+      },
+      async health() {
+        return { agentAlive: true, ...(await supervisor.health()) };
+      },
+    });
+}
+
+// Takes the request's own buffers (no copies), so wiping them zeroes the received bytes.
+function adoptSecrets(secretEnv: { [name: string]: Uint8Array }): Map<string, SecretBytes> {
+  return new Map(Object.entries(secretEnv).map(([name, value]) => [name, SecretBytes.adopt(value)]));
+}

@@ -1,0 +1,400 @@
+// The workload's lifecycle: prepare its root, start it with its environment, follow its output
+// and exit, signal it, restart it with new secrets, probe its health.
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, readdir, readlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { HealthCheck } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import type { Logger } from '../../../lib/log/index.js';
+import { wipeAll, type SecretBytes } from '../../../lib/secret-bytes/index.js';
+import { EventLog } from './event-log.js';
+import { runProbe, type ExecOutcome } from './health-probe.js';
+import { launch } from './launcher.js';
+import { findExecutable, resolveInRoot } from './path-in-root.js';
+import { RootfsMounts } from './rootfs-mounts.js';
+import { errnoCode, failedPrecondition, internalError, invalidArgument, notFound } from './rpc-errors.js';
+import { parseSignal } from './signals.js';
+import { resolveUser, type UserIds } from './user-spec.js';
+import { childEnvironment, searchPathOf, validateEnvironment } from './workload-env.js';
+
+export interface SupervisorOptions {
+  readonly log: Logger;
+  /** Where VM mode mounts the app root filesystem and its overlay. */
+  readonly stateDir: string;
+  /** busybox binary used to enter the workload root (VM mode). */
+  readonly busybox: string;
+  /** Root filesystem device when a Run names none; undefined: such a Run is process mode. */
+  readonly defaultRootfsDevice: string | undefined;
+  /** SIGTERM -> SIGKILL grace when restarting or shutting down. */
+  readonly gracePeriodMs: number;
+  /** Output kept for Wait callers that connect late. */
+  readonly outputBufferBytes: number;
+}
+
+/** Everything Run carries except the secrets, kept for restarts and health checks. */
+export interface RunSpec {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly workdir: string;
+  readonly user: string;
+  readonly healthCheck: HealthCheck | undefined;
+  readonly rootfsDevice: string;
+}
+
+export interface HealthReport {
+  readonly workloadRunning: boolean;
+  readonly healthy: boolean;
+  readonly detail: string;
+}
+
+interface Prepared {
+  /** VM mode: the workload root; undefined in process mode. */
+  readonly root: string | undefined;
+  readonly cwdHost: string;
+  readonly ids: UserIds | undefined;
+}
+
+interface Workload {
+  readonly pid: number;
+  readonly spec: RunSpec;
+  readonly prepared: Prepared;
+  running: boolean;
+  exit: { code: number | null; signal: string | null } | undefined;
+  readonly exited: Promise<void>;
+}
+
+export class WorkloadSupervisor {
+  readonly events: EventLog;
+  private readonly mounts: RootfsMounts;
+  private spec: RunSpec | undefined;
+  private current: Workload | undefined;
+  private exclusive: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: SupervisorOptions) {
+    this.events = new EventLog(options.outputBufferBytes);
+    this.mounts = new RootfsMounts(options.stateDir, options.log);
+  }
+
+  /** Starts the workload. The secrets are wiped whatever happens. */
+  async run(spec: RunSpec, secrets: ReadonlyMap<string, SecretBytes>): Promise<number> {
+    try {
+      validateSpec(spec);
+      validateEnvironment(spec.env, secrets);
+      return await this.serially(async () => {
+        this.assertNotRunning();
+        // An exit still being recorded must land in the event log before the next start.
+        await this.current?.exited;
+        const prepared = await this.prepare(spec);
+        this.spec = spec;
+        return this.start(spec, prepared, secrets);
+      });
+    } finally {
+      wipeAll(secrets.values());
+    }
+  }
+
+  /** Restarts the workload (or starts it again after it exited) with new secrets. */
+  async injectSecrets(secrets: ReadonlyMap<string, SecretBytes>): Promise<number> {
+    try {
+      const spec = this.spec;
+      if (spec === undefined) {
+        throw failedPrecondition('no workload was run yet; call Run first');
+      }
+      validateEnvironment(spec.env, secrets);
+      return await this.serially(async () => {
+        await this.stop('new secrets');
+        const prepared = await this.prepare(spec);
+        return this.start(spec, prepared, secrets);
+      });
+    } finally {
+      wipeAll(secrets.values());
+    }
+  }
+
+  signal(name: string): void {
+    const signal = parseSignal(name);
+    const workload = this.current;
+    if (workload === undefined || !workload.running) {
+      throw failedPrecondition('no workload is running');
+    }
+    try {
+      process.kill(workload.pid, signal);
+    } catch (err) {
+      if (errnoCode(err) === 'ESRCH') {
+        throw failedPrecondition('the workload has already exited');
+      }
+      throw err;
+    }
+    this.options.log.info({ workloadPid: workload.pid, signal }, 'signal sent to the workload');
+  }
+
+  async health(): Promise<HealthReport> {
+    const workload = this.current;
+    if (workload === undefined) {
+      return { workloadRunning: false, healthy: false, detail: 'no workload has been run' };
+    }
+    if (!workload.running) {
+      return { workloadRunning: false, healthy: false, detail: `the workload exited (${describeExit(workload.exit)})` };
+    }
+    const result = await runProbe(workload.spec.healthCheck, (argv, timeoutMs) => this.execProbe(workload, argv, timeoutMs));
+    return { workloadRunning: workload.running, healthy: result.healthy && workload.running, detail: result.detail };
+  }
+
+  /** Stops the workload (SIGTERM, grace, SIGKILL) and unmounts its root. */
+  async shutdown(): Promise<void> {
+    await this.serially(async () => {
+      await this.stop('agent shutting down');
+      await this.mounts.release();
+    });
+  }
+
+  private serially<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.exclusive.then(task, task);
+    this.exclusive = result.catch(() => undefined);
+    return result;
+  }
+
+  private assertNotRunning(): void {
+    const workload = this.current;
+    if (workload?.running) {
+      throw failedPrecondition(
+        `a workload is already running (pid ${workload.pid}); stop it with Signal or restart it with InjectSecrets`,
+      );
+    }
+  }
+
+  private async prepare(spec: RunSpec): Promise<Prepared> {
+    const device = spec.rootfsDevice || this.options.defaultRootfsDevice;
+    const root = device === undefined ? undefined : await this.mounts.ensure(device);
+    const lookupRoot = root ?? '/';
+    const ids = await this.resolveIds(lookupRoot, spec.user, root !== undefined);
+    const workdir = spec.workdir || '/';
+    const resolved = await resolveInRoot(lookupRoot, workdir);
+    if (!resolved.exists) {
+      if (root === undefined) {
+        throw failedPrecondition(`working directory ${workdir} does not exist`);
+      }
+      // As container runtimes do: a missing workdir is created (in the tmpfs overlay).
+      await mkdir(resolved.hostPath, { recursive: true, mode: 0o755 });
+    }
+    const command = spec.argv[0] ?? '';
+    const found = await findExecutable(lookupRoot, command, searchPathOf(spec.env), resolved.inRoot);
+    const where = root === undefined ? 'on this host' : 'in the root filesystem';
+    if (found.kind === 'missing') {
+      throw notFound(`argv[0] "${command}" not found ${where} (searched PATH=${searchPathOf(spec.env)})`);
+    }
+    if (found.kind === 'not-executable') {
+      throw failedPrecondition(`argv[0] "${command}" resolves to ${found.inRoot}, which is not an executable file`);
+    }
+    return { root, cwdHost: resolved.hostPath, ids };
+  }
+
+  private async resolveIds(lookupRoot: string, user: string, vmMode: boolean): Promise<UserIds | undefined> {
+    if (vmMode) {
+      return resolveUser(lookupRoot, user);
+    }
+    if (user === '') {
+      return undefined;
+    }
+    if (process.getuid?.() !== 0) {
+      // The development driver runs the agent as the developer: it cannot switch users.
+      this.options.log.warn({ user }, 'process mode without root: ignoring the workload user, running as the agent user');
+      return undefined;
+    }
+    return resolveUser(lookupRoot, user);
+  }
+
+  private async start(spec: RunSpec, prepared: Prepared, secrets: ReadonlyMap<string, SecretBytes>): Promise<number> {
+    let child: ChildProcess;
+    try {
+      child = launch({
+        root: prepared.root,
+        busybox: this.options.busybox,
+        argv: spec.argv,
+        cwdHost: prepared.cwdHost,
+        ids: prepared.ids,
+        env: childEnvironment(spec.env, secrets),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } finally {
+      // spawn() has copied the environment into the child (or failed): the bytes go now.
+      wipeAll(secrets.values());
+    }
+    const exitInfo = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    const pid = await spawned(child, prepared.root === undefined ? undefined : this.options.busybox);
+    const workload: Workload = {
+      pid,
+      spec,
+      prepared,
+      running: true,
+      exit: undefined,
+      exited: exitInfo.then(async (exit) => {
+        workload.running = false;
+        workload.exit = exit;
+        await this.sweep(pid, prepared.root);
+        await streamsClosed(child, 1000);
+        this.events.exited(pid, exit.code, exit.signal);
+        this.options.log.info({ workloadPid: pid, exitCode: exit.code, signal: exit.signal }, 'workload exited');
+      }),
+    };
+    this.current = workload;
+    this.events.started(pid);
+    child.stdout?.on('data', (chunk: Buffer) => this.events.output('stdout', chunk));
+    child.stderr?.on('data', (chunk: Buffer) => this.events.output('stderr', chunk));
+    this.options.log.info(
+      {
+        workloadPid: pid,
+        mode: prepared.root === undefined ? 'process' : 'vm',
+        command: spec.argv[0],
+        argc: spec.argv.length,
+        envNames: Object.keys(spec.env).sort(),
+        secretNames: [...secrets.keys()].sort(),
+        user: spec.user || 'root',
+        workdir: spec.workdir || '/',
+      },
+      'workload started',
+    );
+    return pid;
+  }
+
+  private async stop(reason: string): Promise<void> {
+    const workload = this.current;
+    if (workload === undefined) {
+      return;
+    }
+    if (workload.running) {
+      this.options.log.info({ workloadPid: workload.pid, reason, gracePeriodMs: this.options.gracePeriodMs }, 'stopping the workload');
+      signalQuietly(workload.pid, 'SIGTERM');
+      const grace = new AbortController();
+      const graceOver = await Promise.race([
+        workload.exited.then(() => false),
+        sleep(this.options.gracePeriodMs, true, { signal: grace.signal }).catch(() => false),
+      ]);
+      grace.abort();
+      if (graceOver) {
+        this.options.log.warn({ workloadPid: workload.pid }, 'the workload outlived its grace period; killing it');
+        signalQuietly(-workload.pid, 'SIGKILL');
+      }
+    }
+    await workload.exited;
+  }
+
+  /** Kills whatever the workload left behind: its process group, and in VM mode anything in its root. */
+  private async sweep(pid: number, root: string | undefined): Promise<void> {
+    signalQuietly(-pid, 'SIGKILL');
+    if (root === undefined) {
+      return;
+    }
+    for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+      if (/^\d+$/.test(entry) && (await readlink(`/proc/${entry}/root`).catch(() => '')) === root) {
+        signalQuietly(Number(entry), 'SIGKILL');
+      }
+    }
+  }
+
+  private execProbe(workload: Workload, argv: readonly string[], timeoutMs: number): Promise<ExecOutcome> {
+    if (argv.length === 0 || argv[0] === '') {
+      return Promise.resolve({ exitCode: null, signal: null, timedOut: false, error: 'the exec probe has an empty argv' });
+    }
+    return new Promise((resolve) => {
+      let timedOut = false;
+      let child: ChildProcess;
+      try {
+        // Probes get the explicit env only: the secrets were wiped after the workload started.
+        child = launch({
+          root: workload.prepared.root,
+          busybox: this.options.busybox,
+          argv,
+          cwdHost: workload.prepared.cwdHost,
+          ids: workload.prepared.ids,
+          env: childEnvironment(workload.spec.env, new Map()),
+          stdio: 'ignore',
+        });
+      } catch (err) {
+        resolve({ exitCode: null, signal: null, timedOut: false, error: err instanceof Error ? err.message : String(err) });
+        return;
+      }
+      const timer = setTimeout(() => {
+        timedOut = true;
+        if (child.pid !== undefined) {
+          signalQuietly(-child.pid, 'SIGKILL');
+        }
+      }, timeoutMs);
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        resolve({ exitCode: null, signal: null, timedOut: false, error: err.code ?? err.message });
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ exitCode: code, signal, timedOut });
+      });
+    });
+  }
+}
+
+function validateSpec(spec: RunSpec): void {
+  if (spec.argv.length === 0 || spec.argv[0] === '') {
+    throw invalidArgument('argv is empty: give the command to run as argv[0]');
+  }
+  if (spec.argv.some((arg) => arg.includes('\0'))) {
+    throw invalidArgument('argv contains a NUL character');
+  }
+  if (spec.workdir !== '' && !spec.workdir.startsWith('/')) {
+    throw invalidArgument(`workdir "${spec.workdir}" must be an absolute path`);
+  }
+}
+
+/** Resolves with the pid once the child runs, or rejects with the reason it could not start. */
+function spawned(child: ChildProcess, busybox: string | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    child.once('spawn', () => {
+      child.off('error', onError);
+      resolve(child.pid ?? 0);
+    });
+    const onError = (err: NodeJS.ErrnoException): void => {
+      if (busybox !== undefined && err.code === 'ENOENT') {
+        reject(failedPrecondition(`cannot enter the workload root: ${busybox} is missing from the guest image`));
+      } else if (err.code === 'ENOENT') {
+        reject(notFound('argv[0] not found when starting the workload'));
+      } else if (err.code === 'EACCES' || err.code === 'EPERM') {
+        reject(failedPrecondition(`the workload could not be started: ${err.code} (permissions of argv[0] or the working directory)`));
+      } else {
+        reject(internalError(`the workload could not be started: ${err.code ?? err.message}`));
+      }
+    };
+    child.once('error', onError);
+  });
+}
+
+/** Waits until the child's pipes are drained and closed, at most timeoutMs (a detached grandchild may hold them). */
+async function streamsClosed(child: ChildProcess, timeoutMs: number): Promise<void> {
+  const streams = [child.stdout, child.stderr].filter((s) => s !== null && !s.closed);
+  if (streams.length === 0) {
+    return;
+  }
+  const deadline = new AbortController();
+  await Promise.race([
+    Promise.all(streams.map((s) => new Promise((resolve) => s?.once('close', resolve)))),
+    sleep(timeoutMs, undefined, { signal: deadline.signal }).catch(() => undefined),
+  ]);
+  deadline.abort();
+  for (const s of streams) {
+    s?.destroy();
+  }
+}
+
+function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+function describeExit(exit: { code: number | null; signal: string | null } | undefined): string {
+  if (exit === undefined) {
+    return 'status unknown';
+  }
+  return exit.code !== null ? `code ${exit.code}` : `signal ${exit.signal ?? 'unknown'}`;
+}

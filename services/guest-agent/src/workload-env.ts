@@ -1,0 +1,56 @@
+// The workload's environment: explicit env merged over the secrets (explicit env wins).
+import { isUtf8 } from 'node:buffer';
+import type { SecretBytes } from '../../../lib/secret-bytes/index.js';
+import { DEFAULT_PATH } from './path-in-root.js';
+import { invalidArgument } from './rpc-errors.js';
+
+/** Rejects names and values a process environment cannot carry. Messages name variables, never values. */
+export function validateEnvironment(env: Readonly<Record<string, string>>, secrets: ReadonlyMap<string, SecretBytes>): void {
+  for (const name of [...Object.keys(env), ...secrets.keys()]) {
+    if (name === '' || name.includes('=') || name.includes('\0')) {
+      throw invalidArgument(`environment variable name ${JSON.stringify(name)} is invalid (empty, or contains "=" or NUL)`);
+    }
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (value.includes('\0')) {
+      throw invalidArgument(`environment variable ${name} contains a NUL character`);
+    }
+  }
+  for (const [name, secret] of secrets) {
+    const bytes = secret.reveal();
+    if (bytes.includes(0)) {
+      throw invalidArgument(`secret ${name} contains a NUL byte, which an environment variable cannot carry`);
+    }
+    if (!isUtf8(bytes)) {
+      throw invalidArgument(`secret ${name} is not valid UTF-8, which an environment variable passed by the agent must be`);
+    }
+  }
+}
+
+/**
+ * Builds the child's environment object. This is the only place secret bytes become JS strings:
+ * child_process takes strings only. Those strings are handed to spawn() and dropped; they live
+ * on in the child's memory (its environment) and, until garbage collection, in the agent's
+ * heap, where they cannot be wiped. Nothing here is written anywhere.
+ */
+export function childEnvironment(
+  env: Readonly<Record<string, string>>,
+  secrets: ReadonlyMap<string, SecretBytes>,
+): Record<string, string> {
+  const merged: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [name, secret] of secrets) {
+    if (!Object.hasOwn(env, name)) {
+      merged[name] = Buffer.from(secret.reveal()).toString('utf8');
+    }
+  }
+  for (const [name, value] of Object.entries(env)) {
+    merged[name] = value;
+  }
+  merged.PATH ??= DEFAULT_PATH;
+  return merged;
+}
+
+/** The PATH a command is looked up with: the explicit one, else the default (never a secret's). */
+export function searchPathOf(env: Readonly<Record<string, string>>): string {
+  return env.PATH ?? DEFAULT_PATH;
+}

@@ -13,7 +13,7 @@ import { RevocationList } from '../pki/revocation-list.js';
 import { HealthStatus, ServingStatus, healthService } from './health-service.js';
 import { ReflectionIndex, reflectionServiceV1, reflectionServiceV1alpha } from './reflection-service.js';
 import { endUnreadRequests } from './end-unread-requests.js';
-import { undecodableAsInvalidArgument } from './parse-error-status.js';
+import { conformGrpcStatus, encodeGrpcMessage } from './grpc-status-headers.js';
 import { requestLogInterceptor } from './request-log-interceptor.js';
 
 /** A service descriptor with its (possibly partial) implementation. */
@@ -113,7 +113,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       minVersion: 'TLSv1.2',
       allowHTTP1: false,
     },
-    endUnreadRequests(undecodableAsInvalidArgument(handler)),
+    endUnreadRequests(conformGrpcStatus(handler)),
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => {
@@ -174,7 +174,7 @@ function unknownMethod(served: readonly DescService[]) {
   const known = served.map((s) => s.typeName).join(', ');
   return (req: { url?: string }, res: { writeHead(status: number, headers: Record<string, string>): unknown; end(): unknown }) => {
     const message = `unknown method ${req.url ?? ''}; this server serves ${known}`;
-    res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': encodeURIComponent(message) });
+    res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': encodeGrpcMessage(message) });
     res.end();
   };
 }

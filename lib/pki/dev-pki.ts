@@ -1,8 +1,8 @@
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateGrantKeyPair } from '../grant/index.js';
 import { CertificateAuthority } from './certificate-authority.js';
-import { privateKeyMode, publicFileMode, writeFileAtomic } from './key-files.js';
+import { fileExists, privateKeyMode, publicFileMode, writeFileAtomic } from './key-files.js';
 import type { Principal } from './identity.js';
 
 /** The local processes `npm start` runs, each with its own certificate. */
@@ -52,7 +52,7 @@ const leafValidityMs = 90 * 86_400_000;
  */
 export async function ensureDevPki(home: string): Promise<DevPki> {
   const paths = devPkiPaths(home);
-  const ca = (await exists(paths.caCert))
+  const ca = (await fileExists(paths.caCert))
     ? await CertificateAuthority.load(await readFile(paths.caCert, 'utf8'), await readFile(paths.caKey, 'utf8'))
     : await writeCa(paths);
   await ensureLeaf(ca, paths.admin, { kind: 'user', name: 'admin', roles: ['admin'] });
@@ -60,7 +60,7 @@ export async function ensureDevPki(home: string): Promise<DevPki> {
     const principal: Principal = name === 'node-agent' ? { kind: 'node', id: 'local' } : { kind: 'service', name };
     await ensureLeaf(ca, paths.processes[name], principal);
   }
-  if (!(await exists(paths.grantSigningKey))) {
+  if (!(await fileExists(paths.grantSigningKey))) {
     const grantKeys = generateGrantKeyPair();
     await writeFileAtomic(paths.grantPublicKey, grantKeys.publicKeyPem, publicFileMode);
     await writeFileAtomic(paths.grantSigningKey, grantKeys.privateKeyPem, privateKeyMode);
@@ -76,17 +76,8 @@ async function writeCa(paths: DevPki): Promise<CertificateAuthority> {
 }
 
 async function ensureLeaf(ca: CertificateAuthority, target: CertKeyPaths, principal: Principal): Promise<void> {
-  if ((await exists(target.cert)) && (await exists(target.key))) return;
+  if ((await fileExists(target.cert)) && (await fileExists(target.key))) return;
   const issued = await ca.issue({ principal, ...serverNames, validityMs: leafValidityMs });
   await writeFileAtomic(target.key, issued.keyPem, privateKeyMode);
   await writeFileAtomic(target.cert, issued.certPem, publicFileMode);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,8 +1,9 @@
-import { access, appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import {
   CertificateAuthority,
+  fileExists,
   isValidIdentitySegment,
   normalizeSerial,
   privateKeyMode,
@@ -22,7 +23,7 @@ export function pkiCommands(program: Command): void {
     .action(async (options: { force?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const keyPath = caKeyPath(globals.ca);
-      if (!options.force && (await exists(globals.ca))) {
+      if (!options.force && (await fileExists(globals.ca))) {
         throw new CliError(`${globals.ca} already exists; pass --force to replace it (every certificate it issued stops working)`);
       }
       const authority = await CertificateAuthority.create();
@@ -122,13 +123,4 @@ function caKeyPath(caPath: string): string {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

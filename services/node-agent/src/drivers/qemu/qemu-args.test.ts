@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import type { VmSpec } from '../types.js';
+import { qemuArgs } from './qemu-args.js';
+
+const spec: VmSpec = { instanceId: 'shop-2-ab12cd34', vcpus: 2, memoryMib: 512, rootfsPath: '/cache/rootfs,v1.ext4', workDir: '/state/vms/shop-2-ab12cd34' };
+const image = { vmlinuxPath: '/img/vmlinux', vmlinuzPath: '/img/vmlinuz', initramfsPath: '/img/initramfs.cpio.gz' };
+const paths = { consoleLog: '/w/console.log', qmpSocket: '/w/qmp.sock', guestSocket: '/w/guest.sock', pidFile: '/w/qemu.pid' };
+
+/** The value following each occurrence of flag. */
+function values(args: string[], flag: string): string[] {
+  return args.flatMap((arg, i) => (arg === flag ? [args[i + 1] ?? ''] : []));
+}
+
+describe('qemuArgs', () => {
+  it('attaches the rootfs read-only, the guest channel as virtio-serial, and names the instance', () => {
+    const args = qemuArgs({ spec, image, accel: 'tcg', kernel: 'vmlinux', paths });
+    expect(values(args, '-name')).toEqual(['shellwego-shop-2-ab12cd34']);
+    expect(values(args, '-accel')).toEqual(['tcg']);
+    expect(values(args, '-machine')).toEqual(['pc']);
+    expect(values(args, '-m')).toEqual(['512']);
+    expect(values(args, '-smp')).toEqual(['2']);
+    expect(args).toEqual(expect.arrayContaining(['-nodefaults', '-nographic', '-no-reboot']));
+    expect(values(args, '-kernel')).toEqual(['/img/vmlinux']);
+    expect(values(args, '-initrd')).toEqual(['/img/initramfs.cpio.gz']);
+    // A comma in a path is doubled, or QEMU would read the rest as another option.
+    expect(values(args, '-drive')).toEqual(['file=/cache/rootfs,,v1.ext4,format=raw,if=none,id=rootfs,readonly=on']);
+    expect(values(args, '-chardev')).toEqual(['socket,id=ch0,path=/w/guest.sock,server=on,wait=off']);
+    expect(values(args, '-device')).toEqual(['virtio-serial-pci', 'virtserialport,chardev=ch0,name=shellwego.0', 'virtio-blk-pci,drive=rootfs', 'virtio-rng-pci']);
+    expect(values(args, '-serial')).toEqual(['file:/w/console.log']);
+    expect(values(args, '-pidfile')).toEqual(['/w/qemu.pid']);
+    expect(values(args, '-append')[0]?.split(' ')).toEqual([
+      'console=ttyS0',
+      'panic=-1',
+      'shellwego.channel=virtio-serial:shellwego.0',
+      'shellwego.rootfs=/dev/vda',
+      'shellwego.hostname=shop-2-ab12cd34',
+    ]);
+    expect(args.join(' ')).not.toContain('vsock');
+  });
+
+  it('boots vmlinuz when asked and adds a TAP interface when networking is configured', () => {
+    const args = qemuArgs({ spec: { ...spec, network: { tapDevice: 'tap7', guestMac: '06:00:00:00:00:07', mtu: 1400 } }, image, accel: 'kvm', kernel: 'vmlinuz', paths });
+    expect(values(args, '-kernel')).toEqual(['/img/vmlinuz']);
+    expect(values(args, '-netdev')).toEqual(['tap,id=net0,ifname=tap7,script=no,downscript=no']);
+    expect(values(args, '-device')).toContain('virtio-net-pci,netdev=net0,mac=06:00:00:00:00:07,host_mtu=1400');
+  });
+});

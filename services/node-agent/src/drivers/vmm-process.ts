@@ -1,0 +1,158 @@
+// The VMM as a host process: spawned detached (an agent restart must not take the VMs down) with
+// its output in a log file inside the work dir, watched until it exits, and terminated politely
+// first, by SIGKILL after a grace period.
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type Options } from 'execa';
+import { checkIdentity, descendantsOf, isRunning } from './proc-identity.js';
+import { VmDriverError, type VmExit } from './types.js';
+
+export interface SpawnVmmOptions {
+  /** Receives the process's stdout and stderr (appended). */
+  readonly logPath: string;
+  readonly argv0?: string;
+  /** The whole environment (nothing is inherited) when given; else the agent's. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export interface SpawnedVmm {
+  readonly pid: number;
+  /** Settles when the process exits; never rejects. */
+  readonly exited: Promise<VmExit>;
+}
+
+// While a process we did not start (an adopted VM) is watched, /proc is the only way to see it go.
+const POLL_INTERVAL_MS = 500;
+const STOP_POLL_MS = 20;
+const KILL_WAIT_MS = 5_000;
+
+export async function spawnVmm(command: string, args: readonly string[], options: SpawnVmmOptions): Promise<SpawnedVmm> {
+  const fd = openSync(options.logPath, 'a', 0o600);
+  // A descriptor, not a pipe: the VMM keeps writing its log after the agent is gone. execa hands
+  // an integer straight to spawn() (a "native" stdio value) although its types list only 1 and 2.
+  const logFd = fd as unknown as Options['stdout'];
+  let child;
+  try {
+    child = execa(command, args, {
+      detached: true,
+      cleanup: false,
+      reject: false,
+      buffer: false,
+      stdin: 'ignore',
+      stdout: logFd,
+      stderr: logFd,
+      argv0: options.argv0,
+      env: options.env,
+      extendEnv: options.env === undefined,
+    });
+  } finally {
+    // The child holds its own copy of the descriptor from here on.
+    closeSync(fd);
+  }
+  const exited = child.then((result) => ({
+    code: result.exitCode ?? null,
+    signal: result.signal ?? null,
+    spawnError: result.exitCode === undefined && result.signal === undefined ? result.shortMessage : undefined,
+  }));
+  const spawned = await Promise.race([
+    new Promise<'spawned'>((resolve) => child.once('spawn', () => resolve('spawned'))),
+    exited,
+  ]);
+  if (spawned !== 'spawned' || child.pid === undefined) {
+    const reason = spawned === 'spawned' ? 'no pid' : (spawned.spawnError ?? `exit code ${spawned.code}, signal ${spawned.signal}`);
+    throw new VmDriverError('unavailable', `cannot start ${command}: ${reason}`);
+  }
+  // The agent's event loop must not wait for its VMs.
+  child.unref();
+  return { pid: child.pid, exited: exited.then(({ code, signal }) => ({ code, signal })) };
+}
+
+/** Exit of a process we did not spawn (adopted): polled from /proc, lazily, only when awaited. */
+export function watchAdopted(pid: number, identityArgs: readonly string[]): () => Promise<VmExit> {
+  let promise: Promise<VmExit> | undefined;
+  return () => {
+    promise ??= new Promise<VmExit>((resolve) => {
+      const timer = setInterval(() => {
+        if (checkIdentity(pid, identityArgs).kind !== 'match') {
+          clearInterval(timer);
+          resolve({ code: null, signal: null });
+        }
+      }, POLL_INTERVAL_MS);
+      timer.unref();
+    });
+    return promise;
+  };
+}
+
+/** Resolves true once pid no longer runs, false at the deadline. */
+export async function waitForExit(pid: number, timeoutMs: number, exited?: Promise<VmExit>): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let gone = false;
+  void exited?.then(() => (gone = true));
+  for (;;) {
+    if (gone || !isRunning(pid)) {
+      return true;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      return false;
+    }
+    await Promise.race([exited, sleep(Math.min(STOP_POLL_MS, left))]);
+  }
+}
+
+export interface TerminateOptions {
+  readonly pid: number;
+  /** The arguments that prove pid is still our VMM (never signal a recycled pid). */
+  readonly identityArgs: readonly string[];
+  /** Asks the VMM to shut down (QMP quit, SendCtrlAltDel, SIGTERM); errors are ignored. */
+  readonly polite: () => Promise<void>;
+  readonly graceMs: number;
+  readonly exited?: Promise<VmExit>;
+  /** Also SIGKILL every descendant (the process driver: the workload runs on the host). */
+  readonly killTree?: boolean;
+}
+
+/** Stops the VMM: polite request, grace period, SIGKILL. Throws when it outlives SIGKILL. */
+export async function terminateVmm(options: TerminateOptions): Promise<void> {
+  const { pid } = options;
+  if (checkIdentity(pid, options.identityArgs).kind !== 'match') {
+    return;
+  }
+  await options.polite().catch(() => undefined);
+  if (await waitForExit(pid, options.graceMs, options.exited)) {
+    return;
+  }
+  if (checkIdentity(pid, options.identityArgs).kind !== 'match') {
+    return;
+  }
+  // Collected before the kill: once the parent is gone its children are reparented and lost.
+  const tree = options.killTree === true ? descendantsOf(pid) : [];
+  sendSignal(pid, 'SIGKILL');
+  for (const descendant of tree) {
+    // Workloads run in their own session: kill the group too, then the process.
+    sendSignal(-descendant, 'SIGKILL');
+    sendSignal(descendant, 'SIGKILL');
+  }
+  if (!(await waitForExit(pid, KILL_WAIT_MS, options.exited))) {
+    throw new VmDriverError('unavailable', `VMM pid ${pid} still runs ${KILL_WAIT_MS} ms after SIGKILL (stuck in the kernel?)`);
+  }
+}
+
+export function sendSignal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** The last bytes of a VMM log, for an error message (VMM and guest console never carry secrets). */
+export function logTail(path: string, bytes = 1500): string {
+  try {
+    const text = readFileSync(path, 'utf8');
+    return text.slice(-bytes).trim();
+  } catch {
+    return '';
+  }
+}

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { ConnectError } from '@connectrpc/connect';
 import { addGlobalOptions, CliError } from './global-options.js';
+import { imageCommands } from './commands/image.js';
 import { pkiCommands } from './commands/pki.js';
 import { statusCommand } from './commands/status.js';
 
@@ -9,6 +10,7 @@ const program = addGlobalOptions(new Command('shellwego'))
   .showHelpAfterError();
 statusCommand(program);
 pkiCommands(program);
+imageCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,15 +1,16 @@
 // The firecracker driver against a STAND-IN FOR FIRECRACKER (firecracker-stand-in.ts: this host
 // has neither the binary nor a usable KVM). The driver spawns the stand-in exactly as it would
 // spawn firecracker; the test checks the API request sequence, validates every body against the
-// official schema (../shared/reference/firecracker-api.yaml), then calls GuestService through the
+// official schema (vendored beside the driver from shared/reference), then calls GuestService through the
 // hybrid vsock handshake on the handle's channel, adopts after a simulated agent restart, stops.
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { officialSchemaPath } from '../../../services/node-agent/src/drivers/firecracker/official-schema.js';
 import { buildGuestAgent } from '../../../services/guest-agent/build.js';
 import { FirecrackerDriver } from '../../../services/node-agent/src/drivers/firecracker/firecracker-driver.js';
 import { SwaggerValidator } from '../../../services/node-agent/src/drivers/firecracker/swagger-validator.js';
@@ -20,8 +21,7 @@ import { capturingLogger } from '../../support/quiet-logger.js';
 import { openGuest, runToExit, type GuestSession } from './guest-session.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '../../..');
-const schemaPath = process.env.SHELLWEGO_FIRECRACKER_SCHEMA ?? resolve(repo, '../shared/reference/firecracker-api.yaml');
+const schemaPath = officialSchemaPath;
 const skipReason = existsSync(schemaPath) ? undefined : `the official Firecracker API schema is missing at ${schemaPath}`;
 if (skipReason !== undefined) {
   console.warn(`[firecracker-driver] SKIPPING: ${skipReason}`);

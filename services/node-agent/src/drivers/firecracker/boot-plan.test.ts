@@ -1,16 +1,14 @@
 // The firecracker driver's request sequence against the official API schema
-// (../shared/reference/firecracker-api.yaml), and the validator's ability to reject bad bodies.
+// (vendored beside the driver from shared/reference), and the validator's ability to reject bad bodies.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { officialSchemaPath } from './official-schema.js';
 import type { VmSpec } from '../types.js';
 import { firecrackerBootPlan } from './boot-plan.js';
 import { SwaggerValidator } from './swagger-validator.js';
 import { parseYamlSubset } from './yaml-subset.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
-const schemaPath = process.env.SHELLWEGO_FIRECRACKER_SCHEMA ?? resolve(repo, '../shared/reference/firecracker-api.yaml');
+const schemaPath = officialSchemaPath;
 const skipReason = existsSync(schemaPath) ? undefined : `the official Firecracker API schema is missing at ${schemaPath}`;
 
 const image = { vmlinuxPath: '/img/vmlinux', vmlinuzPath: '/img/vmlinuz', initramfsPath: '/img/initramfs.cpio.gz' };

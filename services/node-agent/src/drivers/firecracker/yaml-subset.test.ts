@@ -1,12 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { officialSchemaPath } from './official-schema.js';
 import { parseYamlSubset, YamlSubsetError } from './yaml-subset.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
-const schemaPath = process.env.SHELLWEGO_FIRECRACKER_SCHEMA ?? resolve(repo, '../shared/reference/firecracker-api.yaml');
+const schemaPath = officialSchemaPath;
 
 describe('parseYamlSubset', () => {
   it('reads block mappings, sequences, quoting, folding and comments', () => {

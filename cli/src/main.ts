@@ -3,6 +3,7 @@ import { ConnectError } from '@connectrpc/connect';
 import { addGlobalOptions, CliError } from './global-options.js';
 import { imageCommands } from './commands/image.js';
 import { pkiCommands } from './commands/pki.js';
+import { secretCommands } from './commands/secret.js';
 import { statusCommand } from './commands/status.js';
 
 const program = addGlobalOptions(new Command('shellwego'))
@@ -11,6 +12,7 @@ const program = addGlobalOptions(new Command('shellwego'))
 statusCommand(program);
 pkiCommands(program);
 imageCommands(program);
+secretCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,18 +1,22 @@
-import { SecretsService } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import { openDatabase } from '../../../lib/db/index.js';
-import { implement } from '../../../lib/rpc/index.js';
 import { runService } from '../../../lib/service/index.js';
 import { secretsConfig } from './config.js';
-import { migrations } from './migrations.js';
+import { FileKekSource } from './kek/index.js';
+import { loadGrantVerifier } from './load-grant-verifier.js';
+import { openSecretsDomain } from './secrets-domain.js';
 
 await runService({
   name: 'secrets',
   definition: secretsConfig,
   async setup({ config, logger }) {
-    const database = await openDatabase({ url: config.database, schema: 'secrets', migrations, logger });
-    return {
-      services: [implement(SecretsService, {})],
-      close: () => database.close(),
-    };
+    const verifier = await loadGrantVerifier(config.grantPublicKeys, secretsConfig.envNames.grantPublicKeys);
+    const domain = await openSecretsDomain({
+      database: config.database,
+      kekSource: new FileKekSource(config.masterKeyFile),
+      verifier,
+      keepVersions: config.keepVersions,
+      rewrapBatchSize: config.rewrapBatchSize,
+      logger,
+    });
+    return { services: [domain.service], close: () => domain.close() };
   },
 });

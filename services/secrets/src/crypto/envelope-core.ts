@@ -50,8 +50,8 @@ function wrapDataKey(dataKey: Buffer, kek: LoadedKek): Pick<BlobParts, 'header' 
   return { header, wrapNonce, wrappedKey: sealed.ciphertext, wrapTag: sealed.tag };
 }
 
-/** Unwraps the data key and checks the binding; the caller wipes the result. */
-function unwrapDataKey(parts: BlobParts, binding: Buffer, bindingLabel: string, ring: KekRing): Buffer {
+/** Unwraps the data key; the caller wipes the result. */
+function unwrapDataKey(parts: BlobParts, ring: KekRing): Buffer {
   const kek = ring.get(parts.kekId);
   if (kek === undefined) {
     throw new SecretDecryptError(
@@ -64,16 +64,27 @@ function unwrapDataKey(parts: BlobParts, binding: Buffer, bindingLabel: string, 
   if (dataKey === undefined) {
     throw new SecretDecryptError('auth-failed', `authentication failed: the data key does not verify under master key ${parts.kekId}; the blob is damaged or the key file holds other bytes than when it was written`);
   }
-  const keys = deriveKeys(dataKey);
-  try {
-    if (!timingSafeEqual(bindingCheck(keys.bindingKey, binding), parts.bindingCheck)) {
-      dataKey.fill(0);
-      throw new SecretDecryptError('wrong-binding', `blob was written for a different scope, name or version than ${bindingLabel}; it was copied from another row`);
-    }
-  } finally {
-    keys.wipe();
-  }
   return dataKey;
+}
+
+/** Unwraps the data key and derives its keys (wiping the data key), then checks the binding; the caller wipes the result. */
+function unwrapKeys(parts: BlobParts, binding: Buffer, bindingLabel: string, ring: KekRing): DerivedKeys {
+  const dataKey = unwrapDataKey(parts, ring);
+  const keys = deriveKeys(dataKey);
+  dataKey.fill(0);
+  try {
+    checkBinding(keys, parts, binding, bindingLabel);
+  } catch (err) {
+    keys.wipe();
+    throw err;
+  }
+  return keys;
+}
+
+function checkBinding(keys: DerivedKeys, parts: BlobParts, binding: Buffer, bindingLabel: string): void {
+  if (!timingSafeEqual(bindingCheck(keys.bindingKey, binding), parts.bindingCheck)) {
+    throw new SecretDecryptError('wrong-binding', `blob was written for a different scope, name or version than ${bindingLabel}; it was copied from another row`);
+  }
 }
 
 export async function sealBytes(value: Uint8Array, binding: Buffer, kek: LoadedKek, budget: EncryptionBudget): Promise<Buffer> {
@@ -101,8 +112,7 @@ export async function sealBytes(value: Uint8Array, binding: Buffer, kek: LoadedK
 /** Returns the plaintext in a buffer of its own (the caller owns and wipes it). */
 export function openBytes(blob: Uint8Array, binding: Buffer, bindingLabel: string, ring: KekRing): Buffer {
   const parts = parseBlob(blob);
-  const dataKey = unwrapDataKey(parts, binding, bindingLabel, ring);
-  const keys = deriveKeys(dataKey);
+  const keys = unwrapKeys(parts, binding, bindingLabel, ring);
   try {
     const plaintext = gcmDecrypt(keys.valueKey, parts.valueNonce, binding, parts.ciphertext, parts.valueTag);
     if (plaintext === undefined) {
@@ -111,7 +121,6 @@ export function openBytes(blob: Uint8Array, binding: Buffer, bindingLabel: strin
     return plaintext;
   } finally {
     keys.wipe();
-    dataKey.fill(0);
   }
 }
 
@@ -137,8 +146,14 @@ export async function rewrapBytes(
     // Reserved before the data key is in memory, so it never waits on the database.
     await budget.reserve(toKek.id, 1);
   }
-  const dataKey = unwrapDataKey(parts, binding, bindingLabel, fromRing);
+  const dataKey = unwrapDataKey(parts, fromRing);
   try {
+    const keys = deriveKeys(dataKey);
+    try {
+      checkBinding(keys, parts, binding, bindingLabel);
+    } finally {
+      keys.wipe();
+    }
     return moving ? assembleBlob({ ...parts, ...wrapDataKey(dataKey, toKek) }) : Buffer.from(blob);
   } finally {
     dataKey.fill(0);

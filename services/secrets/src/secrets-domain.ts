@@ -1,0 +1,100 @@
+import type { Kysely } from 'kysely';
+import { SecretsService } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
+import { openDatabase } from '../../../lib/db/index.js';
+import type { GrantVerifier } from '../../../lib/grant/index.js';
+import type { Logger } from '../../../lib/log/index.js';
+import { implement } from '../../../lib/rpc/index.js';
+import type { ServiceRegistration } from '../../../lib/rpc/index.js';
+import { AuditLog } from './audit-log.js';
+import { ChunkedEncryptionBudget } from './crypto/index.js';
+import type { DigestKey } from './crypto/index.js';
+import { DbEncryptionBudget, recordKek } from './db-encryption-budget.js';
+import { loadOrCreateDigestKey } from './digest-key-store.js';
+import { InFlightWrites } from './in-flight-writes.js';
+import { kekReferences, referencedKekIds } from './kek-references.js';
+import { loadOrCreateKekRing } from './kek/index.js';
+import type { KekSource } from './kek/index.js';
+import { KeyRingHolder } from './key-ring-holder.js';
+import { KeyRotation } from './key-rotation.js';
+import { migrations } from './migrations.js';
+import { SecretResolver } from './resolve-secrets.js';
+import type { SecretsDatabase } from './schema.js';
+import { SecretStore } from './secret-store.js';
+import { secretsServiceImpl } from './secrets-service.js';
+
+export interface SecretsDomainOptions {
+  /** postgres:// URL, PGlite directory, or memory://. */
+  readonly database: string;
+  /** Where master keys come from; normally a FileKekSource on the configured master key file. */
+  readonly kekSource: KekSource;
+  readonly verifier: GrantVerifier;
+  readonly keepVersions: number;
+  readonly rewrapBatchSize: number;
+  readonly logger: Logger;
+  /** Cap on encryptions per master key; the default is the NIST-derived bound. */
+  readonly encryptionLimit?: number;
+  /** The clock grants are checked against. */
+  readonly now?: () => Date;
+}
+
+/** Everything the secrets service is made of, wired and started. */
+export interface SecretsDomain {
+  readonly service: ServiceRegistration;
+  readonly db: Kysely<SecretsDatabase>;
+  readonly dialect: 'postgres' | 'pglite';
+  readonly keys: KeyRingHolder;
+  readonly store: SecretStore;
+  readonly resolver: SecretResolver;
+  readonly rotation: KeyRotation;
+  readonly audit: AuditLog;
+  /** Stops the re-wrap job, wipes the digest key and closes the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the database, loads the master keys (refusing to start when the
+ * database references a key that cannot be loaded; creating the first key
+ * only when nothing references any), opens the digest key and resumes an
+ * interrupted re-wrap.
+ */
+export async function openSecretsDomain(options: SecretsDomainOptions): Promise<SecretsDomain> {
+  const { logger } = options;
+  const database = await openDatabase<SecretsDatabase>({ url: options.database, schema: 'secrets', migrations, logger });
+  const { db, dialect } = database;
+  let digestKey: DigestKey | undefined;
+  try {
+    const references = referencedKekIds(await kekReferences(db));
+    const ring = await loadOrCreateKekRing(references, options.kekSource);
+    const keys = new KeyRingHolder(options.kekSource, ring);
+    for (const id of ring.ids) await recordKek(db, id);
+    const budget = new ChunkedEncryptionBudget(new DbEncryptionBudget(db, options.encryptionLimit));
+    digestKey = await loadOrCreateDigestKey(db, keys, budget);
+    const audit = new AuditLog(db);
+    const inFlight = new InFlightWrites();
+    const store = new SecretStore({ db, keys, budget, digestKey, audit, inFlight, keepVersions: options.keepVersions });
+    const resolver = new SecretResolver({ store, keys, audit, verifier: options.verifier, logger, ...(options.now ? { now: options.now } : {}) });
+    const rotation = new KeyRotation({ db, dialect, keys, budget, audit, inFlight, logger, batchSize: options.rewrapBatchSize });
+    await rotation.resumeInterrupted();
+    logger.info({ masterKeys: ring.ids, current: ring.current().id, source: options.kekSource.description }, 'master keys loaded');
+    const heldDigestKey = digestKey;
+    return {
+      service: implement(SecretsService, secretsServiceImpl({ store, resolver, rotation, audit })),
+      db,
+      dialect,
+      keys,
+      store,
+      resolver,
+      rotation,
+      audit,
+      async close() {
+        await rotation.close();
+        heldDigestKey.wipe();
+        await database.close();
+      },
+    };
+  } catch (err) {
+    digestKey?.wipe();
+    await database.close().catch(() => undefined);
+    throw err;
+  }
+}

@@ -15,6 +15,7 @@ export {
   optional,
   parseDuration,
   path,
+  pathList,
   port,
   string,
   url,

@@ -181,6 +181,17 @@ export function path(options: CommonOptions & { default?: string } = {}): Settin
   });
 }
 
+/** Comma-separated paths (in a file: a JSON array), each expanded like `path`. */
+export function pathList(options: CommonOptions & { default?: string } = {}): Setting<readonly string[]> {
+  const expected = `one or more paths separated by "," (a leading ~ or $${SHELLWEGO_HOME_ENV} is expanded)`;
+  return setting('pathList', options, (input, context) => {
+    const pieces: unknown[] = typeof input === 'string' ? input.split(',').map((piece) => piece.trim()) : Array.isArray(input) ? input : [];
+    const paths = pieces.map((piece) => (typeof piece === 'string' ? expandPath(piece, context.env) : undefined));
+    if (paths.length === 0 || paths.some((p) => p === undefined)) return fail(expected);
+    return ok(Object.freeze(paths as string[]));
+  });
+}
+
 export function url(options: CommonOptions & { protocols?: readonly string[]; default?: string } = {}): Setting<string> {
   const protocols = options.protocols?.map((p) => (p.endsWith(':') ? p : `${p}:`));
   const expected =

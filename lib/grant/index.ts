@@ -5,6 +5,7 @@ export type { GrantKeyPairPem, GrantSigningKey } from './grant-keys.js';
 export { DEFAULT_GRANT_CLOCK_SKEW_MS, IMAGE_DIGEST_PATTERN, MAX_GRANT_TTL_MS } from './grant-limits.js';
 export { createGrantVerifier } from './grant-verifier.js';
 export type { GrantVerifier } from './grant-verifier.js';
+export { loadGrantVerifier } from './load-grant-verifier.js';
 export { signGrant } from './sign-grant.js';
 export type { GrantClaimsInput } from './sign-grant.js';
 export { verifyGrant } from './verify-grant.js';

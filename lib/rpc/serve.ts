@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { DescService } from '@bufbuild/protobuf';
@@ -7,7 +8,7 @@ import type { Logger } from 'pino';
 import { Health } from '../../gen/grpc/health/v1/health_pb.js';
 import { ServerReflection as ReflectionV1 } from '../../gen/grpc/reflection/v1/reflection_pb.js';
 import { ServerReflection as ReflectionV1alpha } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
-import { authorizeInterceptor, peerCertificateKey } from '../auth/index.js';
+import { authorizeInterceptor, peerCertificateKey, type RefusalListener } from '../auth/index.js';
 import { peerCertificateOf } from '../pki/peer-certificate.js';
 import { RevocationList } from '../pki/revocation-list.js';
 import { HealthStatus, ServingStatus, healthService } from './health-service.js';
@@ -52,6 +53,8 @@ export interface ServeOptions {
   readonly writeMaxBytes?: number;
   /** How long shutdown waits for in-flight calls before cancelling them. Default 10 s. */
   readonly drainTimeoutMs?: number;
+  /** Hears of every call refused by authentication or authorization (e.g. to audit it). */
+  readonly onRefused?: RefusalListener;
 }
 
 export interface RunningServer {
@@ -81,6 +84,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const health = new HealthStatus();
   const shutdown = new AbortController();
   const cancelInFlight = new AbortController();
+  // Connect adds a listener per in-flight call to this shared signal.
+  setMaxListeners(0, cancelInFlight.signal);
   const revoked = options.revoked ?? RevocationList.empty();
   const served = options.services.map((s) => s.service);
   const reflection = new ReflectionIndex([...served, Health, ReflectionV1, ReflectionV1alpha]);
@@ -92,7 +97,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       router.service(ReflectionV1, reflectionServiceV1(reflection));
       router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));
     },
-    interceptors: [requestLogInterceptor(logger), authorizeInterceptor(revoked)],
+    interceptors: [requestLogInterceptor(logger), authorizeInterceptor(revoked, options.onRefused)],
     readMaxBytes: options.readMaxBytes ?? 4 * mib,
     writeMaxBytes: options.writeMaxBytes ?? 4 * mib,
     shutdownSignal: cancelInFlight.signal,

@@ -1,4 +1,4 @@
-import { database, hostPort, integer, path } from '../config/index.js';
+import { database, hostPort, integer, path, pathList } from '../config/index.js';
 
 /**
  * The settings every shellwego server process has, under its own env prefix
@@ -21,6 +21,20 @@ export function databaseSettings(process: string) {
     database: database({
       default: `$SHELLWEGO_HOME/${process}/db`,
       description: 'postgres://user@host/db, or a directory for the embedded PGlite database',
+    }),
+  };
+}
+
+/**
+ * The scheduler's grant public key(s), for services that check grants. Several
+ * files during a key rollover: add the new key here, switch the scheduler,
+ * then drop the old one.
+ */
+export function grantVerifierSettings() {
+  return {
+    grantPublicKeys: pathList({
+      default: '$SHELLWEGO_HOME/pki/grant-signing.pub',
+      description: "PEM file(s) of the scheduler's Ed25519 grant public key, comma-separated during a key rollover",
     }),
   };
 }

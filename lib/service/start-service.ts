@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { ConfigDefinition, Setting, Typed } from '../config/index.js';
 import { ConfigError, loadConfig } from '../config/index.js';
+import type { RefusalListener } from '../auth/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { RevocationList } from '../pki/index.js';
 import { serve, type RunningServer, type ServiceRegistration, type TlsMaterial } from '../rpc/index.js';
@@ -21,6 +22,8 @@ export interface ServiceParts {
   readonly services: readonly ServiceRegistration[];
   /** Releases the domain's resources (database, timers) after the server drained. */
   readonly close?: () => Promise<void>;
+  /** Hears of every call the authorizer refused, before the caller gets its error. */
+  readonly onRefused?: RefusalListener;
 }
 
 export interface StartServiceOptions<S extends ServerSettings & Record<string, Setting<unknown>>> {
@@ -61,6 +64,7 @@ export async function startService<S extends ServerSettings & Record<string, Set
       logger,
       services: parts.services,
       readMaxBytes: config.maxMessageBytes,
+      ...(parts.onRefused ? { onRefused: parts.onRefused } : {}),
     });
   } catch (error) {
     await parts.close?.();

@@ -6,7 +6,7 @@ import type { ServiceRegistration } from '../../../lib/rpc/index.js';
 import type { registryConfig } from './config.js';
 import { ImageCatalog } from './image-catalog.js';
 import { InUse } from './in-use.js';
-import { loadGrantVerifier } from './load-grant-verifier.js';
+import { loadGrantVerifier } from '../../../lib/grant/index.js';
 import { migrations } from './migrations.js';
 import { parsePlatform } from './oci/platform.js';
 import type { RegistryContext } from './registry-context.js';

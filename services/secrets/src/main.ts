@@ -1,7 +1,7 @@
+import { loadGrantVerifier } from '../../../lib/grant/index.js';
 import { runService } from '../../../lib/service/index.js';
 import { secretsConfig } from './config.js';
 import { FileKekSource } from './kek/index.js';
-import { loadGrantVerifier } from './load-grant-verifier.js';
 import { openSecretsDomain } from './secrets-domain.js';
 
 await runService({
@@ -17,6 +17,6 @@ await runService({
       rewrapBatchSize: config.rewrapBatchSize,
       logger,
     });
-    return { services: [domain.service], close: () => domain.close() };
+    return { services: [domain.service], close: () => domain.close(), onRefused: (call) => domain.onRefused(call) };
   },
 });

@@ -1,7 +1,9 @@
 import type { Kysely } from 'kysely';
 import { SecretsService } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
 import { openDatabase } from '../../../lib/db/index.js';
+import type { RefusedCall } from '../../../lib/auth/index.js';
 import type { GrantVerifier } from '../../../lib/grant/index.js';
+import { spiffeId } from '../../../lib/pki/index.js';
 import type { Logger } from '../../../lib/log/index.js';
 import { implement } from '../../../lib/rpc/index.js';
 import type { ServiceRegistration } from '../../../lib/rpc/index.js';
@@ -47,6 +49,8 @@ export interface SecretsDomain {
   readonly resolver: SecretResolver;
   readonly rotation: KeyRotation;
   readonly audit: AuditLog;
+  /** Audits a ResolveSecrets call the authorizer refused (a user or service certificate, no certificate). */
+  onRefused(call: RefusedCall): Promise<void>;
   /** Stops the re-wrap job, wipes the digest key and closes the database. */
   close(): Promise<void>;
 }
@@ -86,6 +90,15 @@ export async function openSecretsDomain(options: SecretsDomainOptions): Promise<
       resolver,
       rotation,
       audit,
+      async onRefused(call) {
+        if (call.service !== SecretsService.typeName || call.method !== SecretsService.method.resolveSecrets.name) return;
+        const principal = call.caller.kind === 'anonymous' ? 'anonymous' : spiffeId(call.caller);
+        try {
+          await audit.append({ principal, action: 'resolve', outcome: 'denied', reason: `not-a-node: ${call.reason}` });
+        } catch (err) {
+          logger.error({ err, principal }, 'cannot record a refused resolve in the audit log');
+        }
+      },
       async close() {
         await rotation.close();
         heldDigestKey.wipe();

@@ -44,6 +44,7 @@ beforeAll(async () => {
     tls: await pki.service('secrets'),
     services: [harness.domain.service],
     logger: captured.logger,
+    onRefused: (call) => harness.domain.onRefused(call),
   });
   const shop = { kind: SecretScopeKind.APP, app: 'shop' };
   await client(admin).setSecret({ scope: shop, name: 'DB_PASSWORD', value: Buffer.from('db-secret') });
@@ -151,6 +152,11 @@ describe('ResolveSecrets over mTLS checks the grant against the calling node', (
     }
     const refusals = serverLog.filter((line) => line.includes('ResolveSecrets') && line.includes('permission_denied') && line.includes('user admin'));
     expect(refusals.length).toBeGreaterThanOrEqual(1);
+    const audited = await client(admin).listAuditEvents({ action: AuditAction.RESOLVE, outcome: AuditOutcome.DENIED, page: { pageSize: 1000 } });
+    for (const principal of ['spiffe://shellwego/user/admin', 'spiffe://shellwego/service/scheduler']) {
+      const entry = audited.events.find((e) => e.principal === principal);
+      expect(entry?.reason, principal).toMatch(/^not-a-node: .* may not call shellwego\.secrets\.v1\.SecretsService\/ResolveSecrets/);
+    }
   });
 
   it('refuses nodes on the admin RPCs', async () => {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { createGrantVerifier, loadGrantPublicKey } from '../../../lib/grant/index.js';
-import type { GrantVerifier } from '../../../lib/grant/index.js';
+import { loadGrantPublicKey } from './grant-keys.js';
+import { createGrantVerifier, type GrantVerifier } from './grant-verifier.js';
 
 /** The grant verifier from the configured PEM files; errors name the file and the setting. */
 export async function loadGrantVerifier(paths: readonly string[], envVar: string): Promise<GrantVerifier> {

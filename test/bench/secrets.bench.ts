@@ -22,7 +22,7 @@ import { createMtlsTransport } from '../../lib/rpc/index.js';
 import type { TlsMaterial } from '../../lib/rpc/index.js';
 import { startServiceProcess } from '../../scripts/launcher/service-process.js';
 import { waitServing } from '../../scripts/launcher/wait-serving.js';
-import { createPostgresTestDatabase, postgresUnavailable } from '../../services/secrets/src/testing/postgres-test-database.js';
+import { createPostgresTestDatabase, postgresUnavailable } from '../support/postgres.js';
 import { freePort } from '../support/free-port.js';
 
 export interface BenchResult {

@@ -17,8 +17,8 @@ import {
   ResolveSecretsResponseSchema,
   SecretScopeKind,
 } from '../../gen/shellwego/secrets/v1/secrets_pb.js';
-import { createPostgresTestDatabase, postgresUnavailable } from '../../services/secrets/src/testing/postgres-test-database.js';
-import type { PostgresTestDatabase } from '../../services/secrets/src/testing/postgres-test-database.js';
+import { createPostgresTestDatabase, postgresUnavailable } from '../support/postgres.js';
+import type { PostgresTestDatabase } from '../support/postgres.js';
 import { TestPlatform } from '../support/platform.js';
 import { secretsClients } from './platform-clients.js';
 

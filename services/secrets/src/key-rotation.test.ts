@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AuditAction, AuditOutcome, SecretScopeKind } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
 import type { Principal } from '../../../lib/pki/index.js';
-import { createPostgresTestDatabase, postgresUnavailable } from './testing/postgres-test-database.js';
+import { createPostgresTestDatabase, postgresUnavailable } from '../../../test/support/postgres.js';
 import { SecretsHarness } from './testing/secrets-harness.js';
 
 const NODE: Principal = { kind: 'node', id: 'n1' };

@@ -14,8 +14,8 @@ import { InFlightWrites } from './in-flight-writes.js';
 import { KekError, kekIdFor } from './kek/index.js';
 import type { KekSource, LoadedKek } from './kek/index.js';
 import { SecretStore } from './secret-store.js';
-import { createPostgresTestDatabase, postgresUnavailable } from './testing/postgres-test-database.js';
-import type { PostgresTestDatabase } from './testing/postgres-test-database.js';
+import { createPostgresTestDatabase, postgresUnavailable } from '../../../test/support/postgres.js';
+import type { PostgresTestDatabase } from '../../../test/support/postgres.js';
 import { SecretsHarness } from './testing/secrets-harness.js';
 
 const NODE: Principal = { kind: 'node', id: 'n1' };

@@ -18,14 +18,14 @@ export async function postgresUnavailable(url = TEST_POSTGRES_URL): Promise<stri
 }
 
 export interface PostgresTestDatabase {
-  /** A URL for a database of its own, e.g. postgres://postgres@127.0.0.1:5432/sw_secrets_1a2b3c. */
+  /** A URL for a database of its own, e.g. postgres://postgres@127.0.0.1:5432/sw_test_1a2b3c. */
   readonly url: string;
   drop(): Promise<void>;
 }
 
 /** A fresh database on the test server, so runs and parallel test files never share tables. */
 export async function createPostgresTestDatabase(url = TEST_POSTGRES_URL): Promise<PostgresTestDatabase> {
-  const name = `sw_secrets_${randomBytes(6).toString('hex')}`;
+  const name = `sw_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   try {

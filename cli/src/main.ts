@@ -1,7 +1,11 @@
 import { Command } from 'commander';
 import { ConnectError } from '@connectrpc/connect';
 import { addGlobalOptions, CliError } from './global-options.js';
+import { appCommands } from './commands/app.js';
+import { eventsCommand } from './commands/events.js';
 import { imageCommands } from './commands/image.js';
+import { instanceCommands } from './commands/instance.js';
+import { nodeCommands } from './commands/node.js';
 import { pkiCommands } from './commands/pki.js';
 import { secretCommands } from './commands/secret.js';
 import { statusCommand } from './commands/status.js';
@@ -13,6 +17,10 @@ statusCommand(program);
 pkiCommands(program);
 imageCommands(program);
 secretCommands(program);
+nodeCommands(program);
+appCommands(program);
+instanceCommands(program);
+eventsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

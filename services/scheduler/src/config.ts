@@ -1,8 +1,34 @@
-import { defaultPorts, defineConfig } from '../../../lib/config/index.js';
+import { defaultPorts, defineConfig, duration, path, url } from '../../../lib/config/index.js';
 import { databaseSettings, serverSettings } from '../../../lib/service/index.js';
 
 /** Settings of the scheduler process; env vars start with SHELLWEGO_SCHEDULER_. */
 export const schedulerConfig = defineConfig('SHELLWEGO_SCHEDULER', {
   ...serverSettings('scheduler', defaultPorts.scheduler),
   ...databaseSettings('scheduler'),
+  heartbeatInterval: duration({ default: '10s', description: 'how often node agents are expected to send a heartbeat' }),
+  heartbeatGrace: duration({
+    default: '10s',
+    description: 'extra time after a missed heartbeat before a node is DOWN and its instances are replaced',
+  }),
+  registryUrl: url({
+    default: `https://127.0.0.1:${defaultPorts.registry}`,
+    protocols: ['https'],
+    description: 'the registry that pins image references to digests (ResolveImage)',
+  }),
+  registryTimeout: duration({ default: '10s', description: 'how long DeployApp waits for the registry' }),
+  grantSigningKey: path({
+    default: '$SHELLWEGO_HOME/pki/grant-signing.key',
+    description: 'PKCS#8 PEM Ed25519 key that signs the grants sent with assignments',
+  }),
+  grantTtl: duration({ default: '10m', description: 'lifetime of a grant (at most 1h)' }),
+  caKey: path({
+    default: '$SHELLWEGO_HOME/pki/ca.key',
+    description: 'PEM key of the cluster CA (its certificate is TLS_CA); signs node certificates',
+  }),
+  nodeCertValidity: duration({ default: '24h', description: 'lifetime of node certificates issued at join and renewal' }),
+  leaderPollInterval: duration({
+    default: '1s',
+    description: 'how often a standby tries to become active (Postgres only) and the leader checks its lock',
+  }),
+  stopGracePeriod: duration({ default: '10s', description: 'time between SIGTERM and power-off when an instance is stopped' }),
 });

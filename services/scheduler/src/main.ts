@@ -1,19 +1,89 @@
+import { hostname } from 'node:os';
 import { AppService } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
 import { NodeService } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
 import { openDatabase } from '../../../lib/db/index.js';
 import { implement } from '../../../lib/rpc/index.js';
 import { runService } from '../../../lib/service/index.js';
+import { appService } from './app-service.js';
 import { schedulerConfig } from './config.js';
+import { EventFeed } from './event-feed.js';
+import { GrantIssuer } from './grant-issuer.js';
+import { RegistryImageResolver } from './image-resolver.js';
+import { JoinTokens } from './join-tokens.js';
+import { Leader } from './leader.js';
+import { Leadership } from './leadership.js';
 import { migrations } from './migrations.js';
+import { NodeCertificates } from './node-certificates.js';
+import { nodeService } from './node-service.js';
+import { PgListener } from './pg-listener.js';
+import { checkSettings, loadSigningMaterial } from './settings-check.js';
+import type { SchedulerTables } from './tables.js';
+import { EVENTS_CHANNEL } from './write-transaction.js';
+
+// Without a notification (lost, or PGlite), new events still reach watchers this soon.
+const EVENT_POLL_MS = 1_000;
 
 await runService({
   name: 'scheduler',
   definition: schedulerConfig,
-  async setup({ config, logger }) {
-    const database = await openDatabase({ url: config.database, schema: 'scheduler', migrations, logger });
+  async setup({ config, logger, tls, shuttingDown }) {
+    checkSettings(config);
+    const keys = await loadSigningMaterial(config);
+    const database = await openDatabase<SchedulerTables>({ url: config.database, schema: 'scheduler', migrations, logger });
+    const { db, dialect } = database;
+    const feed = new EventFeed(db, logger, EVENT_POLL_MS);
+    await feed.start();
+    const postgresUrl = dialect === 'postgres' ? config.database : undefined;
+    const listener = postgresUrl === undefined ? undefined : new PgListener(postgresUrl, EVENTS_CHANNEL, () => feed.wake(), logger);
+    listener?.start();
+    const grants = new GrantIssuer(keys.grantKey, config.grantTtl);
+    const leadership = new Leadership({
+      postgresUrl,
+      db,
+      pollMs: config.leaderPollInterval,
+      logger,
+      holder: `${hostname()}/${process.pid}`,
+      url: `https://${config.listen.host}:${config.listen.port}`,
+      elect: () =>
+        Leader.start({
+          db,
+          dialect,
+          feed,
+          grants,
+          logger,
+          heartbeatIntervalMs: config.heartbeatInterval,
+          heartbeatGraceMs: config.heartbeatGrace,
+          stopGraceMs: config.stopGracePeriod,
+        }),
+    });
+    try {
+      await leadership.start();
+    } catch (error) {
+      await listener?.close();
+      feed.close();
+      await database.close();
+      throw error;
+    }
+    // Standbys take over as soon as the lock is free, not after the drain.
+    shuttingDown.addEventListener('abort', () => void leadership.stop());
+    const deps = {
+      db,
+      leadership,
+      feed,
+      tokens: new JoinTokens(db),
+      certificates: await NodeCertificates.load(tls.caPem, keys.caKeyPem, config.nodeCertValidity),
+      images: new RegistryImageResolver(config.registryUrl, tls, config.registryTimeout),
+      logger,
+      shuttingDown,
+    };
     return {
-      services: [implement(AppService, {}), implement(NodeService, {})],
-      close: () => database.close(),
+      services: [implement(AppService, appService(deps)), implement(NodeService, nodeService(deps))],
+      close: async () => {
+        await leadership.stop();
+        await listener?.close();
+        feed.close();
+        await database.close();
+      },
     };
   },
 });

@@ -1,4 +1,113 @@
+import { sql, type Kysely } from 'kysely';
 import type { Migration } from '../../../lib/db/index.js';
 
+// Terminal instance states (STOPPED, FAILED, LOST): partial indexes cover only live instances.
+const LIVE = sql`state NOT IN (9, 10, 11)`;
+
 /** The scheduler schema, one migration per change, applied in name order at start-up. */
-export const migrations: Record<string, Migration> = {};
+export const migrations: Record<string, Migration> = {
+  '0001_scheduler': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('join_token')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('token_hash', 'bytea', (c) => c.notNull().unique())
+        .addColumn('labels', 'jsonb', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('used_at', 'timestamptz')
+        .addColumn('used_by_node', 'text')
+        .execute();
+      await db.schema
+        .createTable('join_attempt')
+        .addColumn('id', 'bigserial', (c) => c.primaryKey())
+        .addColumn('at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('token_id', 'text')
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('node_id', 'text')
+        .addColumn('hostname', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('node')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('hostname', 'text', (c) => c.notNull())
+        .addColumn('join_labels', 'jsonb', (c) => c.notNull())
+        .addColumn('reported_labels', 'jsonb', (c) => c.notNull())
+        .addColumn('cpu_millis', 'integer', (c) => c.notNull())
+        .addColumn('memory_mib', 'integer', (c) => c.notNull())
+        .addColumn('max_instances', 'integer', (c) => c.notNull())
+        .addColumn('admin_state', 'text', (c) => c.notNull())
+        .addColumn('down', 'boolean', (c) => c.notNull())
+        .addColumn('reported', 'boolean', (c) => c.notNull())
+        .addColumn('last_heartbeat', 'timestamptz')
+        .addColumn('driver', 'text', (c) => c.notNull())
+        .addColumn('joined_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('token_id', 'text')
+        .addColumn('cert_serial', 'text')
+        .addColumn('cert_expires_at', 'timestamptz')
+        .execute();
+      await db.schema
+        .createTable('app')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('current_version', 'integer', (c) => c.notNull())
+        .addColumn('replicas', 'integer', (c) => c.notNull())
+        .addColumn('desired', 'jsonb', (c) => c.notNull())
+        .addColumn('deployment', 'jsonb', (c) => c.notNull())
+        .addColumn('deleted_at', 'timestamptz')
+        .execute();
+      // No foreign key to app: versions outlive a deleted app, for the record.
+      await db.schema
+        .createTable('app_version')
+        .addColumn('app', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('spec', 'bytea', (c) => c.notNull())
+        .addColumn('image_digest', 'text', (c) => c.notNull())
+        .addColumn('image_config', 'bytea', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('healthy_at', 'timestamptz')
+        .addPrimaryKeyConstraint('app_version_pk', ['app', 'version'])
+        .execute();
+      await db.schema
+        .createTable('instance')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('node_id', 'text')
+        .addColumn('state', 'smallint', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('exit_code', 'integer')
+        .addColumn('cpu_millis', 'integer', (c) => c.notNull())
+        .addColumn('memory_mib', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('healthy_since', 'timestamptz')
+        .execute();
+      await sql`CREATE INDEX instance_live_app ON instance (app) WHERE ${LIVE}`.execute(db);
+      await sql`CREATE INDEX instance_live_node ON instance (node_id) WHERE ${LIVE}`.execute(db);
+      await db.schema.createIndex('instance_app').on('instance').columns(['app', 'created_at']).execute();
+      await db.schema
+        .createTable('event')
+        .addColumn('cursor', 'bigserial', (c) => c.primaryKey())
+        .addColumn('time', 'timestamptz', (c) => c.notNull())
+        .addColumn('app', 'text', (c) => c.notNull())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('instance_id', 'text', (c) => c.notNull())
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('detail', 'bytea', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('event_app').on('event').columns(['app', 'cursor']).execute();
+      await db.schema.createIndex('event_node').on('event').columns(['node_id', 'cursor']).execute();
+      await db.schema.createIndex('event_instance').on('event').columns(['instance_id', 'cursor']).execute();
+      await db.schema
+        .createTable('leader')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('holder', 'text', (c) => c.notNull())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('since', 'timestamptz', (c) => c.notNull())
+        .execute();
+    },
+  },
+};

@@ -1,0 +1,39 @@
+import { toJson } from '@bufbuild/protobuf';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import type { Command } from 'commander';
+import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import { AppService, InstanceSchema } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
+import { createMtlsClient } from '../../../lib/rpc/index.js';
+import { loadTls, type GlobalOptions } from '../global-options.js';
+import { printTable } from '../output.js';
+
+/** `shellwego instance ls`: where instances run and in which state. */
+export function instanceCommands(program: Command): void {
+  program
+    .command('instance')
+    .description('app instances')
+    .command('ls')
+    .description('list instances (live ones unless --all)')
+    .option('--app <name>', 'only this app')
+    .option('--node <id>', 'only this node')
+    .option('--all', 'include STOPPED, FAILED and LOST instances')
+    .action(async (options: { app?: string; node?: string; all?: boolean }, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const client = createMtlsClient(AppService, { baseUrl: globals.scheduler, tls: await loadTls(globals), defaultTimeoutMs: 30_000 });
+      const { instances } = await client.listInstances({ app: options.app ?? '', nodeId: options.node ?? '', includeTerminal: options.all === true });
+      printTable(
+        globals.output,
+        instances.map((i) => toJson(InstanceSchema, i)),
+        ['ID', 'APP', 'VERSION', 'NODE', 'STATE', 'SINCE', 'REASON'],
+        instances.map((i) => [
+          i.id,
+          i.app,
+          `v${i.version}`,
+          i.nodeId || '-',
+          InstanceState[i.state] ?? String(i.state),
+          i.updatedAt === undefined ? '-' : timestampDate(i.updatedAt).toISOString(),
+          i.exitCode === undefined ? i.reason : `${i.reason} (exit code ${i.exitCode})`,
+        ]),
+      );
+    });
+}

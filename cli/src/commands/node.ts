@@ -1,0 +1,117 @@
+import { toJson } from '@bufbuild/protobuf';
+import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import type { Command } from 'commander';
+import { NodeState } from '../../../gen/shellwego/scheduler/v1/events_pb.js';
+import { CreateJoinTokenResponseSchema, NodeSchema, NodeService } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+import { parseDuration } from '../../../lib/config/index.js';
+import { createMtlsClient } from '../../../lib/rpc/index.js';
+import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
+import { printTable, printValue } from '../output.js';
+
+/** `shellwego node ...`: join tokens, the node list, cordon and drain. */
+export function nodeCommands(program: Command): void {
+  const node = program.command('node').description('worker nodes: join tokens, list, cordon, drain');
+
+  node
+    .command('token')
+    .description('join tokens for new nodes')
+    .command('create')
+    .description('create a single-use join token (shown once; only its hash is kept)')
+    .option('--label <key=value>', 'label the joining node gets (repeatable)', collect, [] as string[])
+    .option('--ttl <duration>', 'how long the token is valid, e.g. 30m or 24h (default 1h, at most 7d)')
+    .action(async (options: { label: string[]; ttl?: string }, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const ttlMs = options.ttl === undefined ? undefined : parseDuration(options.ttl);
+      if (options.ttl !== undefined && ttlMs === undefined) throw new CliError(`--ttl: "${options.ttl}" is not a duration like 30m or 24h`);
+      const client = await nodeClient(globals);
+      const created = await client.createJoinToken({
+        labels: keyValues(options.label, '--label'),
+        ...(ttlMs === undefined ? {} : { ttl: { seconds: BigInt(Math.floor(ttlMs / 1000)), nanos: (ttlMs % 1000) * 1_000_000 } }),
+      });
+      printValue(
+        globals.output,
+        toJson(CreateJoinTokenResponseSchema, created),
+        [
+          created.token,
+          '',
+          `token ${created.tokenId}, valid until ${when(created.expiresAt)}, single use; it is not shown again.`,
+          'give it to the node agent of the host that should join',
+        ].join('\n'),
+      );
+    });
+
+  node
+    .command('ls')
+    .description('list nodes with their state, capacity and what is placed on them')
+    .action(async (_options: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const { nodes } = await (await nodeClient(globals)).listNodes({});
+      printTable(
+        globals.output,
+        nodes.map((n) => toJson(NodeSchema, n)),
+        ['ID', 'HOSTNAME', 'STATE', 'CPU (m)', 'MEMORY (MiB)', 'INSTANCES', 'LABELS', 'LAST HEARTBEAT'],
+        nodes.map((n) => [
+          n.id,
+          n.hostname,
+          stateName(n.state),
+          `${n.allocated?.cpuMillis ?? 0}/${n.capacity?.cpuMillis ?? 0}`,
+          `${n.allocated?.memoryMib ?? 0}/${n.capacity?.memoryMib ?? 0}`,
+          `${n.instanceCount}/${n.capacity?.maxInstances ?? 0}`,
+          Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(','),
+          n.lastHeartbeat === undefined ? '-' : when(n.lastHeartbeat),
+        ]),
+      );
+    });
+
+  for (const [name, uncordon, description] of [
+    ['cordon', false, 'stop placing new instances on a node'],
+    ['uncordon', true, 'let a cordoned or drained node take new instances again'],
+  ] as const) {
+    node
+      .command(name)
+      .description(description)
+      .argument('<node>', 'the node id, as `shellwego node ls` shows it')
+      .action(async (nodeId: string, _options: unknown, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const { node: changed } = await (await nodeClient(globals)).cordonNode({ nodeId, uncordon });
+        printValue(globals.output, changed === undefined ? {} : toJson(NodeSchema, changed), `node ${nodeId} is ${stateName(changed?.state ?? NodeState.UNSPECIFIED)}`);
+      });
+  }
+
+  node
+    .command('drain')
+    .description('cordon a node and move its instances elsewhere, each stopped only once its replacement is healthy')
+    .argument('<node>', 'the node id')
+    .action(async (nodeId: string, _options: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const { instancesMoving } = await (await nodeClient(globals)).drainNode({ nodeId });
+      printValue(globals.output, { nodeId, instancesMoving }, `draining ${nodeId}: ${instancesMoving} instance(s) moving (follow with \`shellwego events --node ${nodeId} --follow\`)`);
+    });
+}
+
+async function nodeClient(globals: GlobalOptions) {
+  return createMtlsClient(NodeService, { baseUrl: globals.scheduler, tls: await loadTls(globals), defaultTimeoutMs: 30_000 });
+}
+
+function stateName(state: NodeState): string {
+  return state === NodeState.UNSPECIFIED ? 'JOINED' : (NodeState[state] ?? String(state));
+}
+
+function when(timestamp: Timestamp | undefined): string {
+  return timestamp === undefined ? '-' : timestampDate(timestamp).toISOString();
+}
+
+/** "k=v" flags into a map; a malformed one names the flag. */
+export function keyValues(pairs: readonly string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new CliError(`${flag}: "${pair}" is not key=value`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,51 @@
+import { create } from '@bufbuild/protobuf';
+import {
+  AssignSchema,
+  InstanceSpecSchema,
+  SessionResponseSchema,
+  StopSchema,
+  type SessionResponse,
+} from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+import type { InstanceRecord, VersionRecord } from './cluster-state.js';
+import { durationFromMs } from './durations.js';
+import type { GrantIssuer } from './grant-issuer.js';
+
+/** The Assign message for an instance placed on `nodeId`, with a fresh grant for that node. */
+export function assignMessage(instance: InstanceRecord, version: VersionRecord, nodeId: string, grants: GrantIssuer): SessionResponse {
+  const spec = version.spec;
+  const image = version.imageConfig;
+  const argv = spec.command.length > 0 ? [...spec.command] : [...image.entrypoint, ...image.cmd];
+  return create(SessionResponseSchema, {
+    msg: {
+      case: 'assign',
+      value: create(AssignSchema, {
+        spec: create(InstanceSpecSchema, {
+          instanceId: instance.id,
+          app: instance.app,
+          version: instance.version,
+          imageDigest: version.imageDigest,
+          imageConfig: image,
+          resources: { cpuMillis: instance.resources.cpuMillis, memoryMib: instance.resources.memoryMib },
+          argv,
+          env: { ...spec.env },
+          secretNames: [...spec.secretNames],
+          ...(spec.healthCheck === undefined ? {} : { healthCheck: spec.healthCheck }),
+          healthDeadline: durationFromMs(version.limits.healthDeadlineMs),
+        }),
+        grant: grants.issue({
+          instanceId: instance.id,
+          app: instance.app,
+          nodeId,
+          secretNames: spec.secretNames,
+          imageDigest: version.imageDigest,
+        }),
+      }),
+    },
+  });
+}
+
+export function stopMessage(instanceId: string, graceMs: number, reason: string): SessionResponse {
+  return create(SessionResponseSchema, {
+    msg: { case: 'stop', value: create(StopSchema, { instanceId, gracePeriod: durationFromMs(graceMs), reason }) },
+  });
+}

@@ -1,0 +1,92 @@
+// The events the scheduler records, built in one place so their messages read the same everywhere.
+import { create } from '@bufbuild/protobuf';
+import type { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import {
+  InstanceStateChangedSchema,
+  NodeState,
+  NodeStateChangedSchema,
+  PlacementDecisionSchema,
+  RolloutStepSchema,
+  type Event,
+} from '../../../gen/shellwego/scheduler/v1/events_pb.js';
+import { stateName } from './instance-states.js';
+
+/** An event before it is stored: the log assigns its cursor. */
+export interface EventDraft {
+  readonly time: Date;
+  readonly app: string;
+  readonly nodeId: string;
+  readonly instanceId: string;
+  readonly message: string;
+  readonly detail: Event['detail'];
+}
+
+export interface InstanceRef {
+  readonly id: string;
+  readonly app: string;
+  readonly nodeId: string | undefined;
+}
+
+export function instanceStateEvent(
+  instance: InstanceRef,
+  from: InstanceState,
+  to: InstanceState,
+  reason: string,
+  exitCode: number | undefined,
+  time: Date,
+): EventDraft {
+  const exit = exitCode === undefined ? '' : ` (exit code ${exitCode})`;
+  return {
+    time,
+    app: instance.app,
+    nodeId: instance.nodeId ?? '',
+    instanceId: instance.id,
+    message: `instance ${instance.id} ${stateName(from)} -> ${stateName(to)}${reason ? `: ${reason}` : ''}${exit}`,
+    detail: {
+      case: 'instanceState',
+      value: create(InstanceStateChangedSchema, { from, to, reason, ...(exitCode === undefined ? {} : { exitCode }) }),
+    },
+  };
+}
+
+export function placementEvent(instance: { id: string; app: string }, nodeId: string | undefined, reason: string, time: Date): EventDraft {
+  return {
+    time,
+    app: instance.app,
+    nodeId: nodeId ?? '',
+    instanceId: instance.id,
+    message: nodeId === undefined ? `instance ${instance.id} pending: ${reason}` : `instance ${instance.id} placed on ${nodeId}: ${reason}`,
+    detail: { case: 'placement', value: create(PlacementDecisionSchema, { nodeId: nodeId ?? '', reason }) },
+  };
+}
+
+export function rolloutEvent(
+  app: string,
+  targetVersion: number,
+  step: string,
+  healthy: number,
+  desired: number,
+  detail: string,
+  time: Date,
+): EventDraft {
+  return {
+    time,
+    app,
+    nodeId: '',
+    instanceId: '',
+    message: `app ${app} v${targetVersion}: ${step} (${healthy}/${desired} healthy)${detail ? `: ${detail}` : ''}`,
+    detail: { case: 'rollout', value: create(RolloutStepSchema, { targetVersion, step, healthy, desired }) },
+  };
+}
+
+export function nodeStateEvent(nodeId: string, from: NodeState, to: NodeState, reason: string, time: Date): EventDraft {
+  const name = (state: NodeState) => NodeState[state] ?? String(state);
+  return {
+    time,
+    app: '',
+    nodeId,
+    instanceId: '',
+    message: `node ${nodeId} ${name(from)} -> ${name(to)}${reason ? `: ${reason}` : ''}`,
+    detail: { case: 'nodeState', value: create(NodeStateChangedSchema, { from, to, reason }) },
+  };
+}

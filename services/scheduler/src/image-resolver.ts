@@ -1,0 +1,74 @@
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError, type Client } from '@connectrpc/connect';
+import { ImageConfigSchema, type ImageConfig } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import { RegistryService } from '../../../gen/shellwego/registry/v1/registry_pb.js';
+import { IMAGE_DIGEST_PATTERN } from '../../../lib/grant/index.js';
+import { createMtlsClient, type TlsMaterial } from '../../../lib/rpc/index.js';
+
+export interface ResolvedImage {
+  readonly digest: string;
+  readonly config: ImageConfig;
+}
+
+/** Pins an image reference to a digest. */
+export interface ImageResolver {
+  resolve(reference: string): Promise<ResolvedImage>;
+}
+
+/**
+ * Asks the registry (RegistryService.ResolveImage) as the scheduler service.
+ * Registry errors come back as errors about `spec.image` with the code the
+ * contract promises DeployApp callers: NOT_FOUND, INVALID_ARGUMENT, or
+ * UNAVAILABLE when the registry cannot be reached.
+ */
+export class RegistryImageResolver implements ImageResolver {
+  private readonly client: Client<typeof RegistryService>;
+
+  constructor(
+    private readonly registryUrl: string,
+    tls: TlsMaterial,
+    private readonly timeoutMs: number,
+  ) {
+    this.client = createMtlsClient(RegistryService, { baseUrl: registryUrl, tls });
+  }
+
+  async resolve(reference: string): Promise<ResolvedImage> {
+    let image;
+    try {
+      ({ image } = await this.client.resolveImage({ reference }, { timeoutMs: this.timeoutMs }));
+    } catch (error) {
+      throw this.translate(error, reference);
+    }
+    if (image === undefined || !IMAGE_DIGEST_PATTERN.test(image.digest)) {
+      throw new ConnectError(`the registry at ${this.registryUrl} answered ResolveImage for ${reference} without a digest`, Code.Unavailable);
+    }
+    return { digest: image.digest, config: image.config ?? create(ImageConfigSchema) };
+  }
+
+  private translate(error: unknown, reference: string): ConnectError {
+    const cause = ConnectError.from(error);
+    switch (cause.code) {
+      case Code.NotFound:
+        return new ConnectError(
+          `spec.image: ${reference} is not in the registry; import or pull it first (shellwego image import/pull)`,
+          Code.NotFound,
+        );
+      case Code.InvalidArgument:
+        return new ConnectError(`spec.image: the registry refused ${reference}: ${cause.rawMessage}`, Code.InvalidArgument);
+      case Code.Unavailable:
+      case Code.DeadlineExceeded:
+      case Code.Unknown:
+      case Code.Internal:
+      case Code.Unimplemented:
+        return new ConnectError(
+          `the registry at ${this.registryUrl} cannot resolve images right now (${cause.rawMessage}); retry when it is up`,
+          Code.Unavailable,
+        );
+      default:
+        return new ConnectError(
+          `the registry at ${this.registryUrl} refused to resolve ${reference} for the scheduler (${Code[cause.code]}: ${cause.rawMessage})`,
+          Code.Unavailable,
+        );
+    }
+  }
+}

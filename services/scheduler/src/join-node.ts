@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { JoinNodeResponseSchema, type JoinNodeRequest, type JoinNodeResponse } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+import type { Logger } from '../../../lib/log/index.js';
+import type { JoinTokens, TokenRefusal } from './join-tokens.js';
+import { labelProblems } from './labels.js';
+import type { NodeCertificates } from './node-certificates.js';
+import { invalidArgument } from './rpc-errors.js';
+import type { SchedulerDb } from './tables.js';
+
+export interface JoinDeps {
+  readonly db: SchedulerDb;
+  readonly tokens: JoinTokens;
+  readonly certificates: NodeCertificates;
+  readonly logger: Logger;
+}
+
+const REFUSALS: Record<TokenRefusal, (id: string | undefined) => string> = {
+  'malformed-token': () => 'the join token is not a shellwego join token (expected swj1.<id>.<secret>, as `shellwego node token create` prints it)',
+  'unknown-token': (id) => `join token ${id ?? ''} is not known to this cluster; create one with \`shellwego node token create\``,
+  'used-token': (id) => `join token ${id ?? ''} was already used; tokens are single-use, create a new one with \`shellwego node token create\``,
+  'expired-token': (id) => `join token ${id ?? ''} has expired; create a new one with \`shellwego node token create\``,
+};
+
+/**
+ * JoinNode: the token is checked before the CA signs anything, used up in
+ * the same transaction that registers the node, and every attempt, good or
+ * bad, is written to the join_attempt table and logged (by token id, never
+ * the token).
+ */
+export async function joinNode(deps: JoinDeps, request: JoinNodeRequest): Promise<JoinNodeResponse> {
+  const hostname = request.info?.hostname ?? '';
+  const askedLabels = request.info?.labels ?? {};
+  const problems = labelProblems(askedLabels, 'info.labels');
+  if (hostname.length > 253 || /[\0-\x1f]/.test(hostname)) problems.push('info.hostname: at most 253 printable characters');
+  if (request.csrPem === '') problems.push('csr_pem: required (a PEM PKCS#10 request for an ECDSA P-256 key made on the node)');
+  if (problems.length > 0) throw invalidArgument(problems);
+
+  const check = await deps.tokens.check(request.token);
+  if (!check.ok) return refuse(deps, check.refusal, check.tokenId, hostname);
+
+  const nodeId = newNodeId(hostname);
+  let certificate;
+  try {
+    certificate = await deps.certificates.issue(request.csrPem, nodeId, hostname);
+  } catch (error) {
+    await deps.tokens.audit({ tokenId: check.tokenId, outcome: 'bad-csr', nodeId: undefined, hostname });
+    deps.logger.warn({ tokenId: check.tokenId, hostname }, 'join refused: the CSR cannot be signed (the token stays unused)');
+    throw error;
+  }
+
+  const used = await deps.db.transaction().execute(async (trx) => {
+    const consumed = await deps.tokens.consume(trx, request.token, nodeId);
+    if (!consumed.ok) return consumed;
+    await trx
+      .insertInto('node')
+      .values({
+        id: nodeId,
+        hostname,
+        join_labels: JSON.stringify({ ...askedLabels, ...consumed.labels }),
+        reported_labels: JSON.stringify({}),
+        cpu_millis: 0,
+        memory_mib: 0,
+        max_instances: 0,
+        admin_state: 'READY',
+        down: false,
+        reported: false,
+        last_heartbeat: null,
+        driver: '',
+        joined_at: new Date(),
+        token_id: consumed.tokenId,
+        cert_serial: certificate.serial,
+        cert_expires_at: certificate.notAfter,
+      })
+      .execute();
+    await deps.tokens.audit({ tokenId: consumed.tokenId, outcome: 'joined', nodeId, hostname }, trx);
+    return consumed;
+  });
+  if (!used.ok) return refuse(deps, used.refusal, used.tokenId, hostname);
+
+  deps.logger.info({ node: nodeId, tokenId: used.tokenId, hostname, certSerial: certificate.serial }, 'node joined');
+  return create(JoinNodeResponseSchema, {
+    nodeId,
+    certificatePem: certificate.certPem,
+    caPem: deps.certificates.caPem,
+    expiresAt: timestampFromDate(certificate.notAfter),
+  });
+}
+
+async function refuse(deps: JoinDeps, refusal: TokenRefusal, tokenId: string | undefined, hostname: string): Promise<never> {
+  await deps.tokens.audit({ tokenId, outcome: refusal, nodeId: undefined, hostname });
+  deps.logger.warn({ tokenId, outcome: refusal, hostname }, 'join refused');
+  throw new ConnectError(REFUSALS[refusal](tokenId), Code.PermissionDenied);
+}
+
+/** "worker-7-3fa2c1": readable in listings, unique by its random suffix, a valid SPIFFE path segment. */
+function newNodeId(hostname: string): string {
+  const base = (hostname.split('.')[0] ?? '')
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40);
+  return `${base === '' ? 'node' : base}-${randomBytes(4).toString('hex')}`;
+}

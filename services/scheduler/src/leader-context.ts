@@ -1,0 +1,13 @@
+import type { Logger } from '../../../lib/log/index.js';
+import type { ClusterState } from './cluster-state.js';
+import type { GrantIssuer } from './grant-issuer.js';
+
+/** What the active scheduler's decision code works with. */
+export interface LeaderContext {
+  readonly state: ClusterState;
+  readonly grants: GrantIssuer;
+  readonly logger: Logger;
+  readonly stopGraceMs: number;
+  /** Heartbeat interval plus grace: silence longer than this makes a node DOWN. */
+  readonly heartbeatDeadlineMs: number;
+}

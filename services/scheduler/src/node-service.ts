@@ -1,0 +1,116 @@
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import {
+  CordonNodeResponseSchema,
+  CreateJoinTokenResponseSchema,
+  DrainNodeResponseSchema,
+  ListNodesResponseSchema,
+  NodeService,
+  RenewNodeCertificateResponseSchema,
+  type SessionRequest,
+  type SessionResponse,
+} from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+import { principalOf } from '../../../lib/auth/index.js';
+import { durationMs } from './durations.js';
+import { joinNode } from './join-node.js';
+import { labelProblems } from './labels.js';
+import { listNodes } from './read-model.js';
+import { failedPrecondition, invalidArgument, notFound } from './rpc-errors.js';
+import { requireLeader, type SchedulerDeps } from './scheduler-deps.js';
+
+const DEFAULT_TOKEN_TTL_MS = 3_600_000;
+const MIN_TOKEN_TTL_MS = 1_000;
+const MAX_TOKEN_TTL_MS = 7 * 86_400_000;
+
+export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof NodeService>> {
+  return {
+    async createJoinToken(request, context) {
+      const problems = labelProblems(request.labels, 'labels');
+      const ttlMs = request.ttl === undefined ? DEFAULT_TOKEN_TTL_MS : durationMs(request.ttl);
+      if (request.ttl !== undefined && (request.ttl.seconds < 0n || request.ttl.nanos < 0 || ttlMs < MIN_TOKEN_TTL_MS || ttlMs > MAX_TOKEN_TTL_MS)) {
+        problems.push('ttl: must be between 1s and 7 days (default 1h)');
+      }
+      if (problems.length > 0) throw invalidArgument(problems);
+      const principal = principalOf(context);
+      const creator = principal.kind === 'user' ? `user/${principal.name}` : principal.kind;
+      const created = await deps.tokens.create({ ...request.labels }, ttlMs, creator);
+      deps.logger.info({ tokenId: created.tokenId, by: creator, expiresAt: created.expiresAt.toISOString() }, 'join token created');
+      return create(CreateJoinTokenResponseSchema, {
+        token: created.token,
+        tokenId: created.tokenId,
+        expiresAt: timestampFromDate(created.expiresAt),
+      });
+    },
+
+    joinNode: (request) => joinNode(deps, request),
+
+    async renewNodeCertificate(request, context) {
+      const nodeId = callingNode(context);
+      const row = await deps.db.selectFrom('node').select(['hostname']).where('id', '=', nodeId).executeTakeFirst();
+      const issued = await deps.certificates.issue(request.csrPem, nodeId, row?.hostname ?? '');
+      await deps.db.updateTable('node').set({ cert_serial: issued.serial, cert_expires_at: issued.notAfter }).where('id', '=', nodeId).execute();
+      deps.logger.info({ node: nodeId, certSerial: issued.serial }, 'node certificate renewed');
+      return create(RenewNodeCertificateResponseSchema, { certificatePem: issued.certPem, expiresAt: timestampFromDate(issued.notAfter) });
+    },
+
+    async listNodes() {
+      return create(ListNodesResponseSchema, { nodes: await listNodes(deps.db) });
+    },
+
+    async cordonNode(request) {
+      requireNodeId(request.nodeId);
+      const leader = await requireLeader(deps, 'cordon nodes');
+      await leader.cordon(request.nodeId, request.uncordon);
+      const [node] = await listNodes(deps.db, request.nodeId);
+      if (node === undefined) throw notFound(`node ${request.nodeId} not found`);
+      return create(CordonNodeResponseSchema, { node });
+    },
+
+    async drainNode(request) {
+      requireNodeId(request.nodeId);
+      const leader = await requireLeader(deps, 'drain nodes');
+      return create(DrainNodeResponseSchema, { instancesMoving: await leader.drain(request.nodeId) });
+    },
+
+    async *session(requests: AsyncIterable<SessionRequest>, context: HandlerContext): AsyncGenerator<SessionResponse> {
+      const nodeId = callingNode(context);
+      const leader = await requireLeader(deps, 'hold node sessions (reconnect to the active scheduler)');
+      const inbound = requests[Symbol.asyncIterator]();
+      const first = await inbound.next();
+      if (first.done === true || first.value.msg.case !== 'hello') {
+        throw failedPrecondition('the first message of a Session must be Hello (capacity, labels, running instances)');
+      }
+      const session = await leader.openSession(nodeId, first.value.msg.value);
+      // Inbound messages are handled as they come; the generator below only writes.
+      void (async () => {
+        try {
+          for (;;) {
+            const next = await inbound.next();
+            if (next.done === true) return;
+            leader.onSessionMessage(session, next.value);
+          }
+        } catch (error) {
+          deps.logger.debug({ node: nodeId, err: error instanceof Error ? error.message : String(error) }, 'session request stream ended');
+        } finally {
+          leader.closeSession(session);
+        }
+      })();
+      try {
+        yield* session.messages(AbortSignal.any([context.signal, deps.shuttingDown]));
+      } finally {
+        leader.closeSession(session);
+      }
+    },
+  };
+}
+
+function callingNode(context: HandlerContext): string {
+  const principal = principalOf(context);
+  if (principal.kind !== 'node') throw new ConnectError('only node certificates may call this', Code.PermissionDenied);
+  return principal.id;
+}
+
+function requireNodeId(nodeId: string): void {
+  if (nodeId === '') throw invalidArgument(['node_id: required']);
+}

@@ -1,0 +1,132 @@
+// The scheduler's tables as kysely sees them (see migrations.ts for the DDL).
+import type { ColumnType, Generated, Kysely, Transaction } from 'kysely';
+
+/** jsonb: an object when read, a JSON string when written. */
+type Json<T> = ColumnType<T, string, string>;
+
+export interface JoinTokenTable {
+  id: string;
+  token_hash: Buffer;
+  labels: Json<Record<string, string>>;
+  created_by: string;
+  created_at: ColumnType<Date, Date | undefined, never>;
+  expires_at: Date;
+  used_at: Date | null;
+  used_by_node: string | null;
+}
+
+export interface JoinAttemptTable {
+  id: Generated<bigint>;
+  at: ColumnType<Date, Date | undefined, never>;
+  token_id: string | null;
+  outcome: string;
+  node_id: string | null;
+  hostname: string;
+}
+
+export type AdminState = 'READY' | 'CORDONED' | 'DRAINING';
+
+export interface NodeTable {
+  id: string;
+  hostname: string;
+  join_labels: Json<Record<string, string>>;
+  reported_labels: Json<Record<string, string>>;
+  cpu_millis: number;
+  memory_mib: number;
+  max_instances: number;
+  admin_state: AdminState;
+  down: boolean;
+  /** False until the node's first Hello: capacity unknown, state UNSPECIFIED. */
+  reported: boolean;
+  last_heartbeat: Date | null;
+  driver: string;
+  joined_at: Date;
+  token_id: string | null;
+  cert_serial: string | null;
+  cert_expires_at: Date | null;
+}
+
+/** The deployment of an app, stored as jsonb. */
+export interface StoredDeployment {
+  targetVersion: number;
+  fromVersion: number;
+  /** DeploymentState enum value. */
+  state: number;
+  healthy: number;
+  desired: number;
+  reason: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface AppTable {
+  name: string;
+  created_at: Date;
+  current_version: number;
+  replicas: number;
+  /** version -> instances wanted of it. */
+  desired: Json<Record<string, number>>;
+  deployment: Json<StoredDeployment>;
+  deleted_at: Date | null;
+}
+
+export interface AppVersionTable {
+  app: string;
+  version: number;
+  /** AppSpec, protobuf binary. */
+  spec: Buffer;
+  image_digest: string;
+  /** ImageConfig, protobuf binary. */
+  image_config: Buffer;
+  created_at: Date;
+  created_by: string;
+  healthy_at: Date | null;
+}
+
+export interface InstanceTable {
+  id: string;
+  app: string;
+  version: number;
+  node_id: string | null;
+  /** InstanceState enum value. */
+  state: number;
+  reason: string;
+  exit_code: number | null;
+  cpu_millis: number;
+  memory_mib: number;
+  created_at: Date;
+  updated_at: Date;
+  healthy_since: Date | null;
+}
+
+export interface EventTable {
+  cursor: Generated<bigint>;
+  time: Date;
+  app: string;
+  node_id: string;
+  instance_id: string;
+  message: string;
+  /** The Event message (without cursor and time), protobuf binary. */
+  detail: Buffer;
+}
+
+export interface LeaderTable {
+  id: number;
+  holder: string;
+  url: string;
+  since: Date;
+}
+
+export interface SchedulerTables {
+  join_token: JoinTokenTable;
+  join_attempt: JoinAttemptTable;
+  node: NodeTable;
+  app: AppTable;
+  app_version: AppVersionTable;
+  instance: InstanceTable;
+  event: EventTable;
+  leader: LeaderTable;
+}
+
+export type SchedulerDb = Kysely<SchedulerTables>;
+export type SchedulerTx = Transaction<SchedulerTables>;

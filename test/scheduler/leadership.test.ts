@@ -1,0 +1,117 @@
+// Two scheduler processes on one Postgres: one is active, the other serves
+// reads, refuses writes and sessions with UNAVAILABLE, and streams the
+// leader's events live; when the leader is killed, the standby takes over
+// within seconds, nodes reconnect to it, and nothing placed is lost or moved.
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InstanceState } from '../../gen/shellwego/common/v1/workload_pb.js';
+import { AppService, AppSpecSchema } from '../../gen/shellwego/scheduler/v1/apps_pb.js';
+import { create } from '@bufbuild/protobuf';
+import { createMtlsTransport } from '../../lib/rpc/index.js';
+import { durationFromMs } from '../../services/scheduler/src/durations.js';
+import { EventStream } from './support/event-stream.js';
+import { FakeNode } from './support/fake-node.js';
+import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import { SchedulerHarness, spec } from './support/scheduler-harness.js';
+
+const database = await createTestDatabase();
+const skip = 'skip' in database ? database.skip : undefined;
+if (skip !== undefined) console.warn(`skipping the scheduler leadership tests: ${skip}`);
+
+let harness: SchedulerHarness;
+let standbyUrl: string;
+let standbyApps: ReturnType<typeof createClient<typeof AppService>>;
+beforeAll(async () => {
+  if (skip !== undefined) return;
+  harness = await SchedulerHarness.start({ database: (database as TestDatabase).url });
+  ({ url: standbyUrl } = await harness.startStandby());
+  standbyApps = createClient(AppService, createMtlsTransport({ baseUrl: standbyUrl, tls: harness.platform.admin }));
+}, 120_000);
+afterAll(async () => {
+  await harness?.stop();
+  if (!('skip' in database)) await database.drop();
+});
+
+async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => ConnectError.from(e),
+  );
+  if (error === undefined) throw new Error('expected the call to be refused');
+  return error;
+}
+
+describe.skipIf(skip !== undefined)('active and standby schedulers on one Postgres', () => {
+  let nodes: FakeNode[];
+
+  it('lets the standby serve reads and live events but refuse writes and sessions', async () => {
+    nodes = [];
+    for (let i = 0; i < 2; i++) {
+      nodes.push(await harness.addNode({ capacity: { cpuMillis: 4000, memoryMib: 4096, maxInstances: 10 }, urls: [harness.url, standbyUrl] }));
+    }
+    const onStandby = new EventStream(standbyApps, { app: 'steady' });
+    try {
+      await harness.deploy('steady', spec({ replicas: 2, updateStrategy: { minHealthyTime: durationFromMs(200) } }));
+      // The leader wrote these; the standby streams them as they commit.
+      await onStandby.until(() => (onStandby.events.filter((e) => e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY).length === 2 ? true : undefined), 10_000, 'two HEALTHY events on the standby');
+    } finally {
+      await onStandby.close();
+    }
+    const { apps } = await standbyApps.listApps({});
+    expect(apps.map((a) => a.name)).toEqual(['steady']);
+
+    const write = await refusal(standbyApps.deployApp({ name: 'nope', spec: create(AppSpecSchema, spec()) }));
+    expect(write.code).toBe(Code.Unavailable);
+    expect(write.rawMessage).toContain(`the active scheduler is`);
+    expect(write.rawMessage).toContain(harness.url);
+    expect(nodes.every((n) => n.connectedUrl === harness.url)).toBe(true);
+
+    const identity = await FakeNode.join(standbyUrl, harness.caPem, await harness.token());
+    const standbyOnly = new FakeNode({ nodeId: identity.nodeId, tls: identity.tls, schedulerUrls: [standbyUrl], capacity: { cpuMillis: 1, memoryMib: 1, maxInstances: 1 }, heartbeatIntervalMs: 500, reconnectDelayMs: 200 });
+    standbyOnly.start();
+    try {
+      const session = await standbyOnly.waitFor(() => standbyOnly.lastError, 5_000, 'the standby to refuse the session');
+      expect(session.code).toBe(Code.Unavailable);
+      expect(session.rawMessage).toMatch(/standby.*reconnect to the active scheduler/);
+    } finally {
+      await standbyOnly.stop();
+    }
+  });
+
+  it('takes over within seconds when the leader is killed; nodes reconnect and keep their instances', async () => {
+    const before = (await standbyApps.listInstances({ app: 'steady' })).instances.map((i) => [i.id, i.nodeId, i.state]);
+    expect(before).toHaveLength(2);
+    const watch = new EventStream(standbyApps);
+    await watch.until(() => (watch.events.length > 0 ? true : undefined), 5_000, 'the backlog');
+    const killedAt = Date.now();
+    await harness.platform.stopService('scheduler', 'SIGKILL');
+
+    // Writes work again as soon as the standby holds the lock and has loaded the state.
+    for (;;) {
+      const attempt = await standbyApps.deployApp({ name: 'after', spec: create(AppSpecSchema, spec({ replicas: 2 })) }).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      if (attempt === undefined) break;
+      expect(attempt.code).toBe(Code.Unavailable);
+      if (Date.now() - killedAt > 10_000) throw new Error(`no takeover within 10 s: ${attempt.rawMessage}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const takeoverMs = Date.now() - killedAt;
+    expect(takeoverMs).toBeLessThan(5_000);
+
+    // The nodes found the new active scheduler: the new app's instances reach them over their new sessions.
+    for (const node of nodes) await node.waitForAssign((a) => a.spec?.app === 'after', 10_000, 'an assignment from the new leader');
+    expect(nodes.every((n) => n.connectedUrl === standbyUrl)).toBe(true);
+
+    const after = (await standbyApps.listInstances({ app: 'steady' })).instances.map((i) => [i.id, i.nodeId, i.state]);
+    expect(after).toEqual(before);
+    await watch.until(() => (watch.events.some((e) => e.app === 'after' && e.message.includes('-> HEALTHY')) ? true : undefined), 10_000, 'the new app healthy');
+    await watch.close();
+    expect(watch.events.filter((e) => e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.LOST)).toEqual([]);
+    const cursors = watch.events.map((e) => e.cursor);
+    const stored: bigint[] = [];
+    for await (const { event } of standbyApps.watchEvents({})) if (event !== undefined) stored.push(event.cursor);
+    expect(cursors).toEqual(stored.slice(0, cursors.length));
+  });
+});

@@ -3,15 +3,7 @@
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
-
-export interface BenchResult {
-  readonly name: string;
-  readonly value: number;
-  readonly unit: string;
-  readonly baseline?: { readonly name: string; readonly value: number };
-  readonly ratio?: number;
-  readonly target?: string;
-}
+import type { BenchResult } from '../test/bench/bench-result.js';
 
 const dir = fileURLToPath(new URL('../test/bench/', import.meta.url));
 const wanted = process.argv.slice(2);

@@ -14,15 +14,7 @@ import type {
   PlacementRequest,
   PlacementStrategy,
 } from '../../services/scheduler/src/placement/types.js';
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  target?: string;
-}
+import type { BenchResult } from './bench-result.js';
 
 const PREPLACED = 50_000;
 const APPS = 5_000;

@@ -21,15 +21,7 @@ import { ociArchive } from '../fixtures/images/image-archive.js';
 import { layerTar, type LayerEntry } from '../fixtures/images/layer-tar.js';
 import { missingTools } from '../fixtures/images/host-tools.js';
 import { TestPlatform } from '../support/platform.js';
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  target?: string;
-}
+import type { BenchResult } from './bench-result.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = MiB;

@@ -12,17 +12,9 @@ import { AppSpecSchema } from '../../gen/shellwego/scheduler/v1/apps_pb.js';
 import { NodeState } from '../../gen/shellwego/scheduler/v1/events_pb.js';
 import { CertificateAuthority } from '../../lib/pki/index.js';
 import { FakeNode } from '../scheduler/support/fake-node.js';
-import { createTestDatabase } from '../scheduler/support/postgres.js';
+import { createPostgresTestDatabase, postgresUnavailable } from '../support/postgres.js';
 import { SchedulerHarness } from '../scheduler/support/scheduler-harness.js';
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  target?: string;
-}
+import type { BenchResult } from './bench-result.js';
 
 const NODES = 500;
 const APPS = 10;
@@ -32,11 +24,12 @@ const TARGET_PER_SECOND = 2_000;
 const HEARTBEAT = '5s';
 
 export async function run(): Promise<BenchResult[]> {
-  const database = await createTestDatabase();
-  if ('skip' in database) {
-    console.log(`scheduler-e2e: skipped: ${database.skip}`);
+  const skip = await postgresUnavailable();
+  if (skip !== undefined) {
+    console.log(`scheduler-e2e: skipped: ${skip}`);
     return [];
   }
+  const database = await createPostgresTestDatabase();
   const harness = await SchedulerHarness.start({
     database: database.url,
     watchEvents: false,

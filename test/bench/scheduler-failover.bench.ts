@@ -11,17 +11,9 @@ import { AppSpecSchema } from '../../gen/shellwego/scheduler/v1/apps_pb.js';
 import { NodeState } from '../../gen/shellwego/scheduler/v1/events_pb.js';
 import { CertificateAuthority } from '../../lib/pki/index.js';
 import { FakeNode } from '../scheduler/support/fake-node.js';
-import { createTestDatabase } from '../scheduler/support/postgres.js';
+import { createPostgresTestDatabase, postgresUnavailable } from '../support/postgres.js';
 import { SchedulerHarness } from '../scheduler/support/scheduler-harness.js';
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  target?: string;
-}
+import type { BenchResult } from './bench-result.js';
 
 const NODES = 50;
 const APPS = 10;
@@ -31,11 +23,12 @@ const DEADLINE_MS = HEARTBEAT_MS + GRACE_MS;
 const FAILURES = 3;
 
 export async function run(): Promise<BenchResult[]> {
-  const database = await createTestDatabase();
-  if ('skip' in database) {
-    console.log(`scheduler-failover: skipped: ${database.skip}`);
+  const skip = await postgresUnavailable();
+  if (skip !== undefined) {
+    console.log(`scheduler-failover: skipped: ${skip}`);
     return [];
   }
+  const database = await createPostgresTestDatabase();
   const harness = await SchedulerHarness.start({
     database: database.url,
     watchEvents: false,

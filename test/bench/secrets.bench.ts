@@ -24,15 +24,7 @@ import { startServiceProcess } from '../../scripts/launcher/service-process.js';
 import { waitServing } from '../../scripts/launcher/wait-serving.js';
 import { createPostgresTestDatabase, postgresUnavailable } from '../support/postgres.js';
 import { freePort } from '../support/free-port.js';
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-  target?: string;
-}
+import type { BenchResult } from './bench-result.js';
 
 const SECRETS_PER_GRANT = 10;
 /** HTTP/2 connections, and calls in flight on each. */

@@ -11,11 +11,11 @@ import { createMtlsTransport } from '../../lib/rpc/index.js';
 import { durationFromMs } from '../../services/scheduler/src/durations.js';
 import { EventStream } from './support/event-stream.js';
 import { FakeNode } from './support/fake-node.js';
-import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import { createPostgresTestDatabase, postgresUnavailable } from '../support/postgres.js';
 import { SchedulerHarness, spec } from './support/scheduler-harness.js';
 
-const database = await createTestDatabase();
-const skip = 'skip' in database ? database.skip : undefined;
+const skip = await postgresUnavailable();
+const database = skip === undefined ? await createPostgresTestDatabase() : undefined;
 if (skip !== undefined) console.warn(`skipping the scheduler leadership tests: ${skip}`);
 
 let harness: SchedulerHarness;
@@ -23,13 +23,13 @@ let standbyUrl: string;
 let standbyApps: ReturnType<typeof createClient<typeof AppService>>;
 beforeAll(async () => {
   if (skip !== undefined) return;
-  harness = await SchedulerHarness.start({ database: (database as TestDatabase).url });
+  harness = await SchedulerHarness.start({ database: database?.url ?? '' });
   ({ url: standbyUrl } = await harness.startStandby());
   standbyApps = createClient(AppService, createMtlsTransport({ baseUrl: standbyUrl, tls: harness.platform.admin }));
 }, 120_000);
 afterAll(async () => {
   await harness?.stop();
-  if (!('skip' in database)) await database.drop();
+  await database?.drop();
 });
 
 async function refusal(promise: Promise<unknown>): Promise<ConnectError> {

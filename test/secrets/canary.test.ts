@@ -147,8 +147,8 @@ for (const backend of backends) {
         toJsonString(GetMasterKeyStatusResponseSchema, status),
       ];
       const audit = await clients.admin.listAuditEvents({ page: { pageSize: 1000 } });
-      // Three sets, one granted and three refused resolves (the admin's call never reaches the handler), one rotation.
-      expect(audit.events).toHaveLength(8);
+      // Three sets, one granted and four refused resolves (the admin's is refused by the authorizer and audited through its refusal hook), one rotation.
+      expect(audit.events).toHaveLength(9);
 
       expect(await platform.stopService('secrets')).toBe(0);
       const lines = platform.service('secrets').lines;

@@ -1,7 +1,9 @@
 // Placement through the real scheduler and real node sessions: capacity,
 // labels, cordon, replicas kept apart, bin-pack and spread, PENDING with a
-// reason until capacity appears, and grants bound to the chosen node.
+// reason until capacity appears, grants bound to the chosen node, and secret
+// refreshes sent to the nodes running an app.
 import { readFile } from 'node:fs/promises';
+import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceState } from '../../gen/shellwego/common/v1/workload_pb.js';
 import { PlacementStrategy } from '../../gen/shellwego/scheduler/v1/apps_pb.js';
@@ -77,6 +79,27 @@ describe('placement', () => {
     }
     expect(refused).toBeInstanceOf(GrantError);
     expect((refused as GrantError).reason).toBe('wrong-node');
+  });
+
+  it('refreshes an app\'s secrets with a fresh grant for each running instance, on its own node only', async () => {
+    const { instances } = await harness.apps.listInstances({ app: 'pack-a' });
+    const running = instances.filter((i) => i.state === InstanceState.HEALTHY);
+    expect(running.length).toBeGreaterThan(0);
+    const { instancesRefreshed } = await harness.apps.refreshAppSecrets({ name: 'pack-a' });
+    expect(instancesRefreshed).toBe(running.length);
+
+    const verifier = createGrantVerifier([await readFile(harness.platform.pki.grantPublicKey, 'utf8')]);
+    for (const instance of running) {
+      const node = [small, big].find((n) => n.nodeId === instance.nodeId) as FakeNode;
+      const refresh = await node.waitFor(
+        () => node.received.map((r) => r.msg).find((m) => m.case === 'refreshSecrets' && m.value.instanceId === instance.id),
+        5_000,
+        `RefreshSecrets for ${instance.id}`,
+      );
+      const grant = refresh.case === 'refreshSecrets' ? refresh.value.grant : undefined;
+      expect(verifyGrant(grant, verifier, { nodeId: instance.nodeId })).toMatchObject({ instanceId: instance.id, app: 'pack-a' });
+    }
+    await expect(harness.apps.refreshAppSecrets({ name: 'no-such-app' })).rejects.toMatchObject({ code: Code.NotFound });
   });
 
   it('honours labels and cordon, and keeps instances PENDING with a reason until a node can take them', async () => {

@@ -141,6 +141,16 @@ export function appCommands(program: Command): void {
     });
 
   app
+    .command('refresh-secrets')
+    .description("send the app's running instances their current secret values (restarts each workload); use after `secret set`")
+    .argument('<name>', 'the app')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const { instancesRefreshed } = await (await appClient(globals)).refreshAppSecrets({ name });
+      printValue(globals.output, { instancesRefreshed }, `sent a secrets refresh to ${instancesRefreshed} instance(s) of ${name}`);
+    });
+
+  app
     .command('rm')
     .description('stop every instance and delete the app (its versions and events are kept)')
     .argument('<name>', 'the app')

@@ -7,6 +7,7 @@ import {
   GetAppResponseSchema,
   ListAppsResponseSchema,
   ListInstancesResponseSchema,
+  RefreshAppSecretsResponseSchema,
   RollbackAppResponseSchema,
   ScaleAppResponseSchema,
   WatchEventsResponseSchema,
@@ -84,6 +85,14 @@ export function appService(deps: SchedulerDeps): Partial<ServiceImpl<typeof AppS
       const version = await leader.rollback(request.name);
       deps.logger.info({ app: request.name, version }, 'app rolling back');
       return create(RollbackAppResponseSchema, { app: await appOrNotFound(request.name) });
+    },
+
+    async refreshAppSecrets(request) {
+      checkName(request.name);
+      const leader = await requireLeader(deps, 'refresh secrets');
+      const refreshed = await leader.refreshSecrets(request.name);
+      deps.logger.info({ app: request.name, instances: refreshed }, 'secrets refresh sent');
+      return create(RefreshAppSecretsResponseSchema, { instancesRefreshed: refreshed });
     },
 
     async *watchEvents(request: WatchEventsRequest, context: HandlerContext): AsyncGenerator<WatchEventsResponse> {

@@ -2,6 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import {
   AssignSchema,
   InstanceSpecSchema,
+  RefreshSecretsSchema,
   SessionResponseSchema,
   StopSchema,
   type SessionResponse,
@@ -37,6 +38,25 @@ export function assignMessage(instance: InstanceRecord, version: VersionRecord, 
           app: instance.app,
           nodeId,
           secretNames: spec.secretNames,
+          imageDigest: version.imageDigest,
+        }),
+      }),
+    },
+  });
+}
+
+/** RefreshSecrets for an instance on `nodeId`: a fresh grant for the secrets of its version. */
+export function refreshSecretsMessage(instance: InstanceRecord, version: VersionRecord, nodeId: string, grants: GrantIssuer): SessionResponse {
+  return create(SessionResponseSchema, {
+    msg: {
+      case: 'refreshSecrets',
+      value: create(RefreshSecretsSchema, {
+        instanceId: instance.id,
+        grant: grants.issue({
+          instanceId: instance.id,
+          app: instance.app,
+          nodeId,
+          secretNames: version.spec.secretNames,
           imageDigest: version.imageDigest,
         }),
       }),

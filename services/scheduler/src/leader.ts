@@ -14,6 +14,7 @@ import type { EventFeed } from './event-feed.js';
 import { anySilent, detectFailures } from './failure-detector.js';
 import type { GrantIssuer } from './grant-issuer.js';
 import type { ResolvedImage } from './image-resolver.js';
+import { refreshSecretsMessage } from './assignment.js';
 import { changeState, requestStop } from './instance-lifecycle.js';
 import { refuseReportedTransition, stateName } from './instance-states.js';
 import type { LeaderContext } from './leader-context.js';
@@ -26,6 +27,9 @@ import { SerialQueue } from './serial-queue.js';
 import { SessionHub, type NodeSession } from './session-hub.js';
 import type { SchedulerDb } from './tables.js';
 import { writeTransaction } from './write-transaction.js';
+
+/** States in which the workload has received its secrets, so a refresh means something. */
+const secretsDelivered: ReadonlySet<InstanceState> = new Set([InstanceState.STARTING, InstanceState.RUNNING, InstanceState.HEALTHY]);
 
 /** Units of work slower than this are logged (debug) with where the time went. */
 const SLOW_UNIT_MS = 100;
@@ -150,6 +154,25 @@ export class Leader {
       const live = [...this.ctx.state.instancesOf(name)].filter((i) => i.state !== InstanceState.STOPPING);
       for (const instance of live) requestStop(this.ctx, changes, instance, 'app deleted');
       return live.length;
+    });
+  }
+
+  /**
+   * Sends each instance of the app whose workload has its secrets (STARTING,
+   * RUNNING, HEALTHY) a fresh grant in RefreshSecrets; returns how many.
+   */
+  refreshSecrets(name: string): Promise<number> {
+    return this.mutate((changes) => {
+      const app = this.requireApp(name);
+      let refreshed = 0;
+      for (const instance of this.ctx.state.instancesOf(name)) {
+        const nodeId = instance.nodeId;
+        const version = app.versions.get(instance.version);
+        if (nodeId === undefined || version === undefined || !secretsDelivered.has(instance.state)) continue;
+        changes.send(nodeId, () => refreshSecretsMessage(instance, version, nodeId, this.options.grants));
+        refreshed++;
+      }
+      return refreshed;
     });
   }
 

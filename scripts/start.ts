@@ -1,8 +1,12 @@
 // `npm start`: the whole platform on this machine with embedded defaults.
 // State lives under $SHELLWEGO_HOME (default ~/.shellwego) and is reused.
 import { mkdir, readFile } from 'node:fs/promises';
-import { defaultPorts, shellwegoHome } from '../lib/config/index.js';
+import { NodeService } from '../gen/shellwego/scheduler/v1/nodes_pb.js';
+import { defaultPorts, loadConfig, shellwegoHome } from '../lib/config/index.js';
 import { ensureDevPki } from '../lib/pki/index.js';
+import { createMtlsClient } from '../lib/rpc/index.js';
+import { nodeAgentConfig } from '../services/node-agent/src/config.js';
+import { hasIdentity } from '../services/node-agent/src/identity/identity-store.js';
 import { formatLogLine } from './launcher/format-log-line.js';
 import { startServiceProcess, type ServiceProcess } from './launcher/service-process.js';
 import { waitServing } from './launcher/wait-serving.js';
@@ -28,11 +32,22 @@ const admin = {
 say(`shellwego: state in ${home}`);
 
 const env = { ...process.env, SHELLWEGO_HOME: home };
-const running: ServiceProcess[] = services.map((s) =>
-  startServiceProcess(s.name, env, (line) => process.stdout.write(`${formatLogLine(s.name, line, color)}\n`)),
-);
+const running: ServiceProcess[] = [];
 const stopping = new AbortController();
 let exitCode = 0;
+
+function launch(name: (typeof services)[number]['name'], launchEnv: NodeJS.ProcessEnv): void {
+  const p = startServiceProcess(name, launchEnv, (line) => process.stdout.write(`${formatLogLine(name, line, color)}\n`));
+  running.push(p);
+  void p.exited.then((result) => {
+    if (stopping.signal.aborted) return;
+    // Services exit 0 only after a SIGINT/SIGTERM; Ctrl-C reaches them
+    // directly (same process group), sometimes before it reaches us.
+    if (result === 0) return void stopAll(0);
+    say(`shellwego: ${p.name} exited unexpectedly (${result}); stopping the platform`);
+    void stopAll(1);
+  });
+}
 
 async function stopAll(code: number): Promise<never> {
   if (!stopping.signal.aborted) {
@@ -50,15 +65,28 @@ async function stopAll(code: number): Promise<never> {
 
 process.once('SIGINT', () => void stopAll(0));
 process.once('SIGTERM', () => void stopAll(0));
-for (const p of running) {
-  void p.exited.then((result) => {
-    if (stopping.signal.aborted) return;
-    // Services exit 0 only after a SIGINT/SIGTERM; Ctrl-C reaches them
-    // directly (same process group), sometimes before it reaches us.
-    if (result === 0) return void stopAll(0);
-    say(`shellwego: ${p.name} exited unexpectedly (${result}); stopping the platform`);
-    void stopAll(1);
-  });
+for (const s of services) if (s.name !== 'node-agent') launch(s.name, env);
+
+// The local node agent joins like any other node: with a one-time token the admin creates
+// through the scheduler (only on its first start; later it has its own certificate).
+const schedulerUrl = `https://127.0.0.1:${defaultPorts.scheduler}`;
+if (await waitServing(schedulerUrl, admin, 60_000, stopping.signal)) {
+  const agentEnv: NodeJS.ProcessEnv = { ...env };
+  if (!joinedBefore(env)) {
+    const nodes = createMtlsClient(NodeService, { baseUrl: schedulerUrl, tls: admin, defaultTimeoutMs: 10_000 });
+    const { token } = await nodes.createJoinToken({ labels: {}, ttl: { seconds: 600n } });
+    agentEnv[nodeAgentConfig.envNames.joinToken] = token;
+  }
+  if (!stopping.signal.aborted) launch('node-agent', agentEnv);
+}
+
+/** True when the node agent has its own certificate already (a bad setting is the agent's to report). */
+function joinedBefore(agentEnv: NodeJS.ProcessEnv): boolean {
+  try {
+    return hasIdentity(loadConfig(nodeAgentConfig, { env: agentEnv }).stateDir);
+  } catch {
+    return false;
+  }
 }
 
 const ready = await Promise.all(

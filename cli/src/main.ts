@@ -5,6 +5,7 @@ import { appCommands } from './commands/app.js';
 import { eventsCommand } from './commands/events.js';
 import { imageCommands } from './commands/image.js';
 import { instanceCommands } from './commands/instance.js';
+import { logsCommand } from './commands/logs.js';
 import { nodeCommands } from './commands/node.js';
 import { pkiCommands } from './commands/pki.js';
 import { secretCommands } from './commands/secret.js';
@@ -21,6 +22,7 @@ nodeCommands(program);
 appCommands(program);
 instanceCommands(program);
 eventsCommand(program);
+logsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -23,7 +23,10 @@ export async function runService<S extends ReturnType<typeof serverSettings> & R
     process.exit(1);
   }
   const service = started;
+  let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
     service.logger.info({ signal }, 'shutting down');
     service.stop().then(
       () => process.exit(0),
@@ -33,6 +36,9 @@ export async function runService<S extends ReturnType<typeof serverSettings> & R
       },
     );
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  // `on`, not `once`: a second signal (Ctrl-C twice, or execa re-raising one
+  // for its children) must not fall through to Node's default and kill the
+  // process mid-drain; stop() runs only once anyway.
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }

@@ -37,12 +37,14 @@ export class TestPlatform {
     private readonly running: Map<PlatformService, RunningService>,
     private readonly ownsHome: boolean,
     private baseEnv: Record<string, string> = {},
+    private readonly extras = new Map<string, RunningService & { readonly env: Record<string, string> }>(),
   ) {}
 
   static async start(options: {
     services: readonly PlatformService[];
     home?: string;
-    env?: Record<string, string>;
+    /** Extra env for every process; as a function, it gets the URL of each service started here. */
+    env?: Record<string, string> | ((urls: Partial<Record<PlatformService, string>>) => Record<string, string>);
   }): Promise<TestPlatform> {
     const home = options.home ?? (await mkdtemp(join(tmpdir(), 'shellwego-test-')));
     const pki = await ensureDevPki(home);
@@ -55,21 +57,70 @@ export class TestPlatform {
     const ports = new Map<PlatformService, number>();
     for (const name of options.services) ports.set(name, await freePort());
     const urlEnv: Record<string, string> = {};
-    for (const [name, port] of ports) urlEnv[`SHELLWEGO_${name.replace('-', '_').toUpperCase()}_URL`] = `https://127.0.0.1:${port}`;
-    platform.baseEnv = { ...urlEnv, ...options.env };
+    const urls: Partial<Record<PlatformService, string>> = {};
+    for (const [name, port] of ports) {
+      urls[name] = `https://127.0.0.1:${port}`;
+      urlEnv[`SHELLWEGO_${name.replace('-', '_').toUpperCase()}_URL`] = `https://127.0.0.1:${port}`;
+    }
+    platform.baseEnv = { ...urlEnv, ...(typeof options.env === 'function' ? options.env(urls) : options.env) };
     for (const name of options.services) await platform.launch(name, ports.get(name) as number);
     await platform.waitServing(options.services);
     return platform;
   }
 
-  private async launch(name: PlatformService, port: number, env: Record<string, string> = {}): Promise<void> {
+  private async launch(name: PlatformService, port: number, env: Record<string, string> = {}, key: string = name): Promise<void> {
     const lines: string[] = [];
     const child = startServiceProcess(
       name,
       { ...process.env, ...this.baseEnv, ...env, SHELLWEGO_HOME: this.home, [`${envPrefix[name]}LISTEN`]: `127.0.0.1:${port}` },
       (line) => lines.push(line),
     );
-    this.running.set(name, { name, url: `https://127.0.0.1:${port}`, port, lines, process: child });
+    const running = { name, url: `https://127.0.0.1:${port}`, port, lines, process: child };
+    if (key === name) this.running.set(name, running);
+    else this.extras.set(key, { ...running, env });
+  }
+
+  /**
+   * Starts one more process of a service (e.g. another node agent) under its own key, on a
+   * free port, and waits until it serves. Its lines count in allLines() and stop() stops it.
+   */
+  async addProcess(key: string, name: PlatformService, env: Record<string, string> = {}): Promise<RunningService> {
+    if (this.extras.has(key) || (this.running as Map<string, RunningService>).has(key)) throw new Error(`process ${key} exists already`);
+    await this.launch(name, await freePort(), env, key);
+    const added = this.extra(key);
+    const never = new AbortController().signal;
+    if (!(await waitServing(added.url, this.admin, 60_000, never))) {
+      throw new Error(`${key} did not become SERVING:\n${added.lines.slice(-20).join('\n')}`);
+    }
+    return added;
+  }
+
+  /** A process started with addProcess. */
+  extra(key: string): RunningService {
+    const found = this.extras.get(key);
+    if (!found) throw new Error(`no process ${key} in this test platform`);
+    return found;
+  }
+
+  /** Stops a process started with addProcess and waits for it to exit. */
+  async stopProcess(key: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | string> {
+    const running = this.extra(key);
+    running.process.child.kill(signal);
+    return running.process.exited;
+  }
+
+  /** Starts a stopped addProcess process again on its port, with its env plus `env`; its earlier lines are kept. */
+  async restartProcess(key: string, env: Record<string, string> = {}): Promise<RunningService> {
+    const previous = this.extras.get(key);
+    if (!previous) throw new Error(`no process ${key} in this test platform`);
+    await this.launch(previous.name, previous.port, { ...previous.env, ...env }, key);
+    const restarted = this.extra(key);
+    restarted.lines.unshift(...previous.lines);
+    const never = new AbortController().signal;
+    if (!(await waitServing(restarted.url, this.admin, 60_000, never))) {
+      throw new Error(`${key} did not become SERVING again:\n${restarted.lines.slice(-20).join('\n')}`);
+    }
+    return restarted;
   }
 
   private async waitServing(names: readonly PlatformService[]): Promise<void> {
@@ -95,7 +146,7 @@ export class TestPlatform {
 
   /** Every line every process printed, for canary searches. */
   allLines(): string[] {
-    return [...this.running.values()].flatMap((s) => s.lines);
+    return [...this.running.values(), ...this.extras.values()].flatMap((s) => s.lines);
   }
 
   /** Stops one service with SIGTERM (or SIGKILL) and waits for it to exit. */
@@ -114,7 +165,7 @@ export class TestPlatform {
 
   async stop(): Promise<void> {
     await Promise.all(
-      [...this.running.values()].map(async (s) => {
+      [...this.running.values(), ...this.extras.values()].map(async (s) => {
         if (s.process.child.exitCode === null && s.process.child.signalCode === null) s.process.child.kill('SIGTERM');
         await s.process.exited;
       }),

@@ -1,7 +1,64 @@
-import { defaultPorts, defineConfig } from '../../../lib/config/index.js';
+import { boolean, defaultPorts, defineConfig, duration, hostPort, integer, keyValues, optional, path, string, url } from '../../../lib/config/index.js';
+import type { Setting } from '../../../lib/config/index.js';
 import { serverSettings } from '../../../lib/service/index.js';
+import { vmDriverSettings } from './drivers/index.js';
+
+const MIB = 1024 * 1024;
+
+/** Comma-separated https URLs: the scheduler replicas, tried in turn (a standby sends the agent on). */
+function urlList(options: { default: string; description: string }): Setting<readonly string[]> {
+  const expected = 'one or more https:// URLs separated by ","';
+  return Object.freeze({
+    kind: 'urlList',
+    description: options.description,
+    sensitive: false,
+    defaultInput: options.default,
+    optional: false,
+    parse(input: unknown) {
+      const pieces = typeof input === 'string' ? input.split(',').map((p) => p.trim()).filter((p) => p !== '') : Array.isArray(input) ? input : [];
+      const urls = pieces.filter((p): p is string => typeof p === 'string' && URL.canParse(p) && new URL(p).protocol === 'https:');
+      if (urls.length === 0 || urls.length !== pieces.length) return { ok: false as const, expected };
+      return { ok: true as const, value: Object.freeze(urls) };
+    },
+  });
+}
 
 /** Settings of the node agent; env vars start with SHELLWEGO_NODE_AGENT_. */
 export const nodeAgentConfig = defineConfig('SHELLWEGO_NODE_AGENT', {
   ...serverSettings('node-agent', defaultPorts.nodeAgent),
+  ...vmDriverSettings(),
+  stateDir: path({
+    default: '$SHELLWEGO_HOME/node-agent',
+    description: 'node identity, local instance state (no secrets), rootfs cache and per-VM work dirs; keep it short (VM sockets live under it)',
+  }),
+  schedulerUrls: urlList({
+    default: `https://127.0.0.1:${defaultPorts.scheduler}`,
+    description: 'scheduler replicas, comma-separated; the Session moves on when one answers UNAVAILABLE (a standby)',
+  }),
+  secretsUrl: url({ default: `https://127.0.0.1:${defaultPorts.secrets}`, protocols: ['https'], description: 'the secrets service (ResolveSecrets)' }),
+  registryUrl: url({ default: `https://127.0.0.1:${defaultPorts.registry}`, protocols: ['https'], description: 'the registry (FetchRootfs)' }),
+  joinToken: optional(string({ sensitive: true, description: 'one-time join token (`shellwego node token create`); used only until the node has joined' })),
+  joinTokenFile: optional(path({ description: 'file holding the join token (instead of JOIN_TOKEN)' })),
+  hostname: optional(string({ description: "the name the node reports (default: this host's name)" })),
+  labels: keyValues({ description: 'labels the node reports, e.g. "zone=a,disk=ssd"' }),
+  reservedCpuMillis: integer({ default: 0, min: 0, description: 'CPU kept for the host, in thousandths of a core, subtracted from the detected CPUs' }),
+  reservedMemoryMib: integer({ default: 512, min: 0, description: 'memory kept for the host, in MiB, subtracted from the detected memory' }),
+  capacityCpuMillis: optional(integer({ min: 1, description: 'CPU offered to the scheduler instead of the detected CPUs minus the reserve' })),
+  capacityMemoryMib: optional(integer({ min: 1, description: 'memory offered to the scheduler instead of the detected memory minus the reserve' })),
+  maxInstances: integer({ default: 100, min: 1, max: 100_000, description: 'most instances this node runs at once' }),
+  heartbeatInterval: duration({ default: '5s', description: 'how often a heartbeat goes to the scheduler (keep it below the scheduler heartbeat interval)' }),
+  guestImageDir: optional(
+    path({ description: 'kernel + initramfs (deploy/guest-image/build.sh output) for the qemu and firecracker drivers; default: build.sh is run (cached)' }),
+  ),
+  bootTimeout: duration({ default: '120s', description: 'how long a VM may take from boot to its guest agent answering' }),
+  runTimeout: duration({ default: '60s', description: 'how long the guest agent may take to start the workload (Run, InjectSecrets)' }),
+  rootfsCacheBytes: integer({ default: 20 * 1024 * MIB, min: MIB, description: 'rootfs cache size; least recently used images above it are evicted' }),
+  fetchTimeout: duration({ default: '10m', description: 'how long one rootfs download may take' }),
+  logBufferBytes: integer({ default: 256 * 1024, min: 1024, max: 64 * MIB, description: 'workload output kept per instance for StreamInstanceLogs' }),
+  metricsListen: hostPort({ default: '127.0.0.1:9404', description: 'Prometheus metrics (plain HTTP, /metrics); port 0 picks a free one' }),
+  reconcileInterval: duration({ default: '10s', description: 'how often desired instances are checked against the VMs the driver runs' }),
+  stopVmsOnExit: boolean({
+    default: false,
+    description: 'stop every VM when the agent shuts down (default: leave them running; a restarted agent re-adopts them)',
+  }),
 });

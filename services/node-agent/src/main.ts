@@ -1,12 +1,43 @@
-import { NodeAgentService } from '../../../gen/shellwego/agent/v1/agent_pb.js';
-import { implement } from '../../../lib/rpc/index.js';
+// node-agent process entry: serving certificate -> serve NodeAgentService -> agent (driver,
+// re-adoption) -> join and open the scheduler Session, in the background.
+import { ConfigError } from '../../../lib/config/index.js';
+import { createLogger } from '../../../lib/log/index.js';
 import { runService } from '../../../lib/service/index.js';
 import { nodeAgentConfig } from './config.js';
+import { NodeAgent } from './node-agent.js';
+import { servingEnvironment } from './serving-tls.js';
+
+const logger = createLogger({ service: 'node-agent' });
+
+let env: NodeJS.ProcessEnv;
+try {
+  env = await servingEnvironment(process.env, logger);
+} catch (error) {
+  process.stderr.write(`node-agent: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(error instanceof ConfigError ? 2 : 1);
+}
 
 await runService({
   name: 'node-agent',
   definition: nodeAgentConfig,
-  async setup() {
-    return { services: [implement(NodeAgentService, {})] };
+  env,
+  logger,
+  async setup({ config, logger: log, shuttingDown }) {
+    // Serve at once: preparing the driver (a guest image build on a fresh host) may take a while.
+    const ready = NodeAgent.create(config, log, shuttingDown);
+    ready.then(
+      (agent) => {
+        if (!shuttingDown.aborted) void agent.joinAndConnect();
+      },
+      (error: unknown) => {
+        if (shuttingDown.aborted) return;
+        log.fatal({ err: error instanceof Error ? error.message : String(error) }, 'the node agent cannot start');
+        process.exit(1);
+      },
+    );
+    return {
+      services: NodeAgent.services(ready, shuttingDown),
+      close: async () => (await ready.catch(() => undefined))?.close(),
+    };
   },
 });

@@ -1,0 +1,194 @@
+// The node agent assembled: VM driver, state file, rootfs cache, reconciler, metrics, and, once
+// the node has its identity, the control-plane clients, the scheduler Session and certificate
+// renewal. main.ts runs it as a service; tests and benchmarks may run it in process.
+import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
+import type { SessionResponse } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+import { NodeAgentService } from '../../../gen/shellwego/agent/v1/agent_pb.js';
+import type { Typed } from '../../../lib/config/index.js';
+import type { Logger } from '../../../lib/log/index.js';
+import { implement, type ServiceRegistration } from '../../../lib/rpc/index.js';
+import { nodeCapacity } from './capacity.js';
+import type { nodeAgentConfig } from './config.js';
+import { ControlPlane } from './control-plane.js';
+import { CertificateRenewal } from './identity/certificate-renewal.js';
+import { ensureIdentity } from './identity/ensure-identity.js';
+import type { NodeIdentity } from './identity/identity-store.js';
+import { Reconciler } from './instances/reconciler.js';
+import { StateStore } from './instances/state-store.js';
+import { serveMetrics, type MetricsServer } from './metrics/metrics-server.js';
+import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
+import { nodeAgentService } from './node-agent-service.js';
+import { registryFetcher } from './rootfs/registry-fetcher.js';
+import { RootfsCache } from './rootfs/rootfs-cache.js';
+import { SchedulerSession } from './session/scheduler-session.js';
+import { prepareVmDriver, type PreparedDriver } from './vm-driver-setup.js';
+
+export type NodeAgentSettings = Typed<(typeof nodeAgentConfig)['settings']>;
+
+export class NodeAgent {
+  private controlPlane: ControlPlane | undefined;
+  private session: SchedulerSession | undefined;
+  private renewal: CertificateRenewal | undefined;
+  private readonly stopping = new AbortController();
+  private joining: Promise<void> | undefined;
+
+  private constructor(
+    private readonly config: NodeAgentSettings,
+    private readonly log: Logger,
+    private readonly prepared: PreparedDriver,
+    readonly reconciler: Reconciler,
+    readonly metrics: NodeMetrics,
+    private readonly metricsServer: MetricsServer | undefined,
+  ) {}
+
+  /**
+   * Prepares the driver and re-adopts the VMs an earlier agent process left running. Gives up
+   * (rejects) when `signal` aborts before the agent is ready.
+   */
+  static async create(config: NodeAgentSettings, log: Logger, signal: AbortSignal = new AbortController().signal): Promise<NodeAgent> {
+    const prepared = await prepareVmDriver(config, log, signal);
+    signal.throwIfAborted();
+    const store = new StateStore(config.stateDir, log);
+    let agent: NodeAgent | undefined;
+    const controlPlane = (): ControlPlane => {
+      const plane = agent?.controlPlane;
+      if (plane === undefined) throw new Error('this node has not joined the cluster yet');
+      return plane;
+    };
+    const rootfs = new RootfsCache({
+      dir: join(config.stateDir, 'rootfs'),
+      maxBytes: config.rootfsCacheBytes,
+      log: log.child({ component: 'rootfs' }),
+      fetch: (digest, grant, path, signal) => registryFetcher(controlPlane(), config.fetchTimeout)(digest, grant, path, signal),
+    });
+    await rootfs.init();
+    let reconciler: Reconciler | undefined;
+    const metrics = createNodeMetrics({
+      instancesByState: () => reconciler?.countsByState() ?? new Map(),
+      sessionConnected: () => agent?.session?.connected ?? false,
+      rootfsCacheBytes: () => rootfs.usedBytes,
+    });
+    reconciler = new Reconciler({
+      driver: prepared.driver,
+      guestImage: prepared.guestImage,
+      vmDir: join(config.stateDir, 'vms'),
+      rootfs,
+      secrets: () => controlPlane().secrets,
+      store,
+      metrics,
+      log,
+      settings: { bootTimeoutMs: config.bootTimeout, runTimeoutMs: config.runTimeout, logBufferBytes: config.logBufferBytes },
+      report: (event) => {
+        if (agent?.session !== undefined) agent.session.report(event);
+        else agent?.pendingEvents.push(event);
+      },
+      reconcileIntervalMs: config.reconcileInterval,
+    });
+    // Metrics are for watching the node, not for running it: a taken port is logged, not fatal.
+    const metricsServer = await serveMetrics(metrics.registry, config.metricsListen.host, config.metricsListen.port).catch((error: unknown) => {
+      log.error({ err: error instanceof Error ? error.message : String(error), listen: config.metricsListen }, 'cannot serve metrics; running without them (set SHELLWEGO_NODE_AGENT_METRICS_LISTEN)');
+      return undefined;
+    });
+    agent = new NodeAgent(config, log, prepared, reconciler, metrics, metricsServer);
+    if (metricsServer !== undefined) log.info({ url: metricsServer.url }, 'metrics served');
+    await reconciler.adoptAll();
+    reconciler.start();
+    return agent;
+  }
+
+  /** Events raised before the Session exists (instances lost across a restart); sent on its first stream. */
+  private readonly pendingEvents: Parameters<SchedulerSession['report']>[0][] = [];
+
+  get nodeId(): string {
+    return this.controlPlane?.nodeId ?? '';
+  }
+
+  /** Undefined when the metrics port could not be opened. */
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url;
+  }
+
+  get connected(): boolean {
+    return this.session?.connected ?? false;
+  }
+
+  /** NodeAgentService for an agent still being created: calls wait for it. */
+  static services(ready: Promise<NodeAgent>, shuttingDown: AbortSignal): ServiceRegistration[] {
+    const source = ready.then((agent) => ({
+      nodeId: () => agent.nodeId,
+      driver: agent.prepared.driver.kind,
+      driverReason: agent.prepared.reason,
+      connected: () => agent.connected,
+      reconciler: agent.reconciler,
+      shuttingDown,
+    }));
+    // A failed start is reported where the agent is created; calls then fail with it.
+    source.catch(() => undefined);
+    return [implement(NodeAgentService, nodeAgentService(source))];
+  }
+
+  /** Loads or obtains (join) the node identity, then opens the Session; runs in the background. */
+  joinAndConnect(): Promise<void> {
+    this.joining ??= (async () => {
+      try {
+        const identity = await ensureIdentity({ ...this.config, hostname: this.hostname }, this.log, this.stopping.signal);
+        if (!this.stopping.signal.aborted) this.connect(identity);
+      } catch (error) {
+        if (this.stopping.signal.aborted) return;
+        this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'the node cannot join the cluster; it serves its status but runs nothing');
+      }
+    })();
+    return this.joining;
+  }
+
+  /** One message as if the scheduler had sent it on the Session. */
+  handleSessionMessage(message: SessionResponse): void {
+    this.reconciler.handle(message);
+  }
+
+  async close(): Promise<void> {
+    this.stopping.abort();
+    await this.joining;
+    this.renewal?.stop();
+    await this.session?.stop();
+    await this.reconciler.close(this.config.stopVmsOnExit);
+    await this.metricsServer?.close();
+  }
+
+  private get hostname(): string {
+    return this.config.hostname ?? osHostname();
+  }
+
+  private connect(identity: NodeIdentity): void {
+    const controlPlane = new ControlPlane(identity, { secrets: this.config.secretsUrl, registry: this.config.registryUrl });
+    this.controlPlane = controlPlane;
+    const capacity = nodeCapacity(this.config);
+    const session = new SchedulerSession({
+      urls: this.config.schedulerUrls,
+      client: (url) => controlPlane.scheduler(url),
+      heartbeatIntervalMs: this.config.heartbeatInterval,
+      log: this.log.child({ component: 'session' }),
+      callbacks: {
+        hello: () => {
+          const running = this.reconciler.running();
+          this.log.info({ running: running.length, capacity }, 'sending Hello');
+          return { capacity, labels: { ...this.config.labels }, running, driver: this.prepared.driver.kind, hostname: this.hostname };
+        },
+        heartbeat: () => this.reconciler.usage(),
+        onMessage: (message) => this.reconciler.handle(message),
+      },
+    });
+    for (const event of this.pendingEvents.splice(0)) session.report(event);
+    this.session = session;
+    session.start();
+    this.renewal = new CertificateRenewal(identity, {
+      stateDir: this.config.stateDir,
+      schedulerUrls: this.config.schedulerUrls,
+      log: this.log.child({ component: 'identity' }),
+      onRenewed: (renewed) => controlPlane.setIdentity(renewed),
+    });
+    this.renewal.start();
+    this.log.info({ node: identity.nodeId, driver: this.prepared.driver.kind, capacity }, 'node agent connected to the control plane');
+  }
+}

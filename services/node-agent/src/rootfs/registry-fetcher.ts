@@ -1,0 +1,18 @@
+// The rootfs cache's source: RegistryService.FetchRootfs with the instance's grant, through the
+// registry's client helper (contiguous chunks, announced size, sha256 trailer, atomic rename).
+import type { ControlPlane } from '../control-plane.js';
+import { fetchRootfsToFile } from '../../../registry/src/client/fetch-rootfs.js';
+import type { RootfsFetcher } from './rootfs-cache.js';
+
+export function registryFetcher(controlPlane: ControlPlane, timeoutMs: number): RootfsFetcher {
+  return async (imageDigest, grant, path, signal) => {
+    const fetched = await fetchRootfsToFile(controlPlane.registry, {
+      imageDigest,
+      grant,
+      path,
+      timeoutMs,
+      ...(signal === undefined ? {} : { signal }),
+    });
+    return { sizeBytes: fetched.sizeBytes, sha256: fetched.sha256 };
+  };
+}

@@ -1,0 +1,258 @@
+// Node agent benchmarks on the real platform (separate processes over mTLS):
+// - Assign received -> workload started, minus rootfs fetch and VM boot (the agent's own share:
+//   events, ResolveSecrets, the Run RPC), process driver, one assignment at a time; p50 and p99,
+//   next to the guest's Run RPC alone, with the phases that make it up.
+// - The node agent's resident memory at rest and with 100 instances (process driver), as it is
+//   deployed: the bundle from services/node-agent/build.ts through its launcher (V8 and malloc
+//   settings), and on plain node with default settings; the tsx-run agent of the tests is
+//   reported beside it.
+// - A cold start on qemu/TCG by phase (rootfs fetch, boot to guest agent ready, secrets + Run,
+//   Run to healthy), so the agent's share shows next to the VMM's. Skipped without qemu or a
+//   guest image.
+// Run: `npm run bench node-agent` or `npx tsx test/bench/node-agent.bench.ts`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Client } from '@connectrpc/connect';
+import { execa } from 'execa';
+import { NodeAgentService } from '../../gen/shellwego/agent/v1/agent_pb.js';
+import { InstanceState } from '../../gen/shellwego/common/v1/workload_pb.js';
+import { createMtlsClient } from '../../lib/rpc/index.js';
+import { waitServing } from '../../scripts/launcher/wait-serving.js';
+import { buildNodeAgent, NODE_AGENT_LAUNCHER } from '../../services/node-agent/build.js';
+import { findExecutable } from '../../services/node-agent/src/drivers/host-capabilities.js';
+import { freePort } from '../support/free-port.js';
+import { canaryImageArchive } from '../e2e/support/canary-image.js';
+import { instanceReached } from '../e2e/support/instance-watch.js';
+import { NodePlatform } from '../e2e/support/node-platform.js';
+import type { BenchResult } from './bench-result.js';
+
+const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const SEQUENTIAL_STARTS = 40;
+const MANY = 100;
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+function rssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:')) ?? '';
+  return Number(/(\d+)/.exec(line)?.[1] ?? Number.NaN) / 1024;
+}
+
+/** The fields of the agent's log lines with message `msg` about `instance`. */
+function logFields(lines: readonly string[], msg: string, instance: string): Record<string, number> | undefined {
+  for (const line of lines) {
+    if (!line.includes(`"msg":"${msg}"`) || !line.includes(`"instance":"${instance}"`)) continue;
+    return JSON.parse(line) as Record<string, number>;
+  }
+  return undefined;
+}
+
+interface BundledAgent {
+  readonly key: string;
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  readonly client: Client<typeof NodeAgentService>;
+}
+
+/** The bundled agent, through its launcher (recommended settings) or on plain node; joined and READY. */
+async function startBundledAgent(p: NodePlatform, key: string, how: 'launcher' | 'plain node'): Promise<BundledAgent> {
+  const bundle = await buildNodeAgent();
+  const prepared = await p.prepareAgent({ key, driver: 'process', env: { SHELLWEGO_NODE_AGENT_MAX_INSTANCES: String(MANY + 10) } });
+  const port = await freePort();
+  const [command, args] = how === 'launcher' ? [NODE_AGENT_LAUNCHER, []] : [process.execPath, [bundle]];
+  const child = spawn(command, args, {
+    env: { ...process.env, ...prepared.env, NODE: process.execPath, SHELLWEGO_NODE_AGENT_LISTEN: `127.0.0.1:${port}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on('line', (line) => lines.push(line));
+  const url = `https://127.0.0.1:${port}`;
+  if (!(await waitServing(url, p.platform.admin, 60_000, new AbortController().signal))) throw new Error(`the bundled agent did not serve:\n${lines.join('\n')}`);
+  const client = createMtlsClient(NodeAgentService, { baseUrl: url, tls: p.platform.admin });
+  await p.nodeIdOf(key, client, prepared.from);
+  return { key, child, lines, client };
+}
+
+async function stopAgent(agent: BundledAgent): Promise<void> {
+  if (agent.child.exitCode !== null || agent.child.signalCode !== null) return;
+  const exited = new Promise((resolve) => agent.child.once('exit', resolve));
+  agent.child.kill('SIGTERM');
+  await exited;
+}
+
+const sleeper = (role: string, replicas: number) => ({
+  image: 'canary:1',
+  replicas,
+  resources: { cpuMillis: 10, memoryMib: 16 },
+  command: ['/bin/busybox', 'sleep', '3600'],
+  secretNames: ['CANARY'],
+  placement: { requiredLabels: { role } },
+});
+
+function runningCount(p: NodePlatform, app: string, from: number): number {
+  return p.events.events.slice(from).filter((e) => e.app === app && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.RUNNING).length;
+}
+
+/** Scales `app` on the agent to MANY instances; RSS sampled every 250 ms until they run and for 10 s after. */
+async function memoryWithMany(p: NodePlatform, agent: BundledAgent, app: string, already: number): Promise<{ peak: number; settled: number; live: number }> {
+  const pid = agent.child.pid ?? 0;
+  const samples: number[] = [];
+  const from = p.events.events.length;
+  if (already === 0) await p.apps.deployApp({ name: app, spec: sleeper(agent.key, MANY) });
+  else await p.apps.scaleApp({ name: app, replicas: MANY });
+  while (runningCount(p, app, from) < MANY - already) {
+    samples.push(rssMiB(pid));
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  const settledFrom = samples.length;
+  for (let i = 0; i < 40; i++) {
+    samples.push(rssMiB(pid));
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  const status = await agent.client.getNodeStatus({});
+  const live = status.instances.filter((i) => i.state === InstanceState.RUNNING || i.state === InstanceState.HEALTHY).length;
+  return { peak: Math.max(...samples), settled: percentile(samples.slice(settledFrom), 50), live };
+}
+
+/** Deletes the app and waits until its instances stopped. */
+async function removeAll(p: NodePlatform, app: string): Promise<void> {
+  const { instances } = await p.apps.listInstances({ app });
+  await p.apps.deleteApp({ name: app });
+  const ids = new Set(instances.map((i) => i.id));
+  await p.events.until(
+    () => (p.events.events.filter((e) => ids.has(e.instanceId) && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.STOPPED).length >= ids.size ? true : undefined),
+    300_000,
+    `every instance of ${app} stopped`,
+  );
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const results: BenchResult[] = [];
+  const p = await NodePlatform.start();
+  const agents: BundledAgent[] = [];
+  try {
+    await p.importImage('canary:1', await canaryImageArchive('canary:1'));
+    const tsxAgent = await p.addAgent({ key: 'tsx', driver: 'process' });
+    const tsxAtRest = rssMiB(tsxAgent.process.process.child.pid ?? 0);
+    await p.platform.stopProcess('tsx');
+
+    // Default V8 and malloc settings, for comparison.
+    const plainAgent = await startBundledAgent(p, 'plain', 'plain node');
+    agents.push(plainAgent);
+    const plainAtRest = rssMiB(plainAgent.child.pid ?? 0);
+    await p.setSecret('plain', 'CANARY', Buffer.from('bench-secret-value'));
+    const plain = await memoryWithMany(p, plainAgent, 'plain', 0);
+    await removeAll(p, 'plain');
+    await stopAgent(plainAgent);
+
+    // As deployed: the launcher with the recommended settings.
+    const agent = await startBundledAgent(p, 'bench', 'launcher');
+    agents.push(agent);
+    const atRest = rssMiB(agent.child.pid ?? 0);
+    await p.setSecret('sleeper', 'CANARY', Buffer.from('bench-secret-value'));
+
+    // One assignment at a time: the first also fetches the rootfs (excluded anyway).
+    const secretsLog = p.platform.service('secrets').lines;
+    const secretsFrom = secretsLog.length;
+    const running: string[] = [];
+    for (let n = 1; n <= SEQUENTIAL_STARTS; n++) {
+      const from = p.events.events.length;
+      if (n === 1) await p.apps.deployApp({ name: 'sleeper', spec: sleeper('bench', 1) });
+      else await p.apps.scaleApp({ name: 'sleeper', replicas: n });
+      running.push((await instanceReached(p.events, 'sleeper', InstanceState.RUNNING, 60_000, from)).instanceId);
+    }
+    const started = running.map((id) => logFields(agent.lines, 'workload started', id)).filter((f): f is Record<string, number> => f !== undefined);
+    const agentShare = started.slice(1).map((f) => f.agentMs ?? Number.NaN);
+    const runRpc = started.slice(1).map((f) => f.runMs ?? Number.NaN);
+    const p50 = percentile(agentShare, 50);
+    results.push(
+      { name: `assign -> workload started, agent share (process driver, n=${agentShare.length}) p50`, value: p50, unit: 'ms', baseline: { name: 'guest Run RPC p50', value: percentile(runRpc, 50) }, ratio: p50 / percentile(runRpc, 50), target: 'p50 < 20 ms' },
+      { name: 'assign -> workload started, agent share p99', value: percentile(agentShare, 99), unit: 'ms', baseline: { name: 'guest Run RPC p99', value: percentile(runRpc, 99) } },
+      { name: 'assign -> workload started incl. process "boot" (guest agent start) p50', value: percentile(started.slice(1).map((f) => f.totalMs ?? Number.NaN), 50), unit: 'ms' },
+      ...(['secretsMs', 'runMs', 'recordMs'] as const).map((phase) => ({
+        name: `  agent share, ${{ secretsMs: 'ResolveSecrets round trip', runMs: 'guest Run RPC', recordMs: 'state file still being written when the guest answered' }[phase]} p50`,
+        value: percentile(started.slice(1).map((f) => f[phase] ?? Number.NaN), 50),
+        unit: 'ms',
+      })),
+      {
+        name: '  of which the secrets service handling ResolveSecrets (its own request log) p50',
+        value: percentile(
+          secretsLog
+            .slice(secretsFrom)
+            .filter((l) => l.includes('SecretsService/ResolveSecrets'))
+            .map((l) => (JSON.parse(l) as { durationMs?: number }).durationMs ?? Number.NaN),
+          50,
+        ),
+        unit: 'ms',
+      },
+    );
+
+    const many = await memoryWithMany(p, agent, 'sleeper', SEQUENTIAL_STARTS);
+    await removeAll(p, 'sleeper');
+    results.push(
+      { name: 'node agent RSS at rest (bundle, launcher settings)', value: atRest, unit: 'MiB', baseline: { name: 'the same agent under tsx, as the tests run it', value: tsxAtRest } },
+      { name: `node agent RSS with ${many.live} instances, settled (process driver, launcher settings)`, value: many.settled, unit: 'MiB', baseline: { name: 'peak while starting them', value: many.peak }, target: '< 100 MB' },
+      { name: 'node agent RSS at rest, plain node (default V8 and malloc settings)', value: plainAtRest, unit: 'MiB' },
+      { name: `node agent RSS with ${plain.live} instances, settled, plain node`, value: plain.settled, unit: 'MiB', baseline: { name: 'peak while starting them', value: plain.peak } },
+    );
+
+    results.push(...(await qemuColdStart(p)));
+  } finally {
+    for (const agent of agents) await stopAgent(agent);
+    await p.stop();
+  }
+  return results;
+}
+
+async function qemuColdStart(p: NodePlatform): Promise<BenchResult[]> {
+  if (findExecutable('qemu-system-x86_64') === undefined) {
+    console.warn('[node-agent bench] qemu cold start skipped: qemu-system-x86_64 is missing');
+    return [];
+  }
+  const build = await execa('bash', [join(repo, 'deploy/guest-image/build.sh'), '--agent', p.guestAgentBundle], { reject: false });
+  if (build.exitCode !== 0) {
+    console.warn(`[node-agent bench] qemu cold start skipped: guest image build failed: ${build.stderr.trim().split('\n').at(-1) ?? ''}`);
+    return [];
+  }
+  const imageDir = build.stdout.trim().split('\n').at(-1) ?? '';
+  const vm = await p.addAgent({ key: 'vm', driver: 'qemu', env: { SHELLWEGO_NODE_AGENT_GUEST_IMAGE_DIR: imageDir, SHELLWEGO_NODE_AGENT_BOOT_TIMEOUT: '300s' } });
+  await p.setSecret('cold', 'CANARY', Buffer.from('bench-secret-value'));
+  const from = p.events.events.length;
+  await p.apps.deployApp({
+    name: 'cold',
+    spec: {
+      image: 'canary:1',
+      replicas: 1,
+      resources: { cpuMillis: 1000, memoryMib: 384 },
+      secretNames: ['CANARY'],
+      env: { PORT: '8080' },
+      healthCheck: { probe: { case: 'tcp', value: { port: 8080 } } },
+      placement: { requiredLabels: { role: 'vm' } },
+    },
+  });
+  const healthy = await instanceReached(p.events, 'cold', InstanceState.HEALTHY, 600_000, from);
+  const started = logFields(vm.process.lines, 'workload started', healthy.instanceId) ?? {};
+  const ready = logFields(vm.process.lines, 'instance healthy', healthy.instanceId) ?? {};
+  await p.apps.deleteApp({ name: 'cold' });
+  const boot = (started.bootMs ?? 0) + (started.readyMs ?? 0);
+  const total = (started.totalMs ?? 0) + (ready.sinceStartMs ?? 0);
+  return [
+    { name: 'qemu/TCG cold start: rootfs fetch (registry -> cache, verified)', value: started.fetchMs ?? Number.NaN, unit: 'ms' },
+    { name: 'qemu/TCG cold start: VM boot to guest agent ready', value: boot, unit: 'ms' },
+    { name: 'qemu/TCG cold start: ResolveSecrets + Run (mounts the rootfs)', value: (started.secretsMs ?? 0) + (started.runMs ?? 0), unit: 'ms' },
+    { name: 'qemu/TCG cold start: Run to healthy', value: ready.sinceStartMs ?? Number.NaN, unit: 'ms' },
+    { name: "qemu/TCG cold start: agent's own share (events, state file, secrets, Run)", value: started.agentMs ?? Number.NaN, unit: 'ms', baseline: { name: 'total to healthy', value: total }, ratio: (started.agentMs ?? 0) / total },
+  ];
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  for (const r of await run()) {
+    const baseline = r.baseline ? `  (baseline ${r.baseline.name}: ${r.baseline.value.toFixed(1)} ${r.unit})` : '';
+    console.log(`${r.name}: ${r.value.toFixed(1)} ${r.unit}${baseline}${r.target ? `  target ${r.target}` : ''}`);
+  }
+}

@@ -4,9 +4,8 @@
 // corrupt rootfs, a kernel that does not boot, a guest agent that never answers, an app that
 // exits at once, a missing secret) ends FAILED with a reason a person can act on, leaves nothing
 // behind, and the agent keeps serving the other instances.
-import { create } from '@bufbuild/protobuf';
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { open, readdir, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceState } from '../../gen/shellwego/common/v1/workload_pb.js';
 import type { AppSpec } from '../../gen/shellwego/scheduler/v1/apps_pb.js';
 import { NodeState } from '../../gen/shellwego/scheduler/v1/events_pb.js';
-import { SessionResponseSchema } from '../../gen/shellwego/scheduler/v1/nodes_pb.js';
 import { loadConfig } from '../../lib/config/index.js';
-import { loadGrantSigningKey, signGrant } from '../../lib/grant/index.js';
 import { createLogger } from '../../lib/log/index.js';
 import { nodeAgentConfig } from '../../services/node-agent/src/config.js';
 import { findExecutable } from '../../services/node-agent/src/drivers/host-capabilities.js';
@@ -153,9 +150,9 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     expect(status.instances.filter((i) => ids.includes(i.instanceId)).map((i) => InstanceState[i.state])).toEqual(['HEALTHY', 'HEALTHY']);
   });
 
-  it('restarts the workload with refreshed secrets on RefreshSecrets (pushed into the running VM, metrics count it)', { timeout: 120_000 }, async () => {
-    // The scheduler has no path that sends RefreshSecrets yet, so this agent runs in the test
-    // process and the order is handed to it exactly as the Session would deliver it.
+  it('restarts the workload with refreshed secrets when the operator refreshes the app (RefreshSecrets over the Session, metrics count it)', { timeout: 120_000 }, async () => {
+    // This agent runs in the test process so the test can read its output buffer and metrics
+    // directly; it joins and holds a real Session like any other agent.
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -199,14 +196,9 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     expect(await outputText(canaryLine(canary))).toContain(canaryLine(canary));
 
     const fresh = await setCanary('fresh');
-    const signing = loadGrantSigningKey(await readFile(p.platform.pki.grantSigningKey, 'utf8'));
-    const { app } = await p.apps.getApp({ name: 'fresh' });
-    const grant = signGrant(
-      { instanceId, app: 'fresh', nodeId: inProcess.nodeId, secretNames: ['CANARY'], imageDigest: app?.current?.imageDigest ?? '', ttlMs: 60_000 },
-      signing,
-    );
     const from = p.events.events.length;
-    inProcess.handleSessionMessage(create(SessionResponseSchema, { msg: { case: 'refreshSecrets', value: { instanceId, grant } } }));
+    // The real path: the operator asks the scheduler, which sends RefreshSecrets with a fresh grant on the node's Session.
+    expect((await p.apps.refreshAppSecrets({ name: 'fresh' })).instancesRefreshed).toBe(1);
     const again = await p.events.waitFor((e) => e.instanceId === instanceId && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY, 30_000, 'healthy again', from);
     expect(statesOf(p.events.events.slice(from, p.events.events.indexOf(again) + 1), instanceId)).toEqual([InstanceState.RUNNING, InstanceState.HEALTHY]);
     expect(reasonOf(p.events.events.slice(from).find((e) => e.instanceId === instanceId) ?? again)).toBe('restarted with refreshed secrets');

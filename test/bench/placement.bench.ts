@@ -14,7 +14,7 @@ import type {
   PlacementRequest,
   PlacementStrategy,
 } from '../../services/scheduler/src/placement/types.js';
-import type { BenchResult } from './bench-result.js';
+import { printBenchTable, type BenchResult } from './bench-result.js';
 
 const PREPLACED = 50_000;
 const APPS = 5_000;
@@ -230,24 +230,9 @@ function round(value: number): number {
   return Math.round(value * 1000) / 1000;
 }
 
-function printTable(results: readonly BenchResult[]): void {
-  const rows = results.map((result) => [
-    result.name,
-    `${result.value} ${result.unit}`,
-    result.baseline === undefined ? '' : `${result.baseline.name}: ${result.baseline.value}`,
-    result.ratio === undefined ? '' : `x${result.ratio}`,
-    result.target ?? '',
-  ]);
-  const header = ['benchmark', 'indexed engine', 'baseline', 'ratio', 'target'];
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ');
-  console.log(line(header));
-  console.log(line(widths.map((width) => '-'.repeat(width))));
-  for (const row of rows) console.log(line(row));
-}
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const started = performance.now();
-  printTable(await run());
+  printBenchTable(await run());
   console.log(`\n(${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }

@@ -24,7 +24,7 @@ import { startServiceProcess } from '../../scripts/launcher/service-process.js';
 import { waitServing } from '../../scripts/launcher/wait-serving.js';
 import { createPostgresTestDatabase, postgresUnavailable } from '../support/postgres.js';
 import { freePort } from '../support/free-port.js';
-import type { BenchResult } from './bench-result.js';
+import { printBenchTable, type BenchResult } from './bench-result.js';
 
 const SECRETS_PER_GRANT = 10;
 /** HTTP/2 connections, and calls in flight on each. */
@@ -211,24 +211,9 @@ export async function run(): Promise<BenchResult[]> {
   }
 }
 
-function printTable(results: readonly BenchResult[]): void {
-  const rows = results.map((result) => [
-    result.name,
-    `${result.value} ${result.unit}`,
-    result.baseline === undefined ? '' : `${result.baseline.name}: ${result.baseline.value}`,
-    result.ratio === undefined ? '' : `x${result.ratio}`,
-    result.target ?? '',
-  ]);
-  const header = ['benchmark', 'value', 'baseline', 'ratio', 'target'];
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ');
-  console.log(line(header));
-  console.log(line(widths.map((width) => '-'.repeat(width))));
-  for (const row of rows) console.log(line(row));
-}
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const started = performance.now();
-  printTable(await run());
+  printBenchTable(await run());
   console.log(`\n(${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }

@@ -1,9 +1,13 @@
 // `shellwego secret ...` against the real secrets process.
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HiddenLineEditor } from '../../cli/src/commands/secret.js';
+import { HiddenLineEditor } from '../../cli/src/hidden-input.js';
 import { TestPlatform } from '../support/platform.js';
 import { secretsClients } from './platform-clients.js';
 import type { SecretsClients } from './platform-clients.js';
@@ -120,30 +124,75 @@ describe('shellwego secret', () => {
 const scriptSkip = spawnSync('script', ['--version']).status === 0 ? undefined : 'util-linux `script` (to give the CLI a terminal) is not installed';
 
 describe.skipIf(scriptSkip !== undefined)('shellwego secret set on a terminal', () => {
-  it('prompts without echo and stores what was typed, without the Enter', async () => {
-    // `script` runs the CLI on a pseudo-terminal and forwards what we write as keystrokes.
+  it('prompts without echo, even for keys typed the moment the prompt shows, and stores what was typed without the Enter', async () => {
+    // `script` runs the CLI on a pseudo-terminal and forwards what we write as keystrokes. Keys
+    // go in as soon as the first byte of output arrives (echo must already be off then: the CLI
+    // turns it off before writing the prompt), then in pieces after the prompt is complete.
     const command = `${process.execPath} ${cliEntry} secret set PROMPTED --app shop`;
     const terminal = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let screen = '';
+    let typedFirst = false;
     const prompted = new Promise<void>((resolve) => {
       terminal.stdout.on('data', (chunk: Buffer) => {
+        if (!typedFirst) {
+          typedFirst = true;
+          terminal.stdin.write('typed-');
+        }
         screen += chunk.toString();
-        if (screen.includes('value for PROMPTED')) resolve();
+        if (screen.includes('Enter to finish): ')) resolve();
       });
     });
     const exited = new Promise<number | null>((resolve) => terminal.once('exit', resolve));
     await prompted;
-    terminal.stdin.write('typed-secrex\x7ft\r');
+    terminal.stdin.write('sec');
+    await sleep(50);
+    terminal.stdin.write('rex\x7ft\r');
     expect(await exited).toBe(0);
     expect(screen).toMatch(/PROMPTED \(app shop\): version 1 stored/);
-    expect(screen).not.toContain('typed-secre');
+    for (const piece of ['typed', 'sec', 'rex']) expect(screen).not.toContain(piece);
     expect((await resolved('shop', 'PROMPTED')).toString()).toBe('typed-secret');
+  });
+
+  it('turns echo off before the prompt is written (traced system calls)', async () => {
+    // Timing alone cannot show the order reliably; the system calls can. The first terminal
+    // settings without ECHO must come before the write of the prompt.
+    const dir = await mkdtemp(join(tmpdir(), 'prompt-trace-'));
+    const trace = join(dir, 'strace.txt');
+    try {
+      const command = `${process.execPath} ${cliEntry} secret set TRACED --app shop`;
+      const traced = spawn('strace', ['-f', '-qq', '-e', 'trace=ioctl,write', '-o', trace, 'script', '-qec', command, '/dev/null'], {
+        env: { ...process.env, ...env },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let screen = '';
+      const prompted = new Promise<void>((resolve) => {
+        traced.stdout.on('data', (chunk: Buffer) => {
+          screen += chunk.toString();
+          if (screen.includes('Enter to finish): ')) resolve();
+        });
+      });
+      const exited = new Promise<number | null>((resolve) => traced.once('exit', resolve));
+      await prompted;
+      traced.stdin.write('traced-value\r');
+      expect(await exited).toBe(0);
+      const lines = (await readFile(trace, 'utf8')).split('\n');
+      const promptWrite = lines.findIndex((line) => /\bwrite\(\d+, "value for TRACED/.test(line));
+      const echoOff = lines.findIndex((line) => {
+        const lflag = /\bTCSETSW?F?, \{.*c_lflag=([A-Z0-9|]*)/.exec(line)?.[1];
+        return lflag !== undefined && !lflag.split('|').includes('ECHO');
+      });
+      expect(promptWrite).toBeGreaterThan(0);
+      expect(echoOff).toBeGreaterThanOrEqual(0);
+      expect(echoOff).toBeLessThan(promptWrite);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
 describe('the hidden prompt', () => {
   it('keeps typed bytes, ends at Enter without it, and edits by character', () => {
-    const editor = new HiddenLineEditor();
+    const editor = new HiddenLineEditor(64 * 1024);
     expect(editor.feed(Buffer.from('pässw'))).toBe('more');
     expect(editor.feed(Uint8Array.of(0x7f))).toBe('more');
     expect(editor.feed(Buffer.from('ord\x1b['))).toBe('more');
@@ -153,7 +202,7 @@ describe('the hidden prompt', () => {
   });
 
   it('removes a whole multi-byte character on Backspace, clears on Ctrl-U and cancels on Ctrl-C', () => {
-    const editor = new HiddenLineEditor();
+    const editor = new HiddenLineEditor(64 * 1024);
     editor.feed(Buffer.from('aé'));
     editor.feed(Uint8Array.of(0x7f));
     editor.feed(Buffer.from('b\n'));

@@ -8,9 +8,12 @@ import { createMtlsClient } from '../../../lib/rpc/index.js';
 import { fetchRootfsToFile } from '../../../services/registry/src/client/fetch-rootfs.js';
 import { createRootfsClient } from '../../../services/registry/src/client/rootfs-client.js';
 import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
+import { readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
 import { printTable, printValue } from '../output.js';
 
 const CHUNK_BYTES = 1024 * 1024;
+/** Registry tokens (JWTs, cloud access tokens) fit comfortably. */
+const MAX_PASSWORD_BYTES = 64 * 1024;
 
 export function imageCommands(program: Command): void {
   const image = program.command('image').description('OCI images and their root filesystems in the registry');
@@ -181,37 +184,12 @@ async function readText(path: string, flag: string): Promise<string> {
 }
 
 /**
- * The password from stdin, as bytes (never a string), without its line
- * ending. On a terminal it is typed without echo.
+ * The password, as bytes (never a string), without its line ending: typed
+ * without echo on a terminal, else read from stdin.
  */
 async function readPassword(): Promise<Buffer> {
-  const stdin = process.stdin;
-  if (stdin.isTTY) process.stderr.write('Password: ');
-  if (stdin.isTTY) stdin.setRawMode(true);
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of stdin) {
-      const bytes = chunk as Buffer;
-      if (!stdin.isTTY) {
-        chunks.push(Buffer.from(bytes));
-        bytes.fill(0);
-        continue;
-      }
-      const end = bytes.findIndex((b) => b === 0x0d || b === 0x0a || b === 0x03);
-      if (end >= 0 && bytes[end] === 0x03) throw new CliError('cancelled');
-      chunks.push(Buffer.from(end >= 0 ? bytes.subarray(0, end) : bytes));
-      bytes.fill(0);
-      if (end >= 0) break;
-    }
-  } finally {
-    if (stdin.isTTY) {
-      stdin.setRawMode(false);
-      stdin.pause();
-      process.stderr.write('\n');
-    }
-  }
-  const all = Buffer.concat(chunks);
-  for (const c of chunks) c.fill(0);
+  const limits = { maxBytes: MAX_PASSWORD_BYTES, what: 'password' };
+  const all = stdinIsTerminal() ? await readHiddenLine({ ...limits, prompt: 'Password: ' }) : await readAllStdin(limits);
   let length = all.length;
   while (length > 0 && (all[length - 1] === 0x0a || all[length - 1] === 0x0d)) length--;
   const password = Buffer.from(all.subarray(0, length));

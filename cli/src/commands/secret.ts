@@ -17,6 +17,7 @@ import {
 import type { AuditEvent, GetMasterKeyStatusResponse, SecretScope } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
 import { createMtlsClient } from '../../../lib/rpc/index.js';
 import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
+import { readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
 import { printTable, printValue } from '../output.js';
 
 /** The service's limit, checked here too so a too-large value is never sent. */
@@ -45,141 +46,21 @@ function time(ts: Timestamp | undefined): string {
   return ts === undefined ? '-' : timestampDate(ts).toISOString();
 }
 
-/**
- * Collects the bytes typed at a hidden prompt. The bytes go into one buffer
- * allocated up front (no copies left behind by growing); Enter or Ctrl-D
- * ends the value and is not part of it; Backspace removes one character
- * (a whole UTF-8 sequence); Ctrl-U clears; Ctrl-C cancels; escape
- * sequences (arrow and function keys) are dropped.
- */
-export class HiddenLineEditor {
-  readonly #buffer = Buffer.alloc(MAX_VALUE_BYTES);
-  #length = 0;
-  #escape: 'none' | 'esc' | 'sequence' = 'none';
-
-  /** Feeds typed bytes; says whether the line is still open, complete or cancelled. */
-  feed(bytes: Uint8Array): 'more' | 'done' | 'cancel' {
-    for (const byte of bytes) {
-      if (this.#escape === 'esc') {
-        // ESC [ and ESC O start a sequence; anything else was a lone key with Alt.
-        this.#escape = byte === 0x5b || byte === 0x4f ? 'sequence' : 'none';
-        continue;
-      }
-      if (this.#escape === 'sequence') {
-        // Parameters until a final byte in 0x40..0x7e.
-        if (byte >= 0x40 && byte <= 0x7e) this.#escape = 'none';
-        continue;
-      }
-      if (byte === 0x1b) {
-        this.#escape = 'esc';
-        continue;
-      }
-      if (byte === 0x0d || byte === 0x0a || byte === 0x04) return 'done';
-      if (byte === 0x03) return 'cancel';
-      if (byte === 0x7f || byte === 0x08) {
-        // Drop continuation bytes (10xxxxxx), then the lead byte of the character.
-        while (this.#length > 0 && ((this.#buffer[this.#length - 1] ?? 0) & 0xc0) === 0x80) this.#length--;
-        if (this.#length > 0) this.#length--;
-        this.#buffer.fill(0, this.#length);
-        continue;
-      }
-      if (byte === 0x15) {
-        this.#length = 0;
-        this.#buffer.fill(0);
-        continue;
-      }
-      // Other control characters are not part of a value.
-      if (byte < 0x20 && byte !== 0x09) continue;
-      if (this.#length === MAX_VALUE_BYTES) throw new CliError(`the value is over ${MAX_VALUE_BYTES} bytes, the limit for a secret`);
-      this.#buffer[this.#length++] = byte;
-    }
-    return 'more';
-  }
-
-  /** The value typed so far, in a buffer of its own; the editor is wiped. */
-  take(): Buffer {
-    const value = Buffer.alloc(this.#length);
-    this.#buffer.copy(value, 0, 0, this.#length);
-    this.wipe();
-    return value;
-  }
-
-  wipe(): void {
-    this.#buffer.fill(0);
-    this.#length = 0;
-    this.#escape = 'none';
-  }
-}
-
-async function promptHidden(prompt: string): Promise<Buffer> {
-  const input = process.stdin;
-  const editor = new HiddenLineEditor();
-  process.stderr.write(prompt);
-  input.setRawMode(true);
-  input.resume();
-  try {
-    return await new Promise<Buffer>((resolve, reject) => {
-      const onData = (chunk: Buffer) => {
-        let state: ReturnType<HiddenLineEditor['feed']>;
-        try {
-          state = editor.feed(chunk);
-        } catch (err) {
-          input.off('data', onData);
-          editor.wipe();
-          reject(err);
-          return;
-        } finally {
-          chunk.fill(0);
-        }
-        if (state === 'more') return;
-        input.off('data', onData);
-        if (state === 'cancel') {
-          editor.wipe();
-          reject(new CliError('cancelled; nothing was stored'));
-          return;
-        }
-        resolve(editor.take());
-      };
-      input.on('data', onData);
-    });
-  } finally {
-    input.setRawMode(false);
-    input.pause();
-    process.stderr.write('\n');
-  }
-}
-
-/** All of stdin, byte for byte (no newline stripped), refusing more than the limit. */
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  try {
-    for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
-      length += chunk.length;
-      if (length > MAX_VALUE_BYTES) throw new CliError(`the value on stdin is over ${MAX_VALUE_BYTES} bytes, the limit for a secret`);
-    }
-    return Buffer.concat(chunks, length);
-  } finally {
-    for (const chunk of chunks) chunk.fill(0);
-  }
-}
-
 async function readValue(name: string, options: { value?: string }): Promise<Buffer> {
   if (options.value !== undefined) {
     process.stderr.write(
       'shellwego: warning: a value given with --value is visible in your shell history and to other users in /proc/<pid>/cmdline; pipe it on stdin or type it at the prompt instead\n',
     );
     const value = Buffer.from(options.value, 'utf8');
-    if (value.length > MAX_VALUE_BYTES) throw new CliError(`the value is over ${MAX_VALUE_BYTES} bytes, the limit for a secret`);
+    if (value.length > MAX_VALUE_BYTES) throw new CliError(`the value is over ${MAX_VALUE_BYTES} bytes, the limit`);
     return value;
   }
-  if (process.stdin.isTTY) {
-    const value = await promptHidden(`value for ${name} (input hidden, Enter to finish): `);
+  if (stdinIsTerminal()) {
+    const value = await readHiddenLine({ prompt: `value for ${name} (input hidden, Enter to finish): `, maxBytes: MAX_VALUE_BYTES, what: 'value' });
     if (value.length === 0) throw new CliError('no value typed; nothing was stored (to store an empty value, pipe it: printf "" | shellwego secret set NAME)');
     return value;
   }
-  const value = await readStdin();
+  const value = await readAllStdin({ maxBytes: MAX_VALUE_BYTES, what: 'value' });
   if (value.at(-1) === 0x0a) {
     process.stderr.write("shellwego: note: the value read from stdin ends with a newline, which is stored as part of it; use printf '%s' to leave it out\n");
   }

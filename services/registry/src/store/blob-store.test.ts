@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobStore } from './blob-store.js';
 import { digestOf } from './digest.js';
@@ -76,13 +77,24 @@ describe('BlobStore', () => {
     expect(await tmpFiles()).toEqual([]);
   });
 
-  it('keeps nothing when the source fails midway', async () => {
-    async function* failing(): AsyncGenerator<Buffer> {
-      yield Buffer.from('partial');
+  it('keeps nothing when the source fails midway or at once, in the store and in a staging area', async () => {
+    async function* failing(partial: boolean): AsyncGenerator<Buffer> {
+      if (partial) yield Buffer.from('partial');
       throw new Error('connection reset');
     }
-    await expect(store.ingest(failing())).rejects.toThrow('connection reset');
-    expect(await blobFiles()).toEqual([]);
+    const staging = await store.stage();
+    for (const partial of [true, false]) {
+      await expect(store.ingest(failing(partial))).rejects.toThrow('connection reset');
+      await expect(staging.ingest(failing(partial))).rejects.toThrow('connection reset');
+      expect(await blobFiles()).toEqual([]);
+      expect(await tmpFiles()).toEqual([basename(staging.dir)]);
+      expect(await readdir(staging.dir)).toEqual([]);
+    }
+    // Nothing opens the file late, after the failure was reported.
+    await sleep(200);
+    expect(await tmpFiles()).toEqual([basename(staging.dir)]);
+    expect(await readdir(staging.dir)).toEqual([]);
+    await staging.abort();
     expect(await tmpFiles()).toEqual([]);
   });
 

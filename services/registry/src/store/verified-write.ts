@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestHex } from './digest.js';
@@ -40,8 +40,9 @@ class HashingCounter extends Transform {
 /**
  * Streams `source` into a new file at `file` (which must not exist), hashing
  * on the way, and fsyncs it. Throws DigestMismatchError / SizeMismatchError
- * when the content is not what was announced; the caller removes `file` on
- * any failure.
+ * when the content is not what was announced. On any failure the file is
+ * gone when the promise settles: it is opened before the first byte is read
+ * and closed before it is removed, so no late open can recreate it.
  */
 export async function writeVerified(
   source: BlobSource,
@@ -55,13 +56,28 @@ export async function writeVerified(
   }
   const counter = new HashingCounter(expectedSize, expectedDigest);
   const input = source instanceof Uint8Array ? [source] : source;
-  await pipeline(input, counter, createWriteStream(file, { flags: 'wx', mode: 0o644, flush: true }));
-  const digest = `sha256:${counter.hash.digest('hex')}`;
-  if (expectedSize !== undefined && counter.size !== expectedSize) {
-    throw new SizeMismatchError(expectedDigest, expectedSize, counter.size);
+  const handle = await open(file, 'wx', 0o644);
+  try {
+    try {
+      await pipeline(input, counter, async (hashed: AsyncIterable<Buffer>) => {
+        for await (const chunk of hashed) {
+          for (let offset = 0; offset < chunk.length; ) offset += (await handle.write(chunk, offset)).bytesWritten;
+        }
+      });
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const digest = `sha256:${counter.hash.digest('hex')}`;
+    if (expectedSize !== undefined && counter.size !== expectedSize) {
+      throw new SizeMismatchError(expectedDigest, expectedSize, counter.size);
+    }
+    if (expectedDigest !== undefined && digest !== expectedDigest) {
+      throw new DigestMismatchError(expectedDigest, digest);
+    }
+    return { digest, size: counter.size };
+  } catch (err) {
+    await rm(file, { force: true });
+    throw err;
   }
-  if (expectedDigest !== undefined && digest !== expectedDigest) {
-    throw new DigestMismatchError(expectedDigest, digest);
-  }
-  return { digest, size: counter.size };
 }

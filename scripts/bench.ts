@@ -1,32 +1,42 @@
-// `npm run bench [name...]`: runs every test/bench/*.bench.ts (or the named
-// ones) and prints each result next to the baseline measured in the same run.
+// `npm run bench [name...]`: runs every test/bench/*.bench.ts (or those whose file name starts
+// with one of the names), one after the other, and ends with one table of every result: its
+// target, the measured value, the baseline measured in the same run, their ratio and a verdict
+// (test/bench/verdict.ts): MET, MISSED, `-` for a result without a target, NOT RUN with the
+// reason when this host lacks what the benchmark needs, FAILED with the message when it threw.
+//
+// Exit code: 1 when anything FAILED (a benchmark threw, returned nothing or lost a sample), so a
+// broken benchmark is never mistaken for a report. MISSED and NOT RUN exit 0: benchmarks are
+// reports, not gates (their numbers move with the load of a shared machine); the table and its
+// summary line print both plainly. 2 when a name matches no benchmark.
 import { readdir } from 'node:fs/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchResult } from '../test/bench/bench-result.js';
+import { printBenchTable, type BenchRow } from '../test/bench/bench-table.js';
+import { benchName, exitCodeOf, runBench } from '../test/bench/run-bench.js';
 
 const dir = fileURLToPath(new URL('../test/bench/', import.meta.url));
 const wanted = process.argv.slice(2);
-const files = (await readdir(dir))
-  .filter((f) => f.endsWith('.bench.ts'))
-  .filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)))
-  .sort();
-
-const format = (n: number) => (Math.abs(n) >= 100 ? n.toFixed(0) : n.toPrecision(3));
-let failed = false;
-for (const file of files) {
-  process.stdout.write(`\n## ${file}\n`);
-  try {
-    const module = (await import(pathToFileURL(join(dir, file)).href)) as { run: () => Promise<BenchResult[]> };
-    for (const r of await module.run()) {
-      const baseline = r.baseline ? `  baseline ${r.baseline.name}: ${format(r.baseline.value)} ${r.unit}` : '';
-      const ratio = r.ratio !== undefined ? `  ratio ${r.ratio.toFixed(2)}` : '';
-      const target = r.target ? `  (target: ${r.target})` : '';
-      process.stdout.write(`${r.name}: ${format(r.value)} ${r.unit}${baseline}${ratio}${target}\n`);
-    }
-  } catch (error) {
-    failed = true;
-    process.stdout.write(`failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
-  }
+const all = (await readdir(dir)).filter((f) => f.endsWith('.bench.ts')).sort();
+const unknown = wanted.filter((w) => !all.some((f) => f.startsWith(w)));
+if (unknown.length > 0) {
+  console.error(`no benchmark named ${unknown.join(', ')}; there are: ${all.map(benchName).join(', ')}`);
+  process.exit(2);
 }
-process.exit(failed ? 1 : 0);
+const files = all.filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)));
+
+const rows: BenchRow[] = [];
+for (const file of files) {
+  const bench = benchName(file);
+  console.log(`## ${bench}`);
+  const started = performance.now();
+  const own = await runBench(bench, async () => {
+    const module = (await import(pathToFileURL(join(dir, file)).href)) as { run?: unknown };
+    if (typeof module.run !== 'function') throw new Error(`${file} exports no run()`);
+    return (module.run as () => Promise<readonly BenchResult[]>)();
+  });
+  console.log(`## ${bench}: ${own.length} results in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  rows.push(...own);
+}
+printBenchTable(rows);
+process.exit(exitCodeOf(rows));

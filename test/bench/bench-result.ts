@@ -1,26 +1,29 @@
-/** One number a benchmark reports, next to the baseline measured in the same run. */
-export interface BenchResult {
+/** How a number must compare to a target's value. */
+export type Bound = 'below' | 'atMost' | 'atLeast';
+
+/**
+ * What the project asks of one benchmark number, in a form the runner can check: a bound on the
+ * measured value (in the result's own unit, which must match) or on its ratio to the baseline.
+ */
+export type BenchTarget =
+  | { readonly on: 'value'; readonly bound: Bound; readonly value: number; readonly unit: string }
+  | { readonly on: 'ratio'; readonly bound: Bound; readonly value: number };
+
+/** One number a benchmark measured, next to the baseline measured in the same run (same unit). */
+export interface BenchMeasurement {
   readonly name: string;
   readonly value: number;
   readonly unit: string;
   readonly baseline?: { readonly name: string; readonly value: number };
-  readonly ratio?: number;
-  readonly target?: string;
+  readonly target?: BenchTarget;
 }
 
-/** Prints results as an aligned table, for running one benchmark file directly with tsx. */
-export function printBenchTable(results: readonly BenchResult[]): void {
-  const rows = results.map((result) => [
-    result.name,
-    `${result.value} ${result.unit}`,
-    result.baseline === undefined ? '' : `${result.baseline.name}: ${result.baseline.value}`,
-    result.ratio === undefined ? '' : `x${result.ratio}`,
-    result.target ?? '',
-  ]);
-  const header = ['benchmark', 'value', 'baseline', 'ratio', 'target'];
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ');
-  console.log(line(header));
-  console.log(line(widths.map((width) => '-'.repeat(width))));
-  for (const row of rows) console.log(line(row));
+/** A measurement this host cannot make, and why; the target it would have been held to, if any. */
+export interface BenchNotRun {
+  readonly name: string;
+  readonly notRun: string;
+  readonly target?: BenchTarget;
 }
+
+/** What a benchmark's run() reports: one entry per number, never an empty list. */
+export type BenchResult = BenchMeasurement | BenchNotRun;

@@ -6,12 +6,11 @@
 //   and the 100 MB image (it should not grow with the image).
 // - FetchRootfs over mTLS on loopback against reading the same file from disk.
 // Run directly (`npx tsx test/bench/registry.bench.ts`) for a table, or
-// through `npm run bench registry`.
+// through `npm run bench registry`. Memory is in MB (10^6 bytes).
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { RegistryService } from '../../gen/shellwego/registry/v1/registry_pb.js';
@@ -21,10 +20,22 @@ import { ociArchive } from '../fixtures/images/image-archive.js';
 import { layerTar, type LayerEntry } from '../fixtures/images/layer-tar.js';
 import { missingTools } from '../fixtures/images/host-tools.js';
 import { TestPlatform } from '../support/platform.js';
-import type { BenchResult } from './bench-result.js';
+import type { BenchResult, BenchTarget } from './bench-result.js';
+import { runIfMain } from './run-bench.js';
 
 const MiB = 1024 * 1024;
+const MB = 1e6;
 const CHUNK = MiB;
+/** From the project's issues: importing takes at most 1.3x what the plain tools take. */
+const IMPORT_TARGET: BenchTarget = { on: 'ratio', bound: 'atMost', value: 1.3 };
+/**
+ * The project asks that the registry's memory be independent of the image size. The big image
+ * is four times the small one, so memory that grew with it would show as ~4x; 1.25x leaves
+ * room for sampling noise and the allocator.
+ */
+const RSS_TARGET: BenchTarget = { on: 'ratio', bound: 'atMost', value: 1.25 };
+/** From the project's issues: FetchRootfs at least half as fast as reading the file in the same run. */
+const FETCH_TARGET: BenchTarget = { on: 'ratio', bound: 'atLeast', value: 0.5 };
 
 /** A layer of `randomMiB` incompressible and `textMiB` compressible data, spread over files. */
 async function benchLayer(index: number, randomMiB: number, textMiB: number): Promise<Buffer> {
@@ -115,7 +126,13 @@ async function throughput(path: string, bytes: number, read: () => Promise<numbe
 
 export async function run(): Promise<BenchResult[]> {
   const missing = missingTools(['mkfs.ext4', 'debugfs', 'dumpe2fs', 'tar', 'sha256sum'], 'install e2fsprogs, tar and coreutils');
-  if (missing) throw new Error(`registry bench cannot run: ${missing}`);
+  if (missing !== undefined) {
+    return [
+      { name: 'import + rootfs build', target: IMPORT_TARGET, notRun: missing },
+      { name: 'registry peak RSS importing the big image', target: RSS_TARGET, notRun: missing },
+      { name: 'FetchRootfs over mTLS on loopback', target: FETCH_TARGET, notRun: missing },
+    ];
+  }
   const work = await mkdtemp(join(tmpdir(), 'registry-bench-'));
   const platform = await TestPlatform.start({ services: ['registry'], env: { SHELLWEGO_LOG_LEVEL: 'warn' } });
   try {
@@ -169,25 +186,22 @@ export async function run(): Promise<BenchResult[]> {
         value: bigRun.result.s,
         unit: 's',
         baseline: { name: 'tar -x + mkfs.ext4 -d + sha256sum', value: plain.s },
-        ratio: bigRun.result.s / plain.s,
-        target: '<= 1.3x',
+        target: IMPORT_TARGET,
       },
-      { name: `registry peak RSS importing ${(smallBytes / MiB).toFixed(0)} MiB`, value: smallRun.peak / MiB, unit: 'MiB' },
+      { name: `registry peak RSS importing ${(smallBytes / MiB).toFixed(0)} MiB`, value: smallRun.peak / MB, unit: 'MB' },
       {
         name: `registry peak RSS importing ${(bigBytes / MiB).toFixed(0)} MiB`,
-        value: bigRun.peak / MiB,
-        unit: 'MiB',
-        baseline: { name: `peak RSS importing ${(smallBytes / MiB).toFixed(0)} MiB`, value: smallRun.peak / MiB },
-        ratio: bigRun.peak / smallRun.peak,
-        target: 'independent of image size (ratio ~1)',
+        value: bigRun.peak / MB,
+        unit: 'MB',
+        baseline: { name: `peak RSS importing ${(smallBytes / MiB).toFixed(0)} MiB`, value: smallRun.peak / MB },
+        target: RSS_TARGET,
       },
       {
         name: `FetchRootfs over mTLS on loopback (${(rootfsBytes / MiB).toFixed(0)} MiB ext4)`,
         value: overRpc,
         unit: 'MB/s',
         baseline: { name: 'reading the same file from disk', value: fromDisk },
-        ratio: overRpc / fromDisk,
-        target: '>= 300 MB/s',
+        target: FETCH_TARGET,
       },
     ];
   } finally {
@@ -196,10 +210,4 @@ export async function run(): Promise<BenchResult[]> {
   }
 }
 
-if (import.meta.url === pathToFileURL(resolve(process.argv[1] ?? '')).href) {
-  for (const r of await run()) {
-    const baseline = r.baseline ? `  baseline ${r.baseline.name}: ${r.baseline.value.toFixed(2)} ${r.unit}` : '';
-    const ratio = r.ratio !== undefined ? `  ratio ${r.ratio.toFixed(2)}` : '';
-    process.stdout.write(`${r.name}: ${r.value.toFixed(2)} ${r.unit}${baseline}${ratio}${r.target ? `  (target ${r.target})` : ''}\n`);
-  }
-}
+await runIfMain(import.meta.url, run);

@@ -102,13 +102,14 @@ describe.skipIf(skip !== undefined)('active and standby schedulers on one Postgr
 
     // The nodes find the new active scheduler and the new app's instances reach them over their
     // new sessions. Which node gets which replica depends on who reconnected first, so the check
-    // is on all of them together; reconnecting follows the agents' backoff, which a loaded CI
-    // machine stretches.
+    // is on all of them together. An Assign may arrive again on a new session (at least once), so
+    // instances are counted by id.
     const deadline = Date.now() + 30_000;
-    const assignedAfter = () => nodes.flatMap((n) => n.assignments).filter((a) => a.spec?.app === 'after').length;
+    const assignedAfter = () => new Set(nodes.flatMap((n) => n.assignments).filter((a) => a.spec?.app === 'after').map((a) => `${a.spec?.instanceId}`)).size;
     while (!(nodes.every((n) => n.connectedUrl === standbyUrl) && assignedAfter() === 2)) {
       if (Date.now() > deadline) {
-        throw new Error(`after 30 s: ${nodes.filter((n) => n.connectedUrl === standbyUrl).length}/2 nodes on the new leader, ${assignedAfter()}/2 instances assigned`);
+        const where = nodes.map((n) => `${n.nodeId} on ${n.connectedUrl ?? 'nothing'} after ${n.sessions} sessions, last error ${n.lastError?.message ?? 'none'}`);
+        throw new Error(`after 30 s: ${nodes.filter((n) => n.connectedUrl === standbyUrl).length}/2 nodes on the new leader, ${assignedAfter()}/2 instances assigned (${where.join('; ')})`);
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

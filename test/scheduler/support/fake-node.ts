@@ -15,7 +15,7 @@ import {
   type Stop,
 } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
 import { createCsr } from '../../../lib/pki/index.js';
-import { createMtlsTransport, type TlsMaterial } from '../../../lib/rpc/index.js';
+import { createMtlsTransport, isConnectionFailure, type TlsMaterial } from '../../../lib/rpc/index.js';
 import { PushQueue } from './push-queue.js';
 
 type SessionRequestInit = MessageInitShape<typeof SessionRequestSchema>;
@@ -213,7 +213,8 @@ export class FakeNode {
         this.lastError = undefined;
       } catch (error) {
         this.lastError = ConnectError.from(error);
-        final = FINAL_CODES.has(this.lastError.code);
+        // A reset connection surfaces as ABORTED too; only a status the scheduler sent is final.
+        final = FINAL_CODES.has(this.lastError.code) && !isConnectionFailure(this.lastError);
       } finally {
         clearInterval(heartbeat);
         outbound.close();

@@ -5,6 +5,7 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceState } from '../../../../gen/shellwego/common/v1/workload_pb.js';
 import { NodeService, SessionResponseSchema, type SessionRequest, type SessionResponse } from '../../../../gen/shellwego/scheduler/v1/nodes_pb.js';
@@ -181,5 +182,57 @@ describe('SchedulerSession', () => {
       await session.stop();
     }
     expect(session.connected).toBe(false);
+  });
+
+  it('moves to the next scheduler at once when the connection dies, without calling it a second agent', async () => {
+    // A TCP relay in front of the active scheduler stands for its host: resetting the relay's
+    // sockets is what the agent sees when the scheduler process is killed.
+    const sockets = new Set<Socket>();
+    const relay = createServer((inbound) => {
+      const outbound = connect(Number(new URL(active.url).port), '127.0.0.1');
+      sockets.add(inbound);
+      inbound.pipe(outbound).pipe(inbound);
+      const drop = () => {
+        inbound.destroy();
+        outbound.destroy();
+      };
+      inbound.on('close', drop);
+      inbound.on('error', drop);
+      outbound.on('error', drop);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const relayUrl = `https://127.0.0.1:${(relay.address() as AddressInfo).port}`;
+    const { logger, lines } = capturingLogger();
+    const opened = sessions.length;
+    const session = new SchedulerSession({
+      urls: [relayUrl, active.url],
+      client: (url) => createClient(NodeService, createMtlsTransport({ baseUrl: url, tls: nodeTls })),
+      heartbeatIntervalMs: 50,
+      log: logger,
+      // Far longer than the test waits: only an immediate move to the next URL passes.
+      initialBackoffMs: 20_000,
+      maxBackoffMs: 20_000,
+      callbacks: {
+        hello: () => ({ capacity: { cpuMillis: 1000, memoryMib: 1024, maxInstances: 1 }, labels: {}, running: [], driver: 'process', hostname: 'h1' }),
+        heartbeat: () => ({ instanceCount: 0 }),
+        onMessage: () => undefined,
+      },
+    });
+    session.start();
+    try {
+      const first = await until(() => sessions[opened], 'a session through the relay');
+      await until(() => first.received.find((r) => r.msg.case === 'heartbeat'), 'a heartbeat through the relay');
+      expect(session.connectedUrl).toBe(relayUrl);
+      relay.close();
+      for (const socket of sockets) socket.resetAndDestroy();
+      const second = await until(() => sessions[opened + 1], 'a session straight to the scheduler', 20, 5_000);
+      await until(() => second.received.find((r) => r.msg.case === 'hello'), 'the Hello on the new session');
+      expect(session.connectedUrl).toBe(active.url);
+      const ended = lines.find((line) => line.includes(relayUrl) && line.includes('retryMs') && !line.includes('opening'));
+      expect(ended).toMatch(/connection to the scheduler failed/);
+      expect(lines.join('\n')).not.toMatch(/second agent/);
+    } finally {
+      await session.stop();
+    }
   });
 });

@@ -1,7 +1,8 @@
 // The node's live Session with the active scheduler: Hello (capacity, labels, what runs here),
 // heartbeats, and every instance event; assignments, stop orders and secret refreshes come back.
-// It reconnects with back-off; a standby answers UNAVAILABLE and the next scheduler URL is tried
-// at once. Events raised while no stream is open, and those written shortly before a stream
+// It reconnects with back-off; when a scheduler is a standby (UNAVAILABLE) or its connection
+// fails (refused, or reset because the process died), the next scheduler URL is tried at once,
+// and one round over every URL counts as one failure for the back-off. Events raised while no stream is open, and those written shortly before a stream
 // failed, go on the next one, except the non-terminal ones of instances the new Hello already
 // reports in their current state. A terminal event may so arrive twice; the scheduler ignores
 // the second.
@@ -18,6 +19,7 @@ import type {
   SessionResponse,
 } from '../../../../gen/shellwego/scheduler/v1/nodes_pb.js';
 import type { Logger } from '../../../../lib/log/index.js';
+import { isConnectionFailure } from '../../../../lib/rpc/index.js';
 import { OutboundQueue } from './outbound-queue.js';
 
 export type HelloInit = MessageInitShape<typeof HelloSchema> & { running: { instanceId: string; state: InstanceState }[] };
@@ -46,6 +48,9 @@ export interface SchedulerSessionOptions {
 
 // A stream that stayed open this long counts as a success: the back-off starts over.
 const STABLE_SESSION_MS = 10_000;
+// A stream that lasted this long, or carried a message, was accepted: when it ends, the next
+// URL is tried at once (the scheduler may have handed leadership over).
+const ESTABLISHED_SESSION_MS = 1_000;
 // Hopping from a standby to the next URL needs no back-off.
 const NEXT_URL_DELAY_MS = 50;
 // Events waiting for a stream beyond this are dropped oldest first (the next Hello still
@@ -95,6 +100,9 @@ export class SchedulerSession {
     const { urls, log } = this.options;
     let attempt = 0;
     let failures = 0;
+    // Schedulers in a row that were a standby or unreachable: a round over every URL without
+    // an active one costs one back-off step.
+    let unreachableInRow = 0;
     while (!this.stopping.signal.aborted) {
       const url = urls[attempt % urls.length] as string;
       const abort = new AbortController();
@@ -104,9 +112,11 @@ export class SchedulerSession {
       const openedAt = Date.now();
       this.url = url;
       let error: ConnectError | undefined;
+      let received = 0;
       try {
         log.info({ scheduler: url }, 'opening the scheduler session');
         for await (const message of this.options.client(url).session(queue, { signal: abort.signal, timeoutMs: 0 })) {
+          received += 1;
           this.options.callbacks.onMessage(message);
         }
       } catch (caught) {
@@ -118,11 +128,15 @@ export class SchedulerSession {
         this.requeue(queue.close());
       }
       if (this.stopping.signal.aborted) break;
-      if (Date.now() - openedAt >= STABLE_SESSION_MS) failures = 0;
-      failures += 1;
+      const lasted = Date.now() - openedAt;
+      if (lasted >= STABLE_SESSION_MS) failures = 0;
+      if (received > 0 || lasted >= ESTABLISHED_SESSION_MS) unreachableInRow = 0;
       attempt += 1;
-      const toStandby = error?.code === Code.Unavailable && attempt % urls.length !== 0;
-      const delay = toStandby ? NEXT_URL_DELAY_MS : this.backoffMs(failures);
+      const unreachable = error !== undefined && (error.code === Code.Unavailable || isConnectionFailure(error));
+      unreachableInRow = unreachable ? unreachableInRow + 1 : 0;
+      const nextUrl = unreachable && unreachableInRow % urls.length !== 0;
+      if (!nextUrl) failures += 1;
+      const delay = nextUrl ? NEXT_URL_DELAY_MS : this.backoffMs(failures);
       this.logEnd(url, error, delay);
       await sleep(delay, undefined, { signal: this.stopping.signal }).catch(() => undefined);
     }
@@ -164,6 +178,8 @@ export class SchedulerSession {
     const fields = { scheduler: url, retryMs, ...(error === undefined ? {} : { code: Code[error.code], err: error.rawMessage }) };
     if (error === undefined) {
       log.info(fields, 'the scheduler ended the session; reconnecting');
+    } else if (isConnectionFailure(error)) {
+      log.info(fields, 'connection to the scheduler failed (refused, or the scheduler went away); trying again');
     } else if (error.code === Code.Unavailable) {
       log.info(fields, 'scheduler unavailable (not running, or a standby); trying again');
     } else if (error.code === Code.Aborted) {

@@ -1,15 +1,39 @@
 import { defineConfig } from 'vitest/config';
+import { StrictSkipsReporter } from './test/support/strict-reporter.js';
+
+// Suites that boot VMs, start several processes or measure time: on two cores they must not
+// compete with each other (or with the unit tests) for the CPU, so they run one file at a time
+// after the unit tests.
+const serialSuites = ['test/**/*.test.ts', 'services/guest-agent/build.test.ts'];
 
 export default defineConfig({
   test: {
-    include: ['lib/**/*.test.ts', 'services/**/*.test.ts', 'cli/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**', '.cache/**'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // Two cores: suites that boot VMs or start whole platforms must not
-    // compete with each other for the CPU.
-    fileParallelism: true,
-    maxWorkers: 2,
     pool: 'forks',
+    reporters: ['default', new StrictSkipsReporter()],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['lib/**/*.test.ts', 'services/**/*.test.ts', 'cli/**/*.test.ts'],
+          exclude: ['**/node_modules/**', ...serialSuites],
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'system',
+          include: serialSuites,
+          fileParallelism: false,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

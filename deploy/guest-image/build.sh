@@ -83,12 +83,22 @@ check_host() {
   [[ -f "$agent" ]] || missing "agent bundle $agent (build services/guest-agent first, or pass --agent PATH)"
 }
 
+kernel_behind_meta_package() {
+  apt-cache depends linux-image-amd64 2>/dev/null \
+    | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }' || true
+}
+
 # Resolves the real kernel package behind linux-image-amd64 and reads its apt record
 # (version, archive file name, sha256) without downloading anything.
 resolve_kernel() {
   if [[ -z "$kernel_pkg" ]]; then
-    kernel_pkg="$(apt-cache depends linux-image-amd64 2>/dev/null \
-      | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')" || true
+    kernel_pkg="$(kernel_behind_meta_package)"
+    # A fresh machine may have no package lists yet: refresh them once, as root.
+    if [[ -z "$kernel_pkg" && "$(id -u)" -eq 0 ]]; then
+      log "no apt metadata for linux-image-amd64; running apt-get update"
+      apt-get update -qq >&2 || true
+      kernel_pkg="$(kernel_behind_meta_package)"
+    fi
     [[ -n "$kernel_pkg" ]] || missing "apt metadata for linux-image-amd64 (run: apt-get update; needs a Debian amd64 host with the main archive configured)"
   fi
   local record

@@ -78,7 +78,7 @@ describe('parseYamlSubset', () => {
   // both sides follow the 1.2 core schema.
   const pyyaml = (() => {
     try {
-      execFileSync('python3', ['-c', 'import yaml'], { stdio: 'ignore' });
+      execFileSync('/usr/bin/python3', ['-c', 'import yaml'], { stdio: 'ignore' });
       return true;
     } catch {
       return false;
@@ -98,7 +98,7 @@ describe('parseYamlSubset', () => {
         '    return v',
         'print(json.dumps(keys(yaml.load(open(sys.argv[1]), Loader=L))))',
       ].join('\n');
-      const reference = JSON.parse(execFileSync('python3', ['-c', script, schemaPath], { encoding: 'utf8' })) as unknown;
+      const reference = JSON.parse(execFileSync('/usr/bin/python3', ['-c', script, schemaPath], { encoding: 'utf8' })) as unknown;
       expect(parseYamlSubset(readFileSync(schemaPath, 'utf8'))).toEqual(reference);
     },
   );

@@ -57,6 +57,11 @@ export const nodeAgentConfig = defineConfig('SHELLWEGO_NODE_AGENT', {
   logBufferBytes: integer({ default: 256 * 1024, min: 1024, max: 64 * MIB, description: 'workload output kept per instance for StreamInstanceLogs' }),
   metricsListen: hostPort({ default: '127.0.0.1:9404', description: 'Prometheus metrics (plain HTTP, /metrics); port 0 picks a free one' }),
   reconcileInterval: duration({ default: '10s', description: 'how often desired instances are checked against the VMs the driver runs' }),
+  keepVmWorkDirs: optional(
+    path({
+      description: "for debugging and leak checks: move a stopped VM's work dir (console and VMM logs) under this directory instead of deleting it; nothing cleans it up",
+    }),
+  ),
   stopVmsOnExit: boolean({
     default: false,
     description: 'stop every VM when the agent shuts down (default: leave them running; a restarted agent re-adopts them)',

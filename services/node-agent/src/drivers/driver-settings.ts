@@ -26,6 +26,8 @@ export interface VmDriverSettingValues {
   readonly qemuBinary: string;
   readonly qemuAccel: 'auto' | 'kvm' | 'tcg';
   readonly guestAgentBundle: string | undefined;
+  /** Declared in the node agent's config (KEEP_VM_WORK_DIRS). */
+  readonly keepVmWorkDirs: string | undefined;
 }
 
 export function vmDriverConfigFrom(values: VmDriverSettingValues, log: Logger): VmDriverConfig {
@@ -36,5 +38,6 @@ export function vmDriverConfigFrom(values: VmDriverSettingValues, log: Logger): 
     qemuBinary: values.qemuBinary,
     qemuAccel: values.qemuAccel,
     ...(values.guestAgentBundle !== undefined ? { guestAgentBundle: values.guestAgentBundle } : {}),
+    ...(values.keepVmWorkDirs !== undefined ? { keepWorkDirsIn: values.keepVmWorkDirs } : {}),
   };
 }

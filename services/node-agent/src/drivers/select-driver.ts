@@ -20,6 +20,8 @@ export interface VmDriverConfig {
   /** Process driver: the bundled guest agent. */
   readonly guestAgentBundle?: string;
   readonly kvmDevice?: string;
+  /** Stopped VMs' work dirs go here instead of being removed. */
+  readonly keepWorkDirsIn?: string;
 }
 
 export interface DriverChoice {
@@ -76,10 +78,11 @@ export function createVmDriver(config: VmDriverConfig): { driver: VmDriver; reas
   });
   const { kind, reason } = chooseDriver(config.driver, host, config.qemuAccel);
   const log = config.log.child({ vmDriver: kind });
+  const keep = config.keepWorkDirsIn !== undefined ? { keepWorkDirsIn: config.keepWorkDirsIn } : {};
   log.info({ reason }, `VM driver: ${kind}`);
   switch (kind) {
     case 'firecracker':
-      return { driver: new FirecrackerDriver({ log, binary: host.firecracker ?? 'firecracker' }), reason };
+      return { driver: new FirecrackerDriver({ log, binary: host.firecracker ?? 'firecracker', ...keep }), reason };
     case 'qemu':
       return {
         driver: new QemuDriver({
@@ -87,10 +90,11 @@ export function createVmDriver(config: VmDriverConfig): { driver: VmDriver; reas
           binary: host.qemu ?? 'qemu-system-x86_64',
           accel: config.qemuAccel ?? 'auto',
           ...(config.kvmDevice !== undefined ? { kvmDevice: config.kvmDevice } : {}),
+          ...keep,
         }),
         reason,
       };
     case 'process':
-      return { driver: new ProcessDriver({ log, ...(config.guestAgentBundle !== undefined ? { guestAgentBundle: config.guestAgentBundle } : {}) }), reason };
+      return { driver: new ProcessDriver({ log, ...(config.guestAgentBundle !== undefined ? { guestAgentBundle: config.guestAgentBundle } : {}), ...keep }), reason };
   }
 }

@@ -29,6 +29,8 @@ export interface FirecrackerDriverOptions {
   readonly extraKernelArgs?: readonly string[];
   /** Smallest VM this driver boots. Default DEFAULT_MIN_VM_MEMORY_MIB. */
   readonly minMemoryMib?: number;
+  /** Where stopped VMs' work dirs are moved for inspection instead of being removed (KEEP_VM_WORK_DIRS). */
+  readonly keepWorkDirsIn?: string;
 }
 
 const API_SOCKET = 'fc.sock';
@@ -88,7 +90,7 @@ export class FirecrackerDriver implements VmDriver {
         sendSignal(spawned.pid, 'SIGKILL');
         await spawned.exited;
       }
-      await removeWorkDir(spec.workDir);
+      await removeWorkDir(spec.workDir, this.options.keepWorkDirsIn);
       throw err instanceof VmDriverError ? err : new VmDriverError('boot-failed', (err as Error).message, { cause: err });
     }
     const handle: VmHandle = {
@@ -119,7 +121,7 @@ export class FirecrackerDriver implements VmDriver {
       ...(tracked !== undefined ? { exited: tracked.exited } : {}),
     });
     this.vms.delete(record.instanceId);
-    await removeWorkDir(record.workDir);
+    await removeWorkDir(record.workDir, this.options.keepWorkDirsIn);
   }
 
   async adopt(record: VmRecord): Promise<AdoptResult> {
@@ -129,7 +131,7 @@ export class FirecrackerDriver implements VmDriver {
     const args = identityArgs(record);
     const identity = checkIdentity(record.pid, args);
     if (identity.kind !== 'match') {
-      await removeWorkDir(record.workDir);
+      await removeWorkDir(record.workDir, this.options.keepWorkDirsIn);
       return {
         kind: 'gone',
         reason:

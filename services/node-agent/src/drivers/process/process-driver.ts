@@ -27,6 +27,8 @@ export interface ProcessDriverOptions {
   readonly workloadGraceMs?: number;
   /** How long the guest agent may take to listen. Default 15 s. */
   readonly readyTimeoutMs?: number;
+  /** Where stopped VMs' work dirs are moved for inspection instead of being removed (KEEP_VM_WORK_DIRS). */
+  readonly keepWorkDirsIn?: string;
 }
 
 const SOCKET = 'guest.sock';
@@ -80,7 +82,7 @@ export class ProcessDriver implements VmDriver {
       if (spawned !== undefined) {
         sendSignal(spawned.pid, 'SIGKILL');
       }
-      await removeWorkDir(spec.workDir);
+      await removeWorkDir(spec.workDir, this.options.keepWorkDirsIn);
       throw err;
     }
     const handle: VmHandle = {
@@ -111,7 +113,7 @@ export class ProcessDriver implements VmDriver {
       killTree: true,
     });
     this.vms.delete(record.instanceId);
-    await removeWorkDir(record.workDir);
+    await removeWorkDir(record.workDir, this.options.keepWorkDirsIn);
   }
 
   async adopt(record: VmRecord): Promise<AdoptResult> {
@@ -121,7 +123,7 @@ export class ProcessDriver implements VmDriver {
     const args = identityArgs(record.instanceId, channelPath(record));
     const identity = checkIdentity(record.pid, args);
     if (identity.kind !== 'match') {
-      await removeWorkDir(record.workDir);
+      await removeWorkDir(record.workDir, this.options.keepWorkDirsIn);
       return {
         kind: 'gone',
         reason:

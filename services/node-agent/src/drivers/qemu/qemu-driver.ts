@@ -35,6 +35,8 @@ export interface QemuDriverOptions {
   readonly extraKernelArgs?: readonly string[];
   /** Smallest VM this driver boots. Default DEFAULT_MIN_VM_MEMORY_MIB. */
   readonly minMemoryMib?: number;
+  /** Where stopped VMs' work dirs are moved for inspection instead of being removed (KEEP_VM_WORK_DIRS). */
+  readonly keepWorkDirsIn?: string;
 }
 
 const FILES = {
@@ -98,7 +100,7 @@ export class QemuDriver implements VmDriver {
     try {
       running = await this.launchWithVerdict(spec, image, paths);
     } catch (err) {
-      await removeWorkDir(spec.workDir);
+      await removeWorkDir(spec.workDir, this.options.keepWorkDirsIn);
       throw err;
     }
     const handle: VmHandle = {
@@ -235,7 +237,7 @@ export class QemuDriver implements VmDriver {
       ...(tracked !== undefined ? { exited: tracked.exited } : {}),
     });
     this.vms.delete(record.instanceId);
-    await removeWorkDir(record.workDir);
+    await removeWorkDir(record.workDir, this.options.keepWorkDirsIn);
   }
 
   async adopt(record: VmRecord): Promise<AdoptResult> {
@@ -245,7 +247,7 @@ export class QemuDriver implements VmDriver {
     const args = identityArgs(record);
     const identity = checkIdentity(record.pid, args);
     if (identity.kind !== 'match') {
-      await removeWorkDir(record.workDir);
+      await removeWorkDir(record.workDir, this.options.keepWorkDirsIn);
       return {
         kind: 'gone',
         reason:

@@ -3,7 +3,8 @@
 // seeing a restart; a secret refresh restarts the workload with the new value; bad input (a
 // corrupt rootfs, a kernel that does not boot, a guest agent that never answers, an app that
 // exits at once, a missing secret) ends FAILED with a reason a person can act on, leaves nothing
-// behind, and the agent keeps serving the other instances.
+// behind, and the agent keeps serving the other instances. Last, none of the secrets set is in any
+// platform process's environment or command line, nor in any line, CLI output, file or row.
 import { randomBytes } from 'node:crypto';
 import { open, readdir, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import { busyboxMissing } from '../fixtures/images/busybox.js';
 import { freePort } from '../support/free-port.js';
 import { canaryImageArchive, canaryLine } from './support/canary-image.js';
 import { instanceReached, lineAppears, logsUntil, reasonOf, statesOf } from './support/instance-watch.js';
+import { expectNoLeak, expectNoProcessLeak } from './support/canary-flow.js';
 import { leaks } from './support/leak-scan.js';
 import { NodePlatform, readStateFile } from './support/node-platform.js';
 
@@ -283,5 +285,16 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     expect(keptEvents.map((e) => e.message)).toEqual([]);
     const later = await healthyApp('after', 'main', await freePort());
     expect(later.instanceId).toMatch(/^after-1-/);
+  });
+
+  it('leaks none of its secrets: process environments and command lines, lines at debug level, CLI output, files, kept work dirs, rows', { timeout: 180_000 }, async () => {
+    // While the kept instances and the last one still run (the re-adopted guest agents included).
+    await expectNoProcessLeak(p, secretsSet);
+    await inProcess?.close();
+    inProcess = undefined;
+    await p.stopProcesses();
+    // Every agent booted VMs (some failed, the rest were stopped on exit): their work dirs are kept under the home for the sweep.
+    for (const agent of p.agents.values()) expect((await readdir(agent.keptWorkDirs)).length, agent.key).toBeGreaterThan(0);
+    await expectNoLeak(p, secretsSet);
   });
 });

@@ -1,9 +1,10 @@
 // The secret path end to end with the node agent on the process driver (fast, no VM): every
 // service a separate process over mTLS, the app image built here, the secret set through the CLI,
 // the workload's sha256 of it read back through the node agent, `app rm` cleaning up, and the
-// plaintext nowhere on the host afterwards.
+// plaintext nowhere on the host: not in any platform process's environment or command line while
+// the workload runs (only in the workload's own), nor in any file, line or row afterwards.
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { busyboxMissing } from '../fixtures/images/busybox.js';
 import { freePort } from '../support/free-port.js';
@@ -29,8 +30,11 @@ describe.skipIf(skip !== undefined)('secret path end to end, node agent on the p
     const started = p.agent('proc').process.lines.find((line) => line.includes('"workload started"'));
     expect(started).toBeDefined();
 
+    // The guest agent's log, kept with its work dir, is among what the sweep reads.
+    expect(result.keptFiles.map((file) => basename(file))).toContain('guest-agent.log');
+
     await p.stopProcesses();
-    await expectNoLeak(p, result.canary);
+    await expectNoLeak(p, result.canary, result.keptFiles);
 
     // The node's private key was made on the node, is readable by its owner only, and never left it.
     const keyPath = join(p.agent('proc').stateDir, 'identity', 'node.key');

@@ -4,7 +4,7 @@
 // virtio-serial channel. Same flow and leak search as the process-driver test; prints how long
 // each phase took so the VMM's share is visible.
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -59,7 +59,10 @@ describe.skipIf(skipReason !== undefined)('secret path end to end in a real VM (
         `secrets ${String(phases.secretsMs)}, Run ${String(phases.runMs)}, agent's own share ${String(phases.agentMs)}; events after ASSIGNED: ${JSON.stringify(result.phases)}`,
     );
 
+    // The VM's serial console and QEMU's own log, kept with its work dir, are among what the sweep reads.
+    expect(result.keptFiles.map((file) => basename(file))).toEqual(expect.arrayContaining(['console.log', 'qemu.log']));
+
     await p.stopProcesses();
-    await expectNoLeak(p, result.canary);
+    await expectNoLeak(p, result.canary, result.keptFiles);
   });
 });

@@ -1,13 +1,13 @@
 // A canary value set and resolved through the real secrets process must not
-// appear in plaintext anywhere: log output, error messages, list and audit
-// responses, any table of the database, or any file under $SHELLWEGO_HOME.
+// appear in plaintext anywhere: log output (at debug level), error messages, list
+// and audit responses, any table of the database, any file under $SHELLWEGO_HOME
+// (PGlite's data directory included) or, on Postgres, any file of the server's
+// data directory (pages and WAL, after a CHECKPOINT). Searched by the one leak
+// sweep, test/e2e/support/leak-scan.ts, in every encoding it knows.
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toBinary, toJsonString } from '@bufbuild/protobuf';
-import { PGlite } from '@electric-sql/pglite';
 import { ConnectError } from '@connectrpc/connect';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   GetMasterKeyStatusResponseSchema,
@@ -17,64 +17,11 @@ import {
   ResolveSecretsResponseSchema,
   SecretScopeKind,
 } from '../../gen/shellwego/secrets/v1/secrets_pb.js';
+import { dumpTables, leakingRows, leaks, scanFiles, scanPostgresDataDir, withPglite, withPostgres } from '../e2e/support/leak-scan.js';
 import { createPostgresTestDatabase, postgresUnavailable } from '../support/postgres.js';
 import type { PostgresTestDatabase } from '../support/postgres.js';
 import { TestPlatform } from '../support/platform.js';
 import { secretsClients } from './platform-clients.js';
-
-type Row = Record<string, unknown>;
-
-/** Every encoding in which a leaked value could show up. */
-function encodings(canary: Buffer): Buffer[] {
-  return [canary, Buffer.from(canary.toString('hex')), Buffer.from(canary.toString('base64')), Buffer.from(canary.toString('base64url'))];
-}
-
-function leaks(haystack: Buffer | string, canary: Buffer): boolean {
-  const bytes = typeof haystack === 'string' ? Buffer.from(haystack) : haystack;
-  return encodings(canary).some((form) => bytes.includes(form));
-}
-
-async function* filesUnder(dir: string): AsyncGenerator<string> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* filesUnder(path);
-    else if (entry.isFile()) yield path;
-  }
-}
-
-async function dumpPglite(dataDir: string): Promise<Map<string, Row[]>> {
-  const db = new PGlite(dataDir);
-  try {
-    return await dumpWith((text) => db.query<Row>(text).then((r) => r.rows));
-  } finally {
-    await db.close();
-  }
-}
-
-async function dumpPostgres(url: string): Promise<Map<string, Row[]>> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await dumpWith((text) => client.query<Row>(text).then((r) => r.rows));
-  } finally {
-    await client.end();
-  }
-}
-
-/** Every row of every table in the service's schema. */
-async function dumpWith(query: (text: string) => Promise<Row[]>): Promise<Map<string, Row[]>> {
-  const tables = await query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'secrets' ORDER BY table_name`);
-  const dump = new Map<string, Row[]>();
-  for (const { table_name: table } of tables) dump.set(String(table), await query(`SELECT * FROM secrets."${String(table)}"`));
-  return dump;
-}
-
-function rowLeaks(row: Row, canary: Buffer): boolean {
-  return Object.values(row).some((value) => {
-    if (value instanceof Uint8Array) return leaks(Buffer.from(value), canary);
-    return leaks(typeof value === 'string' ? value : JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) ?? '', canary);
-  });
-}
 
 const postgresSkip = await postgresUnavailable();
 if (postgresSkip !== undefined) console.warn(`skipping the Postgres canary test: ${postgresSkip}`);
@@ -91,7 +38,7 @@ afterAll(async () => {
 
 for (const backend of backends) {
   describe.skipIf(backend.skip !== undefined)(`the canary through the real service on ${backend.name}`, () => {
-    it('never appears in plaintext outside the resolve response', async () => {
+    it('never appears in plaintext outside the resolve response', { timeout: 120_000 }, async () => {
       let database: PostgresTestDatabase | undefined;
       if (backend.name === 'Postgres') {
         database = await createPostgresTestDatabase();
@@ -154,25 +101,36 @@ for (const backend of backends) {
       const lines = platform.service('secrets').lines;
       expect(lines.some((line) => line.includes('ResolveSecrets'))).toBe(true);
 
-      const dump = database === undefined ? await dumpPglite(join(platform.home, 'secrets', 'db')) : await dumpPostgres(database.url);
-      expect([...dump.keys()]).toEqual(expect.arrayContaining(['audit_events', 'digest_key', 'keks', 'rotation', 'secret_versions', 'secrets']));
-      expect(dump.get('secret_versions')?.length).toBe(3);
-      expect(dump.get('audit_events')?.length).toBe(audit.events.length);
+      const dump =
+        database === undefined
+          ? await withPglite(join(platform.home, 'secrets', 'db'), (query) => dumpTables(query, ['secrets']))
+          : await withPostgres(database.url, (query) => dumpTables(query, ['secrets']));
+      expect([...dump.keys()]).toEqual(expect.arrayContaining(['secrets.audit_events', 'secrets.digest_key', 'secrets.keks', 'secrets.rotation', 'secrets.secret_versions', 'secrets.secrets']));
+      expect(dump.get('secrets.secret_versions')?.length).toBe(3);
+      expect(dump.get('secrets.audit_events')?.length).toBe(audit.events.length);
 
-      const files: string[] = [];
-      const leakingFiles: string[] = [];
-      for await (const file of filesUnder(platform.home)) {
-        files.push(file);
-        if (leaks(await readFile(file), canary)) leakingFiles.push(file);
+      // Every file under the home, PGlite's data directory (heap pages, WAL) included.
+      const files = await scanFiles([platform.home], canary);
+      expect(files.files.some((file) => file.endsWith(join('secrets', 'master.key')))).toBe(true);
+      if (database === undefined) {
+        for (const part of ['base', 'pg_wal']) expect(files.files.some((file) => file.includes(join('secrets', 'db', part))), part).toBe(true);
       }
-      expect(files.some((file) => file.endsWith(join('secrets', 'master.key')))).toBe(true);
-      if (database === undefined) expect(files.some((file) => file.includes(join('secrets', 'db', 'base')))).toBe(true);
+      // Postgres: its data directory as stored on this host, every page and WAL segment, other tests' databases too.
+      const dataDir = database === undefined ? undefined : await scanPostgresDataDir(database.url, canary);
+      if (dataDir !== undefined) {
+        for (const part of ['base', 'pg_wal']) expect(dataDir.files.some((file) => file.startsWith(join(dataDir.dataDir, part))), part).toBe(true);
+      }
 
       expect(lines.filter((line) => leaks(line, canary))).toEqual([]);
       expect(messages.filter((message) => leaks(message, canary))).toEqual([]);
       expect(responses.filter((response) => leaks(response, canary))).toEqual([]);
-      for (const [table, rows] of dump) expect(rows.filter((row) => rowLeaks(row, canary)), table).toEqual([]);
-      expect(leakingFiles).toEqual([]);
+      expect(leakingRows(dump, canary)).toEqual([]);
+      expect(files.leaking).toEqual([]);
+      expect(files.unreadable).toEqual([]);
+      expect(files.vanished).toEqual([]);
+      expect(dataDir?.leaking ?? []).toEqual([]);
+      expect(dataDir?.unreadable ?? []).toEqual([]);
+      expect(dataDir?.vanished ?? []).toEqual([]);
       // The search does find the canary where it belongs: in the resolve response, on the wire and as JSON.
       expect(leaks(Buffer.from(toBinary(ResolveSecretsResponseSchema, resolved)), canary)).toBe(true);
       expect(leaks(toJsonString(ResolveSecretsResponseSchema, resolved), canary)).toBe(true);

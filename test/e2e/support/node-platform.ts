@@ -1,7 +1,8 @@
 // The whole platform as separate processes over mTLS for end-to-end tests: scheduler, secrets and
 // registry from TestPlatform, plus real node-agent processes that join with a token from the
 // scheduler, each under its own state dir and labels. Admin clients, a WatchEvents follower and
-// the CLI come with it.
+// the CLI come with it. Every process logs at debug level, every node agent keeps its stopped VMs'
+// work dirs under the home and every CLI output is kept, so a leak search sees all of it.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,12 +35,16 @@ export interface AgentProcess {
   readonly key: string;
   readonly nodeId: string;
   readonly stateDir: string;
+  /** Where the agent moves a stopped VM's work dir (setting KEEP_VM_WORK_DIRS), under the home. */
+  readonly keptWorkDirs: string;
   readonly client: Client<typeof NodeAgentService>;
   readonly process: RunningService;
 }
 
 export class NodePlatform {
   readonly agents = new Map<string, AgentProcess>();
+  /** The stdout and stderr of every cli() call. */
+  readonly cliOutput: string[] = [];
 
   private constructor(
     readonly platform: TestPlatform,
@@ -61,6 +66,8 @@ export class NodePlatform {
       env: (urls) => ({
         SHELLWEGO_SCHEDULER_REGISTRY_URL: urls.registry ?? '',
         SHELLWEGO_SCHEDULER_STOP_GRACE_PERIOD: '2s',
+        // The most a process ever says, for the leak search.
+        SHELLWEGO_LOG_LEVEL: 'debug',
         ...env,
       }),
     });
@@ -88,16 +95,17 @@ export class NodePlatform {
     const running = await this.platform.addProcess(options.key, 'node-agent', prepared.env);
     const client = createMtlsClient(NodeAgentService, { baseUrl: running.url, tls: this.platform.admin });
     const nodeId = await this.nodeIdOf(options.key, client, prepared.from);
-    const agent = { key: options.key, nodeId, stateDir: prepared.stateDir, client, process: running };
+    const agent = { key: options.key, nodeId, stateDir: prepared.stateDir, keptWorkDirs: prepared.keptWorkDirs, client, process: running };
     this.agents.set(options.key, agent);
     return agent;
   }
 
   /** A join token and the settings of a node agent, for a caller that starts the process itself. */
-  async prepareAgent(options: AgentOptions): Promise<{ env: Record<string, string>; stateDir: string; from: number }> {
+  async prepareAgent(options: AgentOptions): Promise<{ env: Record<string, string>; stateDir: string; keptWorkDirs: string; from: number }> {
     const { token } = await this.nodes.createJoinToken({});
     const from = this.events.events.length;
     const stateDir = join(this.home, 'agents', options.key);
+    const keptWorkDirs = join(this.home, 'kept-vm-work', options.key);
     const env = {
       SHELLWEGO_HOME: this.home,
       SHELLWEGO_NODE_AGENT_STATE_DIR: stateDir,
@@ -113,9 +121,10 @@ export class NodePlatform {
       SHELLWEGO_NODE_AGENT_HOSTNAME: options.key,
       SHELLWEGO_NODE_AGENT_LABELS: `role=${options.key}`,
       SHELLWEGO_NODE_AGENT_HEARTBEAT_INTERVAL: '2s',
+      SHELLWEGO_NODE_AGENT_KEEP_VM_WORK_DIRS: keptWorkDirs,
       ...options.env,
     };
-    return { env, stateDir, from };
+    return { env, stateDir, keptWorkDirs, from };
   }
 
   agent(key: string): AgentProcess {
@@ -147,10 +156,10 @@ export class NodePlatform {
     return secret?.latestVersion ?? 0;
   }
 
-  /** The shellwego CLI as the admin against this platform; never throws on a non-zero exit. */
-  cli(args: readonly string[], options: { input?: Buffer | string; nodeAgent?: string } = {}) {
+  /** The shellwego CLI as the admin against this platform; never throws on a non-zero exit. Its output is kept in cliOutput. */
+  async cli(args: readonly string[], options: { input?: Buffer | string; nodeAgent?: string } = {}) {
     const pki = this.platform.pki;
-    return execa(
+    const result = await execa(
       process.execPath,
       [
         cliEntry,
@@ -165,11 +174,25 @@ export class NodePlatform {
       ],
       { reject: false, ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }), env: { SHELLWEGO_HOME: this.home } },
     );
+    this.cliOutput.push(result.stdout, result.stderr);
+    return result;
   }
 
   /** Every line every process printed. */
   allLines(): string[] {
     return this.platform.allLines();
+  }
+
+  /** A node agent's process as it runs now (after restartProcess, the new one; its lines include the earlier ones). */
+  agentProcess(key: string): RunningService {
+    return this.platform.extra(key);
+  }
+
+  /** The pids of the control services and of every node agent, as they run now. */
+  platformPids(): number[] {
+    const services = (['scheduler', 'secrets', 'registry'] as const).map((name) => this.platform.service(name).process.child.pid);
+    const agents = [...this.agents.keys()].map((key) => this.agentProcess(key).process.child.pid);
+    return [...services, ...agents].filter((pid): pid is number => pid !== undefined);
   }
 
   /** Stops every process (SIGTERM) but keeps the home, for searching it afterwards. */
@@ -185,7 +208,11 @@ export class NodePlatform {
   }
 }
 
+export interface StateFile {
+  readonly instances: { instanceId: string; vm: { driver: string; pid: number; workDir: string } }[];
+}
+
 /** The state file of a node agent, as written (no secrets in it by design). */
-export async function readStateFile(stateDir: string): Promise<{ instances: { instanceId: string; vm: { pid: number; workDir: string } }[] }> {
-  return JSON.parse(await readFile(join(stateDir, 'instances.json'), 'utf8')) as { instances: { instanceId: string; vm: { pid: number; workDir: string } }[] };
+export async function readStateFile(stateDir: string): Promise<StateFile> {
+  return JSON.parse(await readFile(join(stateDir, 'instances.json'), 'utf8')) as StateFile;
 }

@@ -1,10 +1,12 @@
 import { defineConfig } from 'vitest/config';
-import { StrictSkipsReporter } from './test/support/strict-reporter.js';
+// By path, not by package name: the config is bundled, and only relative imports go into the bundle.
+import { StrictSkipsReporter } from './packages/testing/src/strict-reporter.js';
 
-// Suites that boot VMs, start several processes or measure time: on two cores they must not
-// compete with each other (or with the unit tests) for the CPU, so they run one file at a time
-// after the unit tests.
-const serialSuites = ['test/**/*.test.ts', 'services/guest-agent/build.test.ts'];
+// Suites that boot VMs, start several processes or measure time (the cross-service suites in
+// test/ and each service's own in services/<name>/test/): on two cores they must not compete
+// with each other (or with the unit tests) for the CPU, so they run one file at a time after the
+// unit tests.
+const serialSuites = ['test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'services/guest-agent/build.test.ts'];
 
 export default defineConfig({
   test: {
@@ -18,7 +20,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['lib/**/*.test.ts', 'services/**/*.test.ts', 'cli/**/*.test.ts'],
+          include: ['packages/*/src/**/*.test.ts', 'services/**/*.test.ts', 'cli/src/**/*.test.ts'],
           exclude: ['**/node_modules/**', ...serialSuites],
           maxWorkers: 2,
           sequence: { groupOrder: 0 },

@@ -1,7 +1,8 @@
-// `npm run bench [name...]`: runs every test/bench/*.bench.ts (or those whose file name starts
+// `npm run bench [name...]`: runs every benchmark, `services/<name>/bench/*.bench.ts` and the
+// cross-service ones in `test/bench/*.bench.ts` (or those whose file name starts
 // with one of the names), one after the other, and ends with one table of every result: its
 // target, the measured value, the baseline measured in the same run, their ratio and a verdict
-// (test/bench/verdict.ts): MET, MISSED, `-` for a result without a target, NOT RUN with the
+// (@shellwego/testing/bench/verdict): MET, MISSED, `-` for a result without a target, NOT RUN with the
 // reason when this host lacks what the benchmark needs, FAILED with the message when it threw.
 //
 // Exit code: 1 when anything FAILED (a benchmark threw, returned nothing or lost a sample), so a
@@ -11,13 +12,19 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { BenchResult } from '../test/bench/bench-result.js';
-import { printBenchTable, type BenchRow } from '../test/bench/bench-table.js';
-import { benchName, exitCodeOf, runBench } from '../test/bench/run-bench.js';
+import type { BenchResult } from '@shellwego/testing/bench/bench-result';
+import { printBenchTable, type BenchRow } from '@shellwego/testing/bench/bench-table';
+import { benchName, exitCodeOf, runBench } from '@shellwego/testing/bench/run-bench';
 
-const dir = fileURLToPath(new URL('../test/bench/', import.meta.url));
+const root = fileURLToPath(new URL('../', import.meta.url));
 const wanted = process.argv.slice(2);
-const all = (await readdir(dir)).filter((f) => f.endsWith('.bench.ts')).sort();
+const benchDirs = [...(await readdir(join(root, 'services'))).map((service) => join(root, 'services', service, 'bench')), join(root, 'test/bench')];
+const paths = new Map<string, string>();
+for (const dir of benchDirs) {
+  const files = await readdir(dir).catch(() => []);
+  for (const file of files.filter((f) => f.endsWith('.bench.ts'))) paths.set(file, join(dir, file));
+}
+const all = [...paths.keys()].sort();
 const unknown = wanted.filter((w) => !all.some((f) => f.startsWith(w)));
 if (unknown.length > 0) {
   console.error(`no benchmark named ${unknown.join(', ')}; there are: ${all.map(benchName).join(', ')}`);
@@ -31,7 +38,7 @@ for (const file of files) {
   console.log(`## ${bench}`);
   const started = performance.now();
   const own = await runBench(bench, async () => {
-    const module = (await import(pathToFileURL(join(dir, file)).href)) as { run?: unknown };
+    const module = (await import(pathToFileURL(paths.get(file) ?? file).href)) as { run?: unknown };
     if (typeof module.run !== 'function') throw new Error(`${file} exports no run()`);
     return (module.run as () => Promise<readonly BenchResult[]>)();
   });

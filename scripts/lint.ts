@@ -2,12 +2,12 @@
 // newest release, and the TypeScript type check.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { breakingAgainstRelease, lintContracts } from './lint/contract-checks.js';
+import { breakingAgainstRelease, contractsDir, lintContracts } from '@shellwego/contracts/checks';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 let failed = false;
 
-for (const check of [lintContracts(root), breakingAgainstRelease(root)]) {
+for (const check of [lintContracts(contractsDir), breakingAgainstRelease(contractsDir)]) {
   process.stdout.write(`${check.output}\n`);
   failed ||= !check.ok;
 }

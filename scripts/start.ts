@@ -1,15 +1,15 @@
 // `npm start`: the whole platform on this machine with embedded defaults.
 // State lives under $SHELLWEGO_HOME (default ~/.shellwego) and is reused.
 import { mkdir, readFile } from 'node:fs/promises';
-import { NodeService } from '../gen/shellwego/scheduler/v1/nodes_pb.js';
-import { defaultPorts, loadConfig, shellwegoHome } from '../lib/config/index.js';
-import { ensureDevPki } from '../lib/pki/index.js';
-import { createMtlsClient } from '../lib/rpc/index.js';
-import { nodeAgentConfig } from '../services/node-agent/src/config.js';
-import { hasIdentity } from '../services/node-agent/src/identity/identity-store.js';
+import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { defaultPorts, loadConfig, shellwegoHome } from '@shellwego/kit/config';
+import { ensureDevPki } from '@shellwego/kit/pki';
+import { createMtlsClient } from '@shellwego/kit/rpc';
+import { nodeAgentConfig } from '@shellwego/node-agent';
+import { hasIdentity } from '@shellwego/node-agent';
 import { formatLogLine } from './launcher/format-log-line.js';
-import { startServiceProcess, type ServiceProcess } from './launcher/service-process.js';
-import { waitServing } from './launcher/wait-serving.js';
+import { startServiceProcess, type ServiceProcess } from '@shellwego/kit/process';
+import { waitServing } from '@shellwego/kit/process';
 
 const services = [
   { name: 'secrets', port: defaultPorts.secrets },

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { defaultPorts, shellwegoHome } from '../../lib/config/index.js';
-import type { TlsMaterial } from '../../lib/rpc/index.js';
+import { defaultPorts, shellwegoHome } from '@shellwego/kit/config';
+import type { TlsMaterial } from '@shellwego/kit/rpc';
 import type { OutputFormat } from './output.js';
 
 export interface GlobalOptions {

@@ -8,9 +8,9 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HealthCheckSchema } from '../../gen/shellwego/common/v1/workload_pb.js';
-import { GuestService, RunRequestSchema, type WaitResponse } from '../../gen/shellwego/guest/v1/guest_pb.js';
-import { createGuestTransport, type GuestTransport } from '../../lib/vm-channel/index.js';
+import { HealthCheckSchema } from '@shellwego/contracts/common/v1/workload_pb';
+import { GuestService, RunRequestSchema, type WaitResponse } from '@shellwego/contracts/guest/v1/guest_pb';
+import { createGuestTransport, type GuestTransport } from '@shellwego/kit/vm-channel';
 import { buildGuestAgent } from './build.js';
 
 let dir: string;

@@ -6,10 +6,10 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { busyboxMissing } from '../fixtures/images/busybox.js';
-import { freePort } from '../support/free-port.js';
+import { busyboxMissing } from '@shellwego/testing/images/busybox';
+import { freePort } from '@shellwego/testing/free-port';
 import { canaryFlow, expectNoLeak } from './support/canary-flow.js';
-import { leaks, scanDatabases, scanFiles } from './support/leak-scan.js';
+import { leaks, scanDatabases, scanFiles } from '@shellwego/testing/leak-scan/leak-scan';
 import { NodePlatform } from './support/node-platform.js';
 
 const skip = busyboxMissing();

@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findExecutable } from '../../services/node-agent/src/drivers/host-capabilities.js';
+import { findExecutable } from '@shellwego/kit/process';
 import { canaryFlow, expectNoLeak } from './support/canary-flow.js';
 import { NodePlatform } from './support/node-platform.js';
 

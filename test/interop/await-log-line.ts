@@ -1,4 +1,4 @@
-import type { RunningService } from '../support/platform.js';
+import type { RunningService } from '@shellwego/testing/platform';
 
 /**
  * Resolves with the first line `service` printed at index `from` or later

@@ -1,12 +1,10 @@
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestPlatform } from '../support/platform.js';
+import { TestPlatform } from '@shellwego/testing/platform';
 import { awaitLogLine, rpcLogLine } from './await-log-line.js';
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const buf = join(repoRoot, 'node_modules/.bin/buf');
+const buf = createRequire(import.meta.url).resolve('@bufbuild/buf/bin/buf');
 const secretsService = 'shellwego.secrets.v1.SecretsService';
 
 interface CurlResult {
@@ -34,7 +32,7 @@ describe('buf curl against a running server, by reflection alone, over mTLS', ()
     const result = await execa(
       buf,
       ['curl', '--cacert', caCert, '--cert', admin.cert, '--key', admin.key, '--reflect-protocol', reflectProtocol, ...args],
-      { reject: false, timeout: 20_000, cwd: repoRoot },
+      { reject: false, timeout: 20_000 },
     );
     return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
   }

@@ -2,15 +2,15 @@ import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestPlatform } from '../support/platform.js';
+import { contractsDir } from '@shellwego/contracts/checks';
+import { TestPlatform } from '@shellwego/testing/platform';
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const buf = join(repoRoot, 'node_modules/.bin/buf');
+const buf = createRequire(import.meta.url).resolve('@bufbuild/buf/bin/buf');
 const protoFiles = ['grpc/health/v1/health.proto', 'shellwego/secrets/v1/secrets.proto'];
 const loaderOptions: protoLoader.Options = { keepCase: true, enums: String, longs: String, defaults: true };
 const secretsService = 'shellwego.secrets.v1.SecretsService';
@@ -55,7 +55,7 @@ describe('@grpc/grpc-js client against the connect-node server over mTLS', () =>
     // buf compiles proto/ (the well-known types built in) into a descriptor
     // set; proto-loader reads it without its own .proto parser.
     const build = execa(buf, ['build', ...protoFiles.flatMap((f) => ['--path', `proto/${f}`]), '-o', descriptorSet], {
-      cwd: repoRoot,
+      cwd: contractsDir,
     });
     [platform] = await Promise.all([TestPlatform.start({ services: ['secrets'] }), build]);
     contract = protoLoader.loadFileDescriptorSetFromBuffer(await readFile(descriptorSet), loaderOptions);
@@ -82,7 +82,7 @@ describe('@grpc/grpc-js client against the connect-node server over mTLS', () =>
   }
 
   it('loads the contract from proto/ with @grpc/proto-loader', async () => {
-    const fromSource = await protoLoader.load(protoFiles, { ...loaderOptions, includeDirs: [join(repoRoot, 'proto')] });
+    const fromSource = await protoLoader.load(protoFiles, { ...loaderOptions, includeDirs: [join(contractsDir, 'proto')] });
     const paths = (definition: protoLoader.PackageDefinition) =>
       Object.values(definition[secretsService] ?? {}).map((method: Method) => method.path);
     expect(paths(fromSource)).toEqual(paths(contract));

@@ -2,8 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertificateAuthority } from '../../lib/pki/index.js';
-import { TestPlatform } from '../support/platform.js';
+import { CertificateAuthority } from '@shellwego/kit/pki';
+import { TestPlatform } from '@shellwego/testing/platform';
 import { generatePythonStubs, missingPythonPackages, runPythonClient } from './python-stubs.js';
 
 interface CallResult {

@@ -2,12 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { contractsDir } from '@shellwego/contracts/checks';
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const protoDir = join(repoRoot, 'proto');
-const scriptsDir = join(repoRoot, 'test/interop/python');
+const protoDir = join(contractsDir, 'proto');
+const scriptsDir = join(import.meta.dirname, 'python');
 
 /**
  * Debian's interpreter, by absolute path: python3-grpcio is installed for it

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ensureDevPki } from '../../lib/pki/index.js';
+import { ensureDevPki } from '@shellwego/kit/pki';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);

@@ -1,7 +1,7 @@
 import { create, toJson, type MessageInitShape } from '@bufbuild/protobuf';
 import { DurationSchema, timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Command } from 'commander';
-import type { HealthCheckSchema } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import type { HealthCheckSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import {
   AppSchema,
   AppService,
@@ -10,9 +10,9 @@ import {
   DeploymentState,
   PlacementStrategy,
   type App,
-} from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { parseDuration } from '../../../lib/config/index.js';
-import { createMtlsClient } from '../../../lib/rpc/index.js';
+} from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { parseDuration } from '@shellwego/kit/config';
+import { createMtlsClient } from '@shellwego/kit/rpc';
 import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
 import { collect, keyValues } from './node.js';

@@ -1,9 +1,9 @@
 import { toJsonString } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Command } from 'commander';
-import { AppService } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { EventSchema, type Event } from '../../../gen/shellwego/scheduler/v1/events_pb.js';
-import { createMtlsClient } from '../../../lib/rpc/index.js';
+import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { EventSchema, type Event } from '@shellwego/contracts/scheduler/v1/events_pb';
+import { createMtlsClient } from '@shellwego/kit/rpc';
 import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
 
 interface EventsOptions {

@@ -1,9 +1,9 @@
 import { toJson } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Command } from 'commander';
-import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import { AppService, InstanceSchema } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { createMtlsClient } from '../../../lib/rpc/index.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { AppService, InstanceSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { createMtlsClient } from '@shellwego/kit/rpc';
 import { loadTls, type GlobalOptions } from '../global-options.js';
 import { printTable } from '../output.js';
 

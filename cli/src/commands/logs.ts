@@ -1,10 +1,10 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { ConnectError, type Client } from '@connectrpc/connect';
 import type { Command } from 'commander';
-import { NodeAgentService } from '../../../gen/shellwego/agent/v1/agent_pb.js';
-import { InstanceState, OutputStream } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import { AppService } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { createMtlsClient, type TlsMaterial } from '../../../lib/rpc/index.js';
+import { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
+import { InstanceState, OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
+import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { createMtlsClient, type TlsMaterial } from '@shellwego/kit/rpc';
 import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
 
 const ENDED = new Set([InstanceState.STOPPED, InstanceState.FAILED, InstanceState.LOST]);

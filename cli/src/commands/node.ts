@@ -1,10 +1,10 @@
 import { toJson } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { Command } from 'commander';
-import { NodeState } from '../../../gen/shellwego/scheduler/v1/events_pb.js';
-import { CreateJoinTokenResponseSchema, NodeSchema, NodeService } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import { parseDuration } from '../../../lib/config/index.js';
-import { createMtlsClient } from '../../../lib/rpc/index.js';
+import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
+import { CreateJoinTokenResponseSchema, NodeSchema, NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { parseDuration } from '@shellwego/kit/config';
+import { createMtlsClient } from '@shellwego/kit/rpc';
 import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
 

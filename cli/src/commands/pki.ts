@@ -11,7 +11,7 @@ import {
   serviceNames,
   writeFileAtomic,
   type Principal,
-} from '../../../lib/pki/index.js';
+} from '@shellwego/kit/pki';
 import { CliError, type GlobalOptions } from '../global-options.js';
 import { printValue } from '../output.js';
 

@@ -13,9 +13,9 @@ import {
   SecretScopeKind,
   SecretsService,
   SecretVersionSchema,
-} from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import type { AuditEvent, GetMasterKeyStatusResponse, SecretScope } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import { createMtlsClient } from '../../../lib/rpc/index.js';
+} from '@shellwego/contracts/secrets/v1/secrets_pb';
+import type { AuditEvent, GetMasterKeyStatusResponse, SecretScope } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { createMtlsClient } from '@shellwego/kit/rpc';
 import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
 import { readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
 import { printTable, printValue } from '../output.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createClient } from '@connectrpc/connect';
-import { Health, HealthCheckResponse_ServingStatus } from '../../../gen/grpc/health/v1/health_pb.js';
-import { createMtlsTransport } from '../../../lib/rpc/index.js';
+import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
+import { createMtlsTransport } from '@shellwego/kit/rpc';
 import { loadTls, type GlobalOptions } from '../global-options.js';
 import { printTable } from '../output.js';
 

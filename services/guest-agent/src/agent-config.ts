@@ -1,7 +1,7 @@
 // The agent's settings, from flags, then the environment, then the kernel command line (when
 // it runs inside a shellwego guest image).
 import { Command, InvalidArgumentError } from 'commander';
-import type { GuestServerChannel } from '../../../lib/vm-channel/index.js';
+import type { GuestServerChannel } from '@shellwego/kit/vm-channel';
 
 export interface AgentConfig {
   readonly channel: GuestServerChannel;

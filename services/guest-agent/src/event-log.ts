@@ -1,8 +1,8 @@
 // Process events and output since the last start, bounded in bytes, plus live delivery.
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { OutputStream } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import { WaitResponseSchema, type WaitResponse } from '../../../gen/shellwego/guest/v1/guest_pb.js';
+import { OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
+import { WaitResponseSchema, type WaitResponse } from '@shellwego/contracts/guest/v1/guest_pb';
 
 interface Entry {
   readonly seq: number;

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HealthCheckSchema, type HealthCheck } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import { GuestService, RunRequestSchema, type WaitResponse } from '../../../gen/shellwego/guest/v1/guest_pb.js';
-import { createLogger } from '../../../lib/log/index.js';
-import { SecretBytes } from '../../../lib/secret-bytes/index.js';
-import { createGuestTransport, serveGuestChannel, type GuestChannelServer, type GuestTransport } from '../../../lib/vm-channel/index.js';
+import { HealthCheckSchema, type HealthCheck } from '@shellwego/contracts/common/v1/workload_pb';
+import { GuestService, RunRequestSchema, type WaitResponse } from '@shellwego/contracts/guest/v1/guest_pb';
+import { createLogger } from '@shellwego/kit/log';
+import { SecretBytes } from '@shellwego/kit/secret-bytes';
+import { createGuestTransport, serveGuestChannel, type GuestChannelServer, type GuestTransport } from '@shellwego/kit/vm-channel';
 import { guestServiceRoutes } from './guest-service.js';
 import { WorkloadSupervisor } from './supervisor.js';
 

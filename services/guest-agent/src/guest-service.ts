@@ -1,7 +1,7 @@
 // GuestService on the VM channel: request decoding and the supervisor, nothing else.
 import type { ConnectRouter } from '@connectrpc/connect';
-import { GuestService } from '../../../gen/shellwego/guest/v1/guest_pb.js';
-import { SecretBytes } from '../../../lib/secret-bytes/index.js';
+import { GuestService } from '@shellwego/contracts/guest/v1/guest_pb';
+import { SecretBytes } from '@shellwego/kit/secret-bytes';
 import type { WorkloadSupervisor } from './supervisor.js';
 
 export function guestServiceRoutes(supervisor: WorkloadSupervisor): (router: ConnectRouter) => void {

@@ -1,7 +1,7 @@
 // The workload's health check, run on demand by GuestService.Health.
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import type { HealthCheck } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import type { HealthCheck } from '@shellwego/contracts/common/v1/workload_pb';
 
 export interface ProbeResult {
   readonly healthy: boolean;

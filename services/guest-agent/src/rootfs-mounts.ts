@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Logger } from '../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 import { failedPrecondition } from './rpc-errors.js';
 
 const run = promisify(execFile);

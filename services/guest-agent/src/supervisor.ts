@@ -3,9 +3,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, readdir, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { HealthCheck } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import type { Logger } from '../../../lib/log/index.js';
-import { wipeAll, type SecretBytes } from '../../../lib/secret-bytes/index.js';
+import type { HealthCheck } from '@shellwego/contracts/common/v1/workload_pb';
+import type { Logger } from '@shellwego/kit/log';
+import { wipeAll, type SecretBytes } from '@shellwego/kit/secret-bytes';
 import { EventLog } from './event-log.js';
 import { runProbe, type ExecOutcome } from './health-probe.js';
 import { launch } from './launcher.js';

@@ -1,6 +1,6 @@
-import { boolean, defaultPorts, defineConfig, duration, hostPort, integer, keyValues, optional, path, string, url } from '../../../lib/config/index.js';
-import type { Setting } from '../../../lib/config/index.js';
-import { serverSettings } from '../../../lib/service/index.js';
+import { boolean, defaultPorts, defineConfig, duration, hostPort, integer, keyValues, optional, path, string, url } from '@shellwego/kit/config';
+import type { Setting } from '@shellwego/kit/config';
+import { serverSettings } from '@shellwego/kit/service';
 import { vmDriverSettings } from './drivers/index.js';
 
 const MIB = 1024 * 1024;

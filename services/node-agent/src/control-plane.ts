@@ -1,10 +1,10 @@
 // The control-plane clients a node uses, all over mTLS with the node's own certificate; rebuilt
 // when the certificate is renewed (calls in flight finish on their old connection).
 import type { Client } from '@connectrpc/connect';
-import { RegistryService } from '../../../gen/shellwego/registry/v1/registry_pb.js';
-import { NodeService } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import { SecretsService } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import { createMtlsClient } from '../../../lib/rpc/index.js';
+import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
+import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { createMtlsClient } from '@shellwego/kit/rpc';
 import type { NodeIdentity } from './identity/identity-store.js';
 
 const MIB = 1024 * 1024;

@@ -5,7 +5,7 @@ import { access, constants } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import type { Logger } from '../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 import type { GuestImage } from './drivers/index.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -16,7 +16,7 @@ const EXIT_MISSING_CAPABILITY = 3;
 /** The configured bundle, or the checkout's own, (re)built when its sources changed. */
 export async function guestAgentBundle(configured: string | undefined, log: Logger): Promise<string> {
   if (configured !== undefined) return configured;
-  const { buildGuestAgent } = await import('../../guest-agent/build.js');
+  const { buildGuestAgent } = await import('@shellwego/guest-agent/build');
   const built = await buildGuestAgent();
   if (built.rebuilt) log.info({ bundle: built.outfile }, 'guest agent bundle built');
   return built.outfile;

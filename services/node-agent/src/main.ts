@@ -1,8 +1,8 @@
 // node-agent process entry: serving certificate -> serve NodeAgentService -> agent (driver,
 // re-adoption) -> join and open the scheduler Session, in the background.
-import { ConfigError } from '../../../lib/config/index.js';
-import { createLogger } from '../../../lib/log/index.js';
-import { runService } from '../../../lib/service/index.js';
+import { ConfigError } from '@shellwego/kit/config';
+import { createLogger } from '@shellwego/kit/log';
+import { runService } from '@shellwego/kit/service';
 import { nodeAgentConfig } from './config.js';
 import { NodeAgent } from './node-agent.js';
 import { servingEnvironment } from './serving-tls.js';

@@ -10,7 +10,7 @@ import {
   type NodeAgentService,
   type StreamInstanceLogsRequest,
   type StreamInstanceLogsResponse,
-} from '../../../gen/shellwego/agent/v1/agent_pb.js';
+} from '@shellwego/contracts/agent/v1/agent_pb';
 import type { Reconciler } from './instances/reconciler.js';
 
 export interface NodeStatusSource {

@@ -3,11 +3,11 @@
 // renewal. main.ts runs it as a service; tests and benchmarks may run it in process.
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import type { SessionResponse } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import { NodeAgentService } from '../../../gen/shellwego/agent/v1/agent_pb.js';
-import type { Typed } from '../../../lib/config/index.js';
-import type { Logger } from '../../../lib/log/index.js';
-import { implement, type ServiceRegistration } from '../../../lib/rpc/index.js';
+import type { SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
+import type { Typed } from '@shellwego/kit/config';
+import type { Logger } from '@shellwego/kit/log';
+import { implement, type ServiceRegistration } from '@shellwego/kit/rpc';
 import { nodeCapacity } from './capacity.js';
 import type { nodeAgentConfig } from './config.js';
 import { ControlPlane } from './control-plane.js';

@@ -5,8 +5,8 @@
 // start reports the missing TLS files as the configuration error it is.
 import { access, constants } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { loadConfig } from '../../../lib/config/index.js';
-import type { Logger } from '../../../lib/log/index.js';
+import { loadConfig } from '@shellwego/kit/config';
+import type { Logger } from '@shellwego/kit/log';
 import { nodeAgentConfig } from './config.js';
 import { ensureIdentity } from './identity/ensure-identity.js';
 import { hasIdentity, identityPaths } from './identity/identity-store.js';

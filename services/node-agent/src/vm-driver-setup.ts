@@ -1,7 +1,7 @@
 // Picks and prepares the VM driver: the configured (or, with "auto", the strongest working) one,
 // with the guest agent bundle and, for real VMs, the guest image. Under "auto", a host whose
 // guest image cannot be built falls back to the process driver and says so.
-import type { Logger } from '../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 import { createVmDriver, vmDriverConfigFrom, type GuestImage, type VmDriver, type VmDriverSettingValues } from './drivers/index.js';
 import { guestAgentBundle, resolveGuestImage } from './guest-image.js';
 

@@ -1,5 +1,5 @@
-import { defaultPorts, defineConfig, duration, integer, path, string } from '../../../lib/config/index.js';
-import { databaseSettings, grantVerifierSettings, serverSettings } from '../../../lib/service/index.js';
+import { defaultPorts, defineConfig, duration, integer, path, string } from '@shellwego/kit/config';
+import { databaseSettings, grantVerifierSettings, serverSettings } from '@shellwego/kit/service';
 
 const GIB = 1024 ** 3;
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '../../../lib/db/index.js';
+import { openDatabase, type Database } from '@shellwego/kit/db';
 import { ImageCatalog } from './image-catalog.js';
 import { migrations } from './migrations.js';
 import type { ImportedImage } from './oci/imported-image.js';

@@ -1,4 +1,4 @@
-import { runService } from '../../../lib/service/index.js';
+import { runService } from '@shellwego/kit/service';
 import { registryConfig } from './config.js';
 import { openRegistry } from './registry-domain.js';
 

@@ -1,5 +1,5 @@
-import type { GrantVerifier } from '../../../lib/grant/index.js';
-import type { Logger } from '../../../lib/log/index.js';
+import type { GrantVerifier } from '@shellwego/kit/grant';
+import type { Logger } from '@shellwego/kit/log';
 import type { ImageCatalog, ImageRecord } from './image-catalog.js';
 import type { InUse } from './in-use.js';
 import type { RootfsBuilder, RootfsImage } from './rootfs/rootfs-builder.js';

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
-import type { Typed } from '../../../lib/config/index.js';
-import { openDatabase } from '../../../lib/db/index.js';
-import type { Logger } from '../../../lib/log/index.js';
-import type { ServiceRegistration } from '../../../lib/rpc/index.js';
+import type { Typed } from '@shellwego/kit/config';
+import { openDatabase } from '@shellwego/kit/db';
+import type { Logger } from '@shellwego/kit/log';
+import type { ServiceRegistration } from '@shellwego/kit/rpc';
 import type { registryConfig } from './config.js';
 import { ImageCatalog } from './image-catalog.js';
 import { InUse } from './in-use.js';
-import { loadGrantVerifier } from '../../../lib/grant/index.js';
+import { loadGrantVerifier } from '@shellwego/kit/grant';
 import { migrations } from './migrations.js';
 import { parsePlatform } from './oci/platform.js';
 import type { RegistryContext } from './registry-context.js';

@@ -10,10 +10,10 @@ import {
   type ImportImageRequest,
   type PullImageRequest,
   type PullImageResponse,
-} from '../../../gen/shellwego/registry/v1/registry_pb.js';
-import { principalOf } from '../../../lib/auth/index.js';
-import { GrantError } from '../../../lib/grant/index.js';
-import type { ServiceRegistration } from '../../../lib/rpc/index.js';
+} from '@shellwego/contracts/registry/v1/registry_pb';
+import { principalOf } from '@shellwego/kit/auth';
+import { GrantError } from '@shellwego/kit/grant';
+import type { ServiceRegistration } from '@shellwego/kit/rpc';
 import { GarbageCollector } from './garbage-collector.js';
 import { importImage } from './image-import.js';
 import { formatNameTag, parseLocalReference, parseNameTag } from './image-reference.js';

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
-import type { Grant } from '../../../gen/shellwego/common/v1/grant_pb.js';
-import { verifyGrant } from '../../../lib/grant/index.js';
-import type { Principal } from '../../../lib/pki/index.js';
+import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
+import { verifyGrant } from '@shellwego/kit/grant';
+import type { Principal } from '@shellwego/kit/pki';
 import { rootfsImageOf, type RegistryContext } from './registry-context.js';
 import { isDigest } from './store/digest.js';
 

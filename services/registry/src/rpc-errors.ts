@@ -1,6 +1,6 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { GrantError } from '../../../lib/grant/index.js';
-import { sqlState } from '../../../lib/db/index.js';
+import { GrantError } from '@shellwego/kit/grant';
+import { sqlState } from '@shellwego/kit/db';
 import { InvalidReferenceError } from './image-reference.js';
 import { ImageFormatError, PlatformNotFoundError } from './oci/errors.js';
 import { RemoteRegistryError, type RemoteErrorKind } from './pull/remote-error.js';

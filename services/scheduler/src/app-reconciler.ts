@@ -1,7 +1,7 @@
 // Keeps each app's live instances equal to its per-version targets: missing
 // ones are created PENDING (placement picks them up), extra ones stopped, and
 // instances on a draining node replaced before they are stopped.
-import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { Changes } from './changes.js';
 import type { AppRecord, InstanceRecord } from './cluster-state.js';
 import { createInstance, requestStop } from './instance-lifecycle.js';

@@ -14,8 +14,8 @@ import {
   type App,
   type WatchEventsRequest,
   type WatchEventsResponse,
-} from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { principalOf } from '../../../lib/auth/index.js';
+} from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { principalOf } from '@shellwego/kit/auth';
 import { appNameProblems, appSpecProblems, MAX_REPLICAS } from './app-spec.js';
 import { listApps, listInstances, readApp, readVersions } from './read-model.js';
 import { invalidArgument, notFound } from './rpc-errors.js';

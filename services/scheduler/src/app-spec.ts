@@ -1,6 +1,6 @@
 import type { Duration } from '@bufbuild/protobuf/wkt';
-import type { AppSpec } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { PlacementStrategy } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
+import type { AppSpec } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { PlacementStrategy } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { durationMs } from './durations.js';
 import { labelProblems } from './labels.js';
 

@@ -6,7 +6,7 @@ import {
   SessionResponseSchema,
   StopSchema,
   type SessionResponse,
-} from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+} from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { InstanceRecord, VersionRecord } from './cluster-state.js';
 import { durationFromMs } from './durations.js';
 import type { GrantIssuer } from './grant-issuer.js';

@@ -1,8 +1,8 @@
 import { toBinary } from '@bufbuild/protobuf';
 import { sql } from 'kysely';
-import { ImageConfigSchema } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import { AppSpecSchema } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import type { SessionResponse } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+import { ImageConfigSchema } from '@shellwego/contracts/common/v1/workload_pb';
+import { AppSpecSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import type { SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { AppRecord, InstanceRecord, NodeRecord, VersionRecord } from './cluster-state.js';
 import type { EventDraft } from './event-drafts.js';
 import { appendEvents } from './event-log.js';

@@ -1,8 +1,8 @@
 // The active scheduler's in-memory picture of the cluster: a cache of the
 // database (which it rebuilds from on takeover) plus the placement index.
-import type { ImageConfig, InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import type { AppSpec, DeploymentState } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { NodeState } from '../../../gen/shellwego/scheduler/v1/events_pb.js';
+import type { ImageConfig, InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import type { AppSpec, DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import type { RolloutLimits } from './app-spec.js';
 import { PlacementEngine, type NodeState as EngineNodeState, type Resources } from './placement/index.js';
 import type { AdminState } from './tables.js';

@@ -1,5 +1,5 @@
-import { defaultPorts, defineConfig, duration, path, url } from '../../../lib/config/index.js';
-import { databaseSettings, serverSettings } from '../../../lib/service/index.js';
+import { defaultPorts, defineConfig, duration, path, url } from '@shellwego/kit/config';
+import { databaseSettings, serverSettings } from '@shellwego/kit/service';
 
 /** Settings of the scheduler process; env vars start with SHELLWEGO_SCHEDULER_. */
 export const schedulerConfig = defineConfig('SHELLWEGO_SCHEDULER', {

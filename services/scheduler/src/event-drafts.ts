@@ -1,6 +1,6 @@
 // The events the scheduler records, built in one place so their messages read the same everywhere.
 import { create } from '@bufbuild/protobuf';
-import type { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import type { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import {
   InstanceStateChangedSchema,
   NodeState,
@@ -8,7 +8,7 @@ import {
   PlacementDecisionSchema,
   RolloutStepSchema,
   type Event,
-} from '../../../gen/shellwego/scheduler/v1/events_pb.js';
+} from '@shellwego/contracts/scheduler/v1/events_pb';
 import { stateName } from './instance-states.js';
 
 /** An event before it is stored: the log assigns its cursor. */

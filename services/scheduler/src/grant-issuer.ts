@@ -1,5 +1,5 @@
-import type { Grant } from '../../../gen/shellwego/common/v1/grant_pb.js';
-import { signGrant, type GrantSigningKey } from '../../../lib/grant/index.js';
+import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
+import { signGrant, type GrantSigningKey } from '@shellwego/kit/grant';
 
 export interface GrantSubject {
   readonly instanceId: string;

@@ -1,9 +1,9 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Client } from '@connectrpc/connect';
-import { ImageConfigSchema, type ImageConfig } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import { RegistryService } from '../../../gen/shellwego/registry/v1/registry_pb.js';
-import { IMAGE_DIGEST_PATTERN } from '../../../lib/grant/index.js';
-import { createMtlsClient, type TlsMaterial } from '../../../lib/rpc/index.js';
+import { ImageConfigSchema, type ImageConfig } from '@shellwego/contracts/common/v1/workload_pb';
+import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
+import { IMAGE_DIGEST_PATTERN } from '@shellwego/kit/grant';
+import { createMtlsClient, type TlsMaterial } from '@shellwego/kit/rpc';
 
 export interface ResolvedImage {
   readonly digest: string;

@@ -1,8 +1,8 @@
 // Creating, moving and stopping instances: every change is recorded in a
 // Changes unit with its event, and node messages go out only after commit.
 import { randomBytes } from 'node:crypto';
-import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import { DeploymentState } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { assignMessage, stopMessage } from './assignment.js';
 import type { Changes } from './changes.js';
 import type { AppRecord, InstanceRecord, VersionRecord } from './cluster-state.js';

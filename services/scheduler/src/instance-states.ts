@@ -1,4 +1,4 @@
-import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 
 const TERMINAL: ReadonlySet<InstanceState> = new Set([InstanceState.STOPPED, InstanceState.FAILED, InstanceState.LOST]);
 

@@ -1,4 +1,4 @@
-import type { Logger } from '../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 import type { ClusterState } from './cluster-state.js';
 import type { GrantIssuer } from './grant-issuer.js';
 

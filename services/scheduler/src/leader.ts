@@ -1,11 +1,11 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { sql } from 'kysely';
-import type { AppSpec } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { DeploymentState } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import type { Hello, InstanceEvent, SessionRequest } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import type { Logger } from '../../../lib/log/index.js';
+import type { AppSpec } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import type { Hello, InstanceEvent, SessionRequest } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import type { Logger } from '@shellwego/kit/log';
 import { rolloutLimits } from './app-spec.js';
 import { reconcileApp } from './app-reconciler.js';
 import { Changes } from './changes.js';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Logger } from '../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 import type { Leader } from './leader.js';
 import type { SchedulerDb } from './tables.js';
 import { LEADER_LOCK, LOCK_CLASS } from './write-transaction.js';

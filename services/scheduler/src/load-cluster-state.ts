@@ -1,7 +1,7 @@
 import { fromBinary } from '@bufbuild/protobuf';
-import { ImageConfigSchema, type InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import { AppSpecSchema, type DeploymentState } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import type { Logger } from '../../../lib/log/index.js';
+import { ImageConfigSchema, type InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { AppSpecSchema, type DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import type { Logger } from '@shellwego/kit/log';
 import { rolloutLimits } from './app-spec.js';
 import { ClusterState, engineState, nodeLabels, type AppRecord, type NodeRecord } from './cluster-state.js';
 import { TERMINAL_STATES } from './instance-states.js';

@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
-import { AppService } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { NodeService } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import { openDatabase } from '../../../lib/db/index.js';
-import { implement } from '../../../lib/rpc/index.js';
-import { runService } from '../../../lib/service/index.js';
+import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { openDatabase } from '@shellwego/kit/db';
+import { implement } from '@shellwego/kit/rpc';
+import { runService } from '@shellwego/kit/service';
 import { appService } from './app-service.js';
 import { schedulerConfig } from './config.js';
 import { EventFeed } from './event-feed.js';

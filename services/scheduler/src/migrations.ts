@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Migration } from '../../../lib/db/index.js';
+import type { Migration } from '@shellwego/kit/db';
 
 // Terminal instance states (STOPPED, FAILED, LOST): partial indexes cover only live instances.
 const LIVE = sql`state NOT IN (9, 10, 11)`;

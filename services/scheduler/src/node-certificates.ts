@@ -1,4 +1,4 @@
-import { CertificateAuthority, CsrError, type IssuedCertificate } from '../../../lib/pki/index.js';
+import { CertificateAuthority, CsrError, type IssuedCertificate } from '@shellwego/kit/pki';
 import { invalidArgument } from './rpc-errors.js';
 
 // A hostname that is a valid DNS name also goes into the certificate, so the node agent can serve with it.

@@ -1,7 +1,7 @@
 // Node state changes on the active scheduler: a Hello (join, return after
 // DOWN, reconcile of what the node runs), DOWN after silence, cordon/drain.
-import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import type { Hello } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import type { Hello } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { MAX_INT32 } from './app-spec.js';
 import type { Changes } from './changes.js';
 import { engineState, nodeLabels, nodeProtoState, type NodeRecord } from './cluster-state.js';

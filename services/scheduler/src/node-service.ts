@@ -10,8 +10,8 @@ import {
   RenewNodeCertificateResponseSchema,
   type SessionRequest,
   type SessionResponse,
-} from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import { principalOf } from '../../../lib/auth/index.js';
+} from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { principalOf } from '@shellwego/kit/auth';
 import { durationMs } from './durations.js';
 import { joinNode } from './join-node.js';
 import { labelProblems } from './labels.js';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Logger } from '../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 
 const RECONNECT_MS = 1_000;
 

@@ -1,4 +1,4 @@
-import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { Changes } from './changes.js';
 import type { InstanceRecord } from './cluster-state.js';
 import { placementEvent } from './event-drafts.js';

@@ -3,7 +3,7 @@
 import { create, fromBinary } from '@bufbuild/protobuf';
 import type { Selectable } from 'kysely';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { ImageConfigSchema, type InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
+import { ImageConfigSchema, type InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import {
   AppSchema,
   AppSpecSchema,
@@ -13,8 +13,8 @@ import {
   type App,
   type AppVersion,
   type Instance,
-} from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { NodeSchema, type Node } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+} from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { NodeSchema, type Node } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { nodeProtoState } from './cluster-state.js';
 import { stateName, TERMINAL_STATES } from './instance-states.js';
 import type { AppTable, AppVersionTable, InstanceTable, NodeTable, SchedulerDb } from './tables.js';

@@ -2,8 +2,8 @@
 // targets (AppRecord.desired) from the old versions to the new one, never
 // letting HEALTHY instances drop below replicas - max_unavailable; the
 // reconciler then starts and stops instances to match the targets.
-import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import { DeploymentState } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Changes } from './changes.js';
 import type { AppRecord, InstanceRecord } from './cluster-state.js';
 import { rolloutEvent } from './event-drafts.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 import type { EventFeed } from './event-feed.js';
 import type { ImageResolver } from './image-resolver.js';
 import type { JoinTokens } from './join-tokens.js';

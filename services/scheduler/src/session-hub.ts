@@ -1,5 +1,5 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import type { SessionResponse } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+import type { SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 
 let nextSessionId = 1;
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { ConfigError, type ConfigIssue, type Typed } from '../../../lib/config/index.js';
-import { loadGrantSigningKey, MAX_GRANT_TTL_MS, type GrantSigningKey } from '../../../lib/grant/index.js';
+import { ConfigError, type ConfigIssue, type Typed } from '@shellwego/kit/config';
+import { loadGrantSigningKey, MAX_GRANT_TTL_MS, type GrantSigningKey } from '@shellwego/kit/grant';
 import { schedulerConfig } from './config.js';
 
 type SchedulerSettings = Typed<typeof schedulerConfig.settings>;

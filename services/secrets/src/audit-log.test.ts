@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from './audit-log.js';
 import type { AuditEntry } from './audit-log.js';
-import { SecretsHarness } from './testing/secrets-harness.js';
+import { SecretsHarness } from '../test/support/secrets-harness.js';
 
 describe('audit log', () => {
   let harness: SecretsHarness;

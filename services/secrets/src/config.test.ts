@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../../lib/config/index.js';
+import { ConfigError, loadConfig } from '@shellwego/kit/config';
 import { secretsConfig } from './config.js';
 import { MASTER_KEY_FILE_ENV, defaultMasterKeyPath } from './kek/index.js';
 

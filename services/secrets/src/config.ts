@@ -1,5 +1,5 @@
-import { defaultPorts, defineConfig, integer, path } from '../../../lib/config/index.js';
-import { databaseSettings, grantVerifierSettings, serverSettings } from '../../../lib/service/index.js';
+import { defaultPorts, defineConfig, integer, path } from '@shellwego/kit/config';
+import { databaseSettings, grantVerifierSettings, serverSettings } from '@shellwego/kit/service';
 
 /** Settings of the secrets process; env vars start with SHELLWEGO_SECRETS_. */
 export const secretsConfig = defineConfig('SHELLWEGO_SECRETS', {

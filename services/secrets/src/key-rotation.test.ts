@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AuditAction, AuditOutcome, SecretScopeKind } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import type { Principal } from '../../../lib/pki/index.js';
-import { createPostgresTestDatabase, postgresUnavailable } from '../../../test/support/postgres.js';
-import { SecretsHarness } from './testing/secrets-harness.js';
+import { AuditAction, AuditOutcome, SecretScopeKind } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import type { Principal } from '@shellwego/kit/pki';
+import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
+import { SecretsHarness } from '../test/support/secrets-harness.js';
 
 const NODE: Principal = { kind: 'node', id: 'n1' };
 /** Secrets written before the rotation; the re-wrap moves them in batches of 7. */

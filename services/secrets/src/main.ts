@@ -1,5 +1,5 @@
-import { loadGrantVerifier } from '../../../lib/grant/index.js';
-import { runService } from '../../../lib/service/index.js';
+import { loadGrantVerifier } from '@shellwego/kit/grant';
+import { runService } from '@shellwego/kit/service';
 import { secretsConfig } from './config.js';
 import { FileKekSource } from './kek/index.js';
 import { openSecretsDomain } from './secrets-domain.js';

@@ -7,8 +7,8 @@ import {
   GetMasterKeyStatusResponseSchema,
   SecretInfoSchema,
   SecretVersionSchema,
-} from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import type { AuditEvent, GetMasterKeyStatusResponse, SecretInfo, SecretVersion } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
+} from '@shellwego/contracts/secrets/v1/secrets_pb';
+import type { AuditEvent, GetMasterKeyStatusResponse, SecretInfo, SecretVersion } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { AuditAction as DomainAction, AuditOutcome as DomainOutcome, AuditRecord } from './audit-log.js';
 import type { MasterKeyStatus } from './key-rotation.js';
 import type { SecretInfoRecord, SecretVersionRecord } from './secret-store.js';

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SecretScopeKind } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import type { Principal } from '../../../lib/pki/index.js';
-import { SecretBytes } from '../../../lib/secret-bytes/index.js';
+import { SecretScopeKind } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import type { Principal } from '@shellwego/kit/pki';
+import { SecretBytes } from '@shellwego/kit/secret-bytes';
 import { respondThenWipe } from './resolve-secrets.js';
 import type { SecretRelease } from './resolve-secrets.js';
-import { SecretsHarness } from './testing/secrets-harness.js';
+import { SecretsHarness } from '../test/support/secrets-harness.js';
 
 const NODE: Principal = { kind: 'node', id: 'n1' };
 

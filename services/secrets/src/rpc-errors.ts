@@ -1,5 +1,5 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { sqlState } from '../../../lib/db/index.js';
+import { sqlState } from '@shellwego/kit/db';
 import { EncryptionLimitError, SecretDecryptError } from './crypto/index.js';
 import { KekError } from './kek/index.js';
 

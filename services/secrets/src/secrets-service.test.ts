@@ -4,9 +4,9 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import type { Client } from '@connectrpc/connect';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GrantSchema } from '../../../gen/shellwego/common/v1/grant_pb.js';
-import type { Grant } from '../../../gen/shellwego/common/v1/grant_pb.js';
-import { Health, HealthCheckResponse_ServingStatus } from '../../../gen/grpc/health/v1/health_pb.js';
+import { GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
+import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
+import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
 import {
   AuditAction,
   AuditOutcome,
@@ -14,14 +14,14 @@ import {
   SecretScopeSchema,
   SecretsService,
   SetSecretRequestSchema,
-} from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import type { SecretScope } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import { generateGrantKeyPair, loadGrantSigningKey, signGrant } from '../../../lib/grant/index.js';
-import { createMtlsClient, serve } from '../../../lib/rpc/index.js';
-import type { RunningServer, TlsMaterial } from '../../../lib/rpc/index.js';
-import { capturingLogger } from '../../../test/support/quiet-logger.js';
-import { TestPki } from '../../../test/support/test-pki.js';
-import { DIGEST, SecretsHarness } from './testing/secrets-harness.js';
+} from '@shellwego/contracts/secrets/v1/secrets_pb';
+import type { SecretScope } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { generateGrantKeyPair, loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
+import { createMtlsClient, serve } from '@shellwego/kit/rpc';
+import type { RunningServer, TlsMaterial } from '@shellwego/kit/rpc';
+import { capturingLogger } from '@shellwego/testing/logger';
+import { TestPki } from '@shellwego/testing/test-pki';
+import { DIGEST, SecretsHarness } from '../test/support/secrets-harness.js';
 
 let harness: SecretsHarness;
 let server: RunningServer;

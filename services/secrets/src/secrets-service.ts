@@ -1,7 +1,7 @@
 import type { ServiceImpl } from '@connectrpc/connect';
-import { SecretsService } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import { principalOf } from '../../../lib/auth/index.js';
-import { spiffeId } from '../../../lib/pki/index.js';
+import { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { principalOf } from '@shellwego/kit/auth';
+import { spiffeId } from '@shellwego/kit/pki';
 import type { AuditLog } from './audit-log.js';
 import type { KeyRotation } from './key-rotation.js';
 import {

@@ -9,13 +9,13 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { expect } from 'vitest';
-import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import { isRunning } from '../../../services/node-agent/src/drivers/proc-identity.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { isRunning } from '@shellwego/kit/process';
 import { canaryImageArchive, canaryLine } from './canary-image.js';
 import { instanceReached, logsUntil, statesOf } from './instance-watch.js';
-import { scanDatabases, scanFiles, leaks, type Secrets } from './leak-scan.js';
+import { scanDatabases, scanFiles, leaks, type Secrets } from '@shellwego/testing/leak-scan/leak-scan';
 import { readStateFile, type NodePlatform } from './node-platform.js';
-import { scanProcesses } from './process-scan.js';
+import { scanProcesses } from '@shellwego/testing/leak-scan/process-scan';
 
 export interface CanaryFlowOptions {
   readonly agentKey: string;

@@ -3,9 +3,9 @@
 // (`/bin/busybox sh -c ...`, absolute paths only), so it runs the same in a VM (chrooted into
 // the image) and under the process driver (on the host, which has /bin/busybox too).
 import { createHash } from 'node:crypto';
-import { busyboxLayer } from '../../fixtures/images/busybox.js';
-import { ociArchive } from '../../fixtures/images/image-archive.js';
-import { layerTar } from '../../fixtures/images/layer-tar.js';
+import { busyboxLayer } from '@shellwego/testing/images/busybox';
+import { ociArchive } from '@shellwego/testing/images/image-archive';
+import { layerTar } from '@shellwego/testing/images/layer-tar';
 
 export const CANARY_SCRIPT = [
   `h=$(printf %s "$CANARY" | /bin/busybox sha256sum | /bin/busybox cut -d' ' -f1)`,

@@ -1,10 +1,10 @@
 // Waiting on instances the way an operator watches them: scheduler events (WatchEvents) for
 // states, the node agent's StreamInstanceLogs for output.
 import type { Client } from '@connectrpc/connect';
-import type { NodeAgentService } from '../../../gen/shellwego/agent/v1/agent_pb.js';
-import { InstanceState } from '../../../gen/shellwego/common/v1/workload_pb.js';
-import type { Event } from '../../../gen/shellwego/scheduler/v1/events_pb.js';
-import type { EventStream } from '../../scheduler/support/event-stream.js';
+import type { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
+import type { EventStream } from '@shellwego/testing/scheduler/event-stream';
 
 /** The states an instance went through, in event order. */
 export function statesOf(events: readonly Event[], instanceId: string): InstanceState[] {

@@ -9,17 +9,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient, type Client } from '@connectrpc/connect';
 import { execa } from 'execa';
-import { NodeAgentService } from '../../../gen/shellwego/agent/v1/agent_pb.js';
-import { RegistryService } from '../../../gen/shellwego/registry/v1/registry_pb.js';
-import { AppService } from '../../../gen/shellwego/scheduler/v1/apps_pb.js';
-import { NodeState } from '../../../gen/shellwego/scheduler/v1/events_pb.js';
-import { NodeService } from '../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import { SecretScopeKind, SecretsService } from '../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import { createMtlsClient, createMtlsTransport } from '../../../lib/rpc/index.js';
-import { buildGuestAgent } from '../../../services/guest-agent/build.js';
-import { importBytes } from '../../registry/support/registry-calls.js';
-import { EventStream } from '../../scheduler/support/event-stream.js';
-import { TestPlatform, type RunningService } from '../../support/platform.js';
+import { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
+import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
+import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
+import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { SecretScopeKind, SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { createMtlsClient, createMtlsTransport } from '@shellwego/kit/rpc';
+import { buildGuestAgent } from '@shellwego/guest-agent/build';
+import { importBytes } from '@shellwego/testing/registry/registry-calls';
+import { EventStream } from '@shellwego/testing/scheduler/event-stream';
+import { TestPlatform, type RunningService } from '@shellwego/testing/platform';
 
 const cliEntry = fileURLToPath(new URL('../../../cli/bin/shellwego.js', import.meta.url));
 

@@ -1,7 +1,7 @@
 // The VM driver's settings, to spread into the node agent's config definition
 // (env SHELLWEGO_NODE_AGENT_VM_DRIVER, ..._QEMU_ACCEL, ...), and their mapping to driver config.
-import type { Logger } from '../../../../lib/log/index.js';
-import { oneOf, optional, path, string } from '../../../../lib/config/index.js';
+import type { Logger } from '@shellwego/kit/log';
+import { oneOf, optional, path, string } from '@shellwego/kit/config';
 import type { VmDriverConfig } from './select-driver.js';
 
 export function vmDriverSettings() {

@@ -1,6 +1,6 @@
 // What this host offers the VM drivers: the VMM binaries and whether /dev/kvm can be opened.
-import { accessSync, closeSync, constants, openSync } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { closeSync, constants, openSync } from 'node:fs';
+import { findExecutable } from '@shellwego/kit/process';
 
 export interface HostCapabilities {
   /** Resolved path, or undefined when not found. */
@@ -24,24 +24,6 @@ export function probeHost(options: ProbeOptions = {}): HostCapabilities {
     qemu: findExecutable(options.qemuBinary ?? 'qemu-system-x86_64', env),
     kvmProblem: kvmProblem(options.kvmDevice ?? '/dev/kvm'),
   };
-}
-
-export function findExecutable(command: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const candidates =
-    isAbsolute(command) || command.includes('/')
-      ? [command]
-      : (env.PATH ?? '')
-          .split(delimiter)
-          .filter((d) => d !== '')
-          .map((d) => join(d, command));
-  return candidates.find((path) => {
-    try {
-      accessSync(path, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
 }
 
 /**

@@ -2,8 +2,9 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { capturingLogger } from '../../../../test/support/quiet-logger.js';
-import { findExecutable, probeHost, type HostCapabilities } from './host-capabilities.js';
+import { capturingLogger } from '@shellwego/testing/logger';
+import { findExecutable } from '@shellwego/kit/process';
+import { probeHost, type HostCapabilities } from './host-capabilities.js';
 import { chooseDriver, createVmDriver } from './select-driver.js';
 import { VmDriverError } from './types.js';
 

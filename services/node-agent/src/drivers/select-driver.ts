@@ -1,7 +1,7 @@
 // Picks the VM driver from config and the host: "auto" takes the strongest that can work here
 // (firecracker, then qemu, then process) and says why, so an operator reading the log knows
 // what isolation their workloads get.
-import type { Logger } from '../../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 import { FirecrackerDriver } from './firecracker/firecracker-driver.js';
 import { probeHost, type HostCapabilities } from './host-capabilities.js';
 import { ProcessDriver } from './process/process-driver.js';

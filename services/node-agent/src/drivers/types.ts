@@ -1,7 +1,7 @@
 // The VM driver contract the node agent's reconciler programs against: boot a VM for an
 // instance, hand back the channel its guest agent serves GuestService on, stop it, and re-attach
 // to it after an agent restart. Drivers never see secrets: those travel over the channel.
-import type { GuestClientChannel } from '../../../../lib/vm-channel/index.js';
+import type { GuestClientChannel } from '@shellwego/kit/vm-channel';
 
 export type VmDriverKind = 'firecracker' | 'qemu' | 'process';
 

@@ -1,6 +1,6 @@
 // The persisted form of a VM (VmRecord): built from a handle, and checked when read back from
 // the agent's state file, which may be stale, hand-edited or from an older version.
-import type { GuestClientChannel } from '../../../../lib/vm-channel/index.js';
+import type { GuestClientChannel } from '@shellwego/kit/vm-channel';
 import { VmDriverError, type VmDriverKind, type VmHandle, type VmRecord } from './types.js';
 
 export function vmRecordOf(handle: VmRecord | VmHandle): VmRecord {

@@ -4,7 +4,7 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type Options } from 'execa';
-import { checkIdentity, descendantsOf, isRunning } from './proc-identity.js';
+import { checkIdentity, descendantsOf, isRunning } from '@shellwego/kit/process';
 import { VmDriverError, type VmExit } from './types.js';
 
 export interface SpawnVmmOptions {

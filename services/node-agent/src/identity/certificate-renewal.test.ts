@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeService } from '../../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import { principalOf } from '../../../../lib/auth/index.js';
-import { implement, serve, type RunningServer } from '../../../../lib/rpc/index.js';
-import { capturingLogger } from '../../../../test/support/quiet-logger.js';
-import { TestPki } from '../../../../test/support/test-pki.js';
+import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { principalOf } from '@shellwego/kit/auth';
+import { implement, serve, type RunningServer } from '@shellwego/kit/rpc';
+import { capturingLogger } from '@shellwego/testing/logger';
+import { TestPki } from '@shellwego/testing/test-pki';
 import { CertificateRenewal } from './certificate-renewal.js';
 import { identityOf, identityPaths, loadIdentity, type NodeIdentity } from './identity-store.js';
 

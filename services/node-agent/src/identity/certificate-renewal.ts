@@ -1,7 +1,7 @@
 // Keeps the node certificate valid: renews it over mTLS once two thirds of its lifetime have
 // passed, retrying with back-off, and hands the new identity to whoever holds clients built on
 // the old one.
-import type { Logger } from '../../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 import { saveIdentity, type NodeIdentity } from './identity-store.js';
 import { renewCertificate } from './join-cluster.js';
 

@@ -3,7 +3,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 import { loadIdentity, saveIdentity, type NodeIdentity } from './identity-store.js';
 import { joinCluster } from './join-cluster.js';
 

@@ -5,8 +5,8 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { privateKeyMode, publicFileMode, writeFileAtomic } from '../../../../lib/pki/index.js';
-import type { TlsMaterial } from '../../../../lib/rpc/index.js';
+import { privateKeyMode, publicFileMode, writeFileAtomic } from '@shellwego/kit/pki';
+import type { TlsMaterial } from '@shellwego/kit/rpc';
 
 export interface NodeIdentity {
   readonly nodeId: string;

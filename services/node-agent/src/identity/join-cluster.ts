@@ -1,10 +1,10 @@
 // JoinNode and RenewNodeCertificate: a fresh P-256 key and CSR are made here for each, the key
 // stays on this host; the scheduler answers with the node id (join) and a signed certificate.
 import { Code, ConnectError } from '@connectrpc/connect';
-import { NodeService } from '../../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import type { Logger } from '../../../../lib/log/index.js';
-import { createCsr } from '../../../../lib/pki/index.js';
-import { createMtlsClient } from '../../../../lib/rpc/index.js';
+import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import type { Logger } from '@shellwego/kit/log';
+import { createCsr } from '@shellwego/kit/pki';
+import { createMtlsClient } from '@shellwego/kit/rpc';
 import { identityOf, type NodeIdentity } from './identity-store.js';
 
 const CALL_TIMEOUT_MS = 15_000;

@@ -2,8 +2,8 @@
 // wait for the guest agent to answer after boot.
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GuestService } from '../../../../gen/shellwego/guest/v1/guest_pb.js';
-import { createGuestTransport, type GuestClientChannel, type GuestTransport } from '../../../../lib/vm-channel/index.js';
+import { GuestService } from '@shellwego/contracts/guest/v1/guest_pb';
+import { createGuestTransport, type GuestClientChannel, type GuestTransport } from '@shellwego/kit/vm-channel';
 
 const HEALTH_ATTEMPT_MS = 5_000;
 const RETRY_MS = 100;

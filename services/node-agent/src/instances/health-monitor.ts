@@ -1,7 +1,7 @@
 // Polls GuestService.Health for one instance: quickly until the workload is first healthy (so
 // HEALTHY is reported promptly), then at the app's health check interval.
 import { ConnectError, type Client } from '@connectrpc/connect';
-import type { GuestService, HealthResponse } from '../../../../gen/shellwego/guest/v1/guest_pb.js';
+import type { GuestService, HealthResponse } from '@shellwego/contracts/guest/v1/guest_pb';
 
 const EAGER_INTERVAL_MS = 200;
 // The guest runs the probe inside Health; allow for the probe's own timeout.

@@ -3,7 +3,7 @@
 // killed with its descendants, then the dir is removed.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { descendantsOf, readCmdline } from '../drivers/proc-identity.js';
+import { descendantsOf, readCmdline } from '@shellwego/kit/process';
 
 export interface SweptDir {
   readonly dir: string;

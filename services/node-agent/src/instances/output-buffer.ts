@@ -1,6 +1,6 @@
 // A workload's recent output, in memory only and bounded in bytes (the oldest chunks go
 // first), with live delivery to followers. Never written to disk: a workload may print anything.
-import type { OutputStream } from '../../../../gen/shellwego/common/v1/workload_pb.js';
+import type { OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
 
 export interface OutputChunk {
   readonly stream: OutputStream;

@@ -3,8 +3,8 @@
 // node does not run is answered STOPPED, an Assign for one that just ended repeats how it ended.
 // A periodic pass fails instances whose VM vanished and stops VMs no instance owns.
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { InstanceState } from '../../../../gen/shellwego/common/v1/workload_pb.js';
-import type { Assign, RefreshSecrets, SessionResponse, Stop } from '../../../../gen/shellwego/scheduler/v1/nodes_pb.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import type { Assign, RefreshSecrets, SessionResponse, Stop } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { Instance, type InstanceDeps, type InstanceView } from './instance.js';
 import type { OutputBuffer } from './output-buffer.js';
 import { sweepOrphanWorkDirs } from './orphan-sweep.js';

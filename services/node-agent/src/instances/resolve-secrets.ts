@@ -2,9 +2,9 @@
 // VM. The values stay in the response's own buffers, wrapped as SecretBytes, and the caller
 // wipes them as soon as they are delivered.
 import { Code, ConnectError, type Client } from '@connectrpc/connect';
-import type { Grant } from '../../../../gen/shellwego/common/v1/grant_pb.js';
-import type { SecretsService } from '../../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import { SecretBytes } from '../../../../lib/secret-bytes/index.js';
+import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
+import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { SecretBytes } from '@shellwego/kit/secret-bytes';
 
 const RESOLVE_TIMEOUT_MS = 15_000;
 

@@ -2,8 +2,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InstanceState } from '../../../../gen/shellwego/common/v1/workload_pb.js';
-import { capturingLogger } from '../../../../test/support/quiet-logger.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { capturingLogger } from '@shellwego/testing/logger';
 import { StateStore, type PersistedInstance } from './state-store.js';
 
 let dir: string;

@@ -3,9 +3,9 @@
 // grants). Writes are atomic and coalesced off the hot path: a caller never waits for the disk.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InstanceState } from '../../../../gen/shellwego/common/v1/workload_pb.js';
-import type { Logger } from '../../../../lib/log/index.js';
-import { writeFileAtomic } from '../../../../lib/pki/index.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import type { Logger } from '@shellwego/kit/log';
+import { writeFileAtomic } from '@shellwego/kit/pki';
 import { parseVmRecord, type VmRecord } from '../drivers/index.js';
 
 const FORMAT = 1;

@@ -4,7 +4,7 @@
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import type { Client } from '@connectrpc/connect';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { GuestService, ProcessExited } from '../../../../gen/shellwego/guest/v1/guest_pb.js';
+import type { GuestService, ProcessExited } from '@shellwego/contracts/guest/v1/guest_pb';
 import type { OutputBuffer } from './output-buffer.js';
 
 const REOPEN_DELAY_MS = 500;

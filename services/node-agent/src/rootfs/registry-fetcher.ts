@@ -1,7 +1,7 @@
 // The rootfs cache's source: RegistryService.FetchRootfs with the instance's grant, through the
 // registry's client helper (contiguous chunks, announced size, sha256 trailer, atomic rename).
 import type { ControlPlane } from '../control-plane.js';
-import { fetchRootfsToFile } from '../../../registry/src/client/fetch-rootfs.js';
+import { fetchRootfsToFile } from '@shellwego/clients/registry';
 import type { RootfsFetcher } from './rootfs-cache.js';
 
 export function registryFetcher(controlPlane: ControlPlane, timeoutMs: number): RootfsFetcher {

@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Grant } from '../../../../gen/shellwego/common/v1/grant_pb.js';
-import type { Logger } from '../../../../lib/log/index.js';
+import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
+import type { Logger } from '@shellwego/kit/log';
 
 const DIGEST = /^sha256:([0-9a-f]{64})$/;
 

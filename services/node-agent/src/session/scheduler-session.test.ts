@@ -7,11 +7,11 @@ import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InstanceState } from '../../../../gen/shellwego/common/v1/workload_pb.js';
-import { NodeService, SessionResponseSchema, type SessionRequest, type SessionResponse } from '../../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import { createMtlsTransport, implement, serve, type RunningServer, type TlsMaterial } from '../../../../lib/rpc/index.js';
-import { capturingLogger } from '../../../../test/support/quiet-logger.js';
-import { TestPki } from '../../../../test/support/test-pki.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { NodeService, SessionResponseSchema, type SessionRequest, type SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { createMtlsTransport, implement, serve, type RunningServer, type TlsMaterial } from '@shellwego/kit/rpc';
+import { capturingLogger } from '@shellwego/testing/logger';
+import { TestPki } from '@shellwego/testing/test-pki';
 import { SchedulerSession, type HelloInit } from './scheduler-session.js';
 
 interface OpenSession {

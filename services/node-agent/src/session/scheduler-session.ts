@@ -9,7 +9,7 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Client } from '@connectrpc/connect';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InstanceState } from '../../../../gen/shellwego/common/v1/workload_pb.js';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type {
   HeartbeatSchema,
   HelloSchema,
@@ -17,9 +17,9 @@ import type {
   NodeService,
   SessionRequestSchema,
   SessionResponse,
-} from '../../../../gen/shellwego/scheduler/v1/nodes_pb.js';
-import type { Logger } from '../../../../lib/log/index.js';
-import { isConnectionFailure } from '../../../../lib/rpc/index.js';
+} from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import type { Logger } from '@shellwego/kit/log';
+import { isConnectionFailure } from '@shellwego/kit/rpc';
 import { OutboundQueue } from './outbound-queue.js';
 
 export type HelloInit = MessageInitShape<typeof HelloSchema> & { running: { instanceId: string; state: InstanceState }[] };

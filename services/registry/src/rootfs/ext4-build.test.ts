@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ext4Cat, ext4Times, ext4Tree } from '../../../../test/fixtures/images/debugfs.js';
-import { missingTools } from '../../../../test/fixtures/images/host-tools.js';
+import { ext4Cat, ext4Times, ext4Tree } from '@shellwego/testing/images/debugfs';
+import { missingTools } from '@shellwego/testing/images/host-tools';
 import { buildExt4 } from './ext4-build.js';
 
 const missing = missingTools(['mkfs.ext4', 'debugfs', 'dumpe2fs', 'e2fsck']);

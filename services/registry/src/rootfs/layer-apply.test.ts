@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { gzipLayer, layerTar, manyFilesTar, type LayerEntry } from '../../../../test/fixtures/images/layer-tar.js';
-import { sha256 } from '../../../../test/fixtures/images/image-archive.js';
+import { gzipLayer, layerTar, manyFilesTar, type LayerEntry } from '@shellwego/testing/images/layer-tar';
+import { sha256 } from '@shellwego/testing/images/image-archive';
 import { applyLayers, type ApplyOptions, type LayerSource } from './layer-apply.js';
 import { LayerRejectedError } from './errors.js';
 

@@ -1,4 +1,4 @@
-import { SecretBytes } from '../../../../lib/secret-bytes/index.js';
+import { SecretBytes } from '@shellwego/kit/secret-bytes';
 import type { KekRing } from '../kek/kek-ring.js';
 import type { LoadedKek } from '../kek/loaded-kek.js';
 import type { EncryptionBudget } from './encryption-budget.js';

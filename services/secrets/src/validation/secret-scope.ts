@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
-import { SecretScopeKind, SecretScopeSchema } from '../../../../gen/shellwego/secrets/v1/secrets_pb.js';
-import type { SecretScope } from '../../../../gen/shellwego/secrets/v1/secrets_pb.js';
+import { SecretScopeKind, SecretScopeSchema } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import type { SecretScope } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { validateAppName } from './app-name.js';
 import { invalidArgument, quoteInput } from './invalid-argument.js';
 

@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { describe, expect, it } from 'vitest';
-import { SecretScopeKind, SecretScopeSchema } from '../../../../gen/shellwego/secrets/v1/secrets_pb.js';
+import { SecretScopeKind, SecretScopeSchema } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { validateAppName } from './app-name.js';
 import { validateSecretName, validateSecretNames } from './secret-name.js';
 import { describeSecretScope, secretScopeToProto, validateOptionalSecretScope, validateSecretScope } from './secret-scope.js';

@@ -3,8 +3,8 @@
 // agent's user (guest agent process mode). No isolation whatsoever: never use it in production.
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from '../../../../../lib/log/index.js';
-import { checkIdentity } from '../proc-identity.js';
+import type { Logger } from '@shellwego/kit/log';
+import { checkIdentity } from '@shellwego/kit/process';
 import type { AdoptResult, StopOptions, VmDriver, VmHandle, VmRecord, VmSpec } from '../types.js';
 import { VmDriverError } from '../types.js';
 import { alreadyRunning, BootGuard } from '../boot-guard.js';

@@ -6,9 +6,9 @@
 import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { constants, accessSync } from 'node:fs';
-import type { Logger } from '../../../../../lib/log/index.js';
+import type { Logger } from '@shellwego/kit/log';
 import { alreadyRunning, BootGuard } from '../boot-guard.js';
-import { checkIdentity, readCmdline } from '../proc-identity.js';
+import { checkIdentity, readCmdline } from '@shellwego/kit/process';
 import type { AdoptResult, GuestImage, StopOptions, VmDriver, VmExit, VmHandle, VmRecord, VmSpec } from '../types.js';
 import { VmDriverError } from '../types.js';
 import { DEFAULT_MIN_VM_MEMORY_MIB, requireGuestImage, requireMinimumMemory, requireReadable, socketPathIn, validateSpecShape } from '../vm-spec.js';

@@ -1,0 +1,235 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import http2 from 'node:http2';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { SecretsService, SetSecretRequestSchema, SecretScopeKind } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
+import { ServerReflection } from '@shellwego/contracts/grpc/reflection/v1/reflection_pb';
+import { RevocationList } from '../pki/index.js';
+import { TestPki } from '@shellwego/testing/test-pki';
+import { capturingLogger } from '@shellwego/testing/logger';
+import { createMtlsClient, createMtlsTransport, implement, serve, type RunningServer, type TlsMaterial } from './index.js';
+
+let pki: TestPki;
+let server: RunningServer;
+let admin: TlsMaterial;
+let revokedFile: string;
+const log = capturingLogger();
+let handlerCalls = 0;
+
+beforeAll(async () => {
+  pki = await TestPki.create();
+  admin = await pki.admin();
+  revokedFile = join(await mkdtemp(join(tmpdir(), 'sw-revoked-')), 'revoked.txt');
+  server = await serve({
+    name: 'secrets',
+    host: '127.0.0.1',
+    port: 0,
+    tls: await pki.service('secrets'),
+    logger: log.logger,
+    revoked: await RevocationList.fromFile(revokedFile),
+    readMaxBytes: 64 * 1024,
+    services: [
+      implement(SecretsService, {
+        listSecrets() {
+          handlerCalls++;
+          return { secrets: [] };
+        },
+      }),
+    ],
+  });
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+function secretsClient(tls: TlsMaterial | Omit<TlsMaterial, 'certPem' | 'keyPem'>) {
+  return createMtlsClient(SecretsService, { baseUrl: server.url, tls });
+}
+
+async function codeOf(call: Promise<unknown>): Promise<Code | 'ok'> {
+  try {
+    await call;
+    return 'ok';
+  } catch (error) {
+    return ConnectError.from(error).code;
+  }
+}
+
+describe('serve: mutual TLS and per-RPC authorization', () => {
+  it('admits an admin certificate to an admin RPC', async () => {
+    const before = handlerCalls;
+    await expect(secretsClient(admin).listSecrets({})).resolves.toBeDefined();
+    expect(handlerCalls).toBe(before + 1);
+  });
+
+  it('refuses a call without a client certificate before the handler runs', async () => {
+    const before = handlerCalls;
+    const error = await secretsClient({ caPem: admin.caPem }).listSecrets({}).catch((e) => ConnectError.from(e));
+    expect(error).toBeInstanceOf(ConnectError);
+    expect((error as ConnectError).code).toBe(Code.Unauthenticated);
+    expect((error as ConnectError).rawMessage).toMatch(/client certificate is required/);
+    expect(handlerCalls).toBe(before);
+  });
+
+  it('refuses a certificate from another CA', async () => {
+    const other = await TestPki.create();
+    const foreign = await other.admin();
+    const error = await secretsClient({ caPem: admin.caPem, certPem: foreign.certPem, keyPem: foreign.keyPem })
+      .listSecrets({})
+      .catch((e) => ConnectError.from(e));
+    expect((error as ConnectError).code).toBe(Code.Unauthenticated);
+    expect((error as ConnectError).rawMessage).toMatch(/client certificate rejected/);
+  });
+
+  it('refuses an expired certificate with a clear reason', async () => {
+    const expired = await pki.tls({ kind: 'user', name: 'old', roles: ['admin'] }, -60_000);
+    const error = await secretsClient(expired).listSecrets({}).catch((e) => ConnectError.from(e));
+    expect((error as ConnectError).code).toBe(Code.Unauthenticated);
+    expect((error as ConnectError).rawMessage).toMatch(/CERT_HAS_EXPIRED/);
+  });
+
+  it('refuses a revoked certificate once its serial is listed', async () => {
+    const user = await pki.tls({ kind: 'user', name: 'leaver', roles: ['admin'] });
+    expect(await codeOf(secretsClient(user).listSecrets({}))).toBe('ok');
+    await writeFile(revokedFile, `# revoked in test\n${user.serial}\n`);
+    const list = await RevocationList.fromFile(revokedFile);
+    expect(list.has(user.serial)).toBe(true);
+  });
+
+  it('gives PERMISSION_DENIED to a node calling an admin-only RPC', async () => {
+    const before = handlerCalls;
+    const error = await secretsClient(await pki.node('n1')).listSecrets({}).catch((e) => ConnectError.from(e));
+    expect((error as ConnectError).code).toBe(Code.PermissionDenied);
+    expect((error as ConnectError).rawMessage).toBe(
+      'node n1 may not call shellwego.secrets.v1.SecretsService/ListSecrets; allowed: users with role admin',
+    );
+    expect(handlerCalls).toBe(before);
+  });
+
+  it('gives PERMISSION_DENIED to a user without the admin role', async () => {
+    const viewer = await pki.tls({ kind: 'user', name: 'viewer', roles: [] });
+    expect(await codeOf(secretsClient(viewer).listSecrets({}))).toBe(Code.PermissionDenied);
+  });
+
+  it('answers UNIMPLEMENTED for contract methods not built yet, after authorization', async () => {
+    expect(await codeOf(secretsClient(admin).rotateMasterKey({}))).toBe(Code.Unimplemented);
+    expect(await codeOf(secretsClient(await pki.node('n1')).rotateMasterKey({}))).toBe(Code.PermissionDenied);
+  });
+});
+
+describe('serve: bad input keeps the server serving', () => {
+  it('rejects an oversize message with RESOURCE_EXHAUSTED', async () => {
+    const big = secretsClient(admin).setSecret({
+      scope: { kind: SecretScopeKind.WORKSPACE },
+      name: 'BIG',
+      value: new Uint8Array(128 * 1024),
+    });
+    expect(await codeOf(big)).toBe(Code.ResourceExhausted);
+    expect(await codeOf(secretsClient(admin).listSecrets({}))).toBe('ok');
+  });
+
+  it('rejects malformed protobuf and an unknown method with clear codes', async () => {
+    const raw = async (path: string, body: Uint8Array) => {
+      const session = http2.connect(server.url, { ca: admin.caPem, cert: admin.certPem, key: admin.keyPem });
+      try {
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': path,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        const frame = Buffer.alloc(5 + body.length);
+        frame.writeUInt32BE(body.length, 1);
+        Buffer.from(body).copy(frame, 5);
+        stream.end(frame);
+        const status = await new Promise<string>((resolve, reject) => {
+          let grpcStatus = '';
+          stream.on('response', (headers) => {
+            if (headers['grpc-status'] !== undefined) grpcStatus = String(headers['grpc-status']);
+          });
+          stream.on('trailers', (trailers) => {
+            grpcStatus = String(trailers['grpc-status']);
+          });
+          stream.on('data', () => undefined);
+          stream.on('end', () => resolve(grpcStatus));
+          stream.on('error', reject);
+        });
+        return Number(status);
+      } finally {
+        session.close();
+      }
+    };
+    const garbage = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
+    expect(await raw('/shellwego.secrets.v1.SecretsService/SetSecret', garbage)).toBe(Code.InvalidArgument);
+    const valid = toBinary(SetSecretRequestSchema, create(SetSecretRequestSchema, { name: 'X' }));
+    expect(await raw('/shellwego.secrets.v1.SecretsService/NoSuchMethod', valid)).toBe(Code.Unimplemented);
+    expect(await codeOf(secretsClient(admin).listSecrets({}))).toBe('ok');
+  });
+});
+
+describe('serve: health and reflection', () => {
+  it('reports SERVING per service and for the server', async () => {
+    const health = createMtlsClient(Health, { baseUrl: server.url, tls: admin });
+    expect((await health.check({ service: '' })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    expect((await health.check({ service: 'shellwego.secrets.v1.SecretsService' })).status).toBe(
+      HealthCheckResponse_ServingStatus.SERVING,
+    );
+    expect(await codeOf(health.check({ service: 'no.such.Service' }))).toBe(Code.NotFound);
+  });
+
+  it('streams health changes through Watch', async () => {
+    const health = createMtlsClient(Health, { baseUrl: server.url, tls: admin });
+    const abort = new AbortController();
+    const seen: HealthCheckResponse_ServingStatus[] = [];
+    const watching = (async () => {
+      for await (const res of health.watch({ service: 'custom' }, { signal: abort.signal })) {
+        seen.push(res.status);
+        if (seen.length === 1) server.health.set('custom', HealthCheckResponse_ServingStatus.SERVING);
+        if (seen.length === 2) abort.abort();
+      }
+    })().catch(() => undefined);
+    await watching;
+    expect(seen).toEqual([HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN, HealthCheckResponse_ServingStatus.SERVING]);
+  });
+
+  it('lists services and serves file descriptors with their dependencies', async () => {
+    const reflection = createClient(ServerReflection, createMtlsTransport({ baseUrl: server.url, tls: admin }));
+    async function* requests() {
+      yield { messageRequest: { case: 'listServices' as const, value: '' } };
+      yield { messageRequest: { case: 'fileContainingSymbol' as const, value: 'shellwego.secrets.v1.SecretsService.SetSecret' } };
+    }
+    const answers = [];
+    for await (const res of reflection.serverReflectionInfo(requests())) answers.push(res);
+    const list = answers[0]?.messageResponse;
+    expect(list?.case).toBe('listServicesResponse');
+    const names = list?.case === 'listServicesResponse' ? list.value.service.map((s) => s.name) : [];
+    expect(names).toEqual(
+      expect.arrayContaining(['shellwego.secrets.v1.SecretsService', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection']),
+    );
+    const files = answers[1]?.messageResponse;
+    expect(files?.case).toBe('fileDescriptorResponse');
+    expect(files?.case === 'fileDescriptorResponse' ? files.value.fileDescriptorProto.length : 0).toBeGreaterThan(3);
+  });
+});
+
+describe('serve: request log', () => {
+  it('logs one line per RPC with method, caller and code', () => {
+    const rpcLines = log.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'rpc');
+    expect(rpcLines.some((l) => l.rpc === 'shellwego.secrets.v1.SecretsService/ListSecrets' && l.code === 'ok')).toBe(true);
+    expect(rpcLines.some((l) => l.code === 'permission_denied' && l.caller === 'node n1')).toBe(true);
+  });
+});
+
+describe('serve: shutdown', () => {
+  it('drains promptly when no call is in flight', async () => {
+    const started = Date.now();
+    await server.close();
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(log.lines.some((l) => l.includes("drain timeout"))).toBe(false);
+  });
+});

@@ -1,0 +1,194 @@
+import { setMaxListeners } from 'node:events';
+import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { DescService } from '@bufbuild/protobuf';
+import { Code, ConnectError, createContextValues, type ConnectRouter, type ServiceImpl } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import type { Logger } from 'pino';
+import { Health } from '@shellwego/contracts/grpc/health/v1/health_pb';
+import { ServerReflection as ReflectionV1 } from '@shellwego/contracts/grpc/reflection/v1/reflection_pb';
+import { ServerReflection as ReflectionV1alpha } from '@shellwego/contracts/grpc/reflection/v1alpha/reflection_pb';
+import { authorizeInterceptor, peerCertificateKey, type RefusalListener } from '../auth/index.js';
+import { peerCertificateOf } from '../pki/peer-certificate.js';
+import { RevocationList } from '../pki/revocation-list.js';
+import { HealthStatus, ServingStatus, healthService } from './health-service.js';
+import { ReflectionIndex, reflectionServiceV1, reflectionServiceV1alpha } from './reflection-service.js';
+import { endUnreadRequests } from './end-unread-requests.js';
+import { conformGrpcStatus, encodeGrpcMessage } from './grpc-status-headers.js';
+import { requestLogInterceptor } from './request-log-interceptor.js';
+
+/** A service descriptor with its (possibly partial) implementation. */
+export interface ServiceRegistration {
+  readonly service: DescService;
+  readonly register: (router: ConnectRouter) => void;
+}
+
+/**
+ * Pairs a generated service with its implementation. Methods left out answer
+ * UNIMPLEMENTED, so a service can serve its whole contract while it grows.
+ */
+export function implement<S extends DescService>(service: S, implementation: Partial<ServiceImpl<S>>): ServiceRegistration {
+  return { service, register: (router) => router.service(service, implementation) };
+}
+
+export interface TlsMaterial {
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export interface ServeOptions {
+  /** The process name, for logs ("secrets"). */
+  readonly name: string;
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly tls: TlsMaterial;
+  readonly services: readonly ServiceRegistration[];
+  readonly logger: Logger;
+  readonly revoked?: RevocationList;
+  /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. Default 4 MiB. */
+  readonly readMaxBytes?: number;
+  /** Largest response message sent. Default 4 MiB. */
+  readonly writeMaxBytes?: number;
+  /** How long shutdown waits for in-flight calls before cancelling them. Default 10 s. */
+  readonly drainTimeoutMs?: number;
+  /** Hears of every call refused by authentication or authorization (e.g. to audit it). */
+  readonly onRefused?: RefusalListener;
+}
+
+export interface RunningServer {
+  readonly port: number;
+  readonly url: string;
+  readonly health: HealthStatus;
+  /** Aborted when shutdown begins; long-lived streams end on it. */
+  readonly shuttingDown: AbortSignal;
+  close(): Promise<void>;
+}
+
+const mib = 1024 * 1024;
+
+/**
+ * Serves Connect/gRPC services on one HTTP/2 TLS listener that requests and
+ * verifies client certificates, plus grpc.health.v1 and server reflection.
+ * Authorization is enforced per RPC from the contract's access option.
+ *
+ * The TLS layer requests a certificate but lets the handshake finish without
+ * one, so a missing, expired, foreign or revoked certificate gets a gRPC
+ * UNAUTHENTICATED with a reason instead of an opaque TLS alert; the
+ * authorizer refuses such callers before any handler runs, except on the one
+ * RPC whose contract admits anonymous callers (JoinNode).
+ */
+export async function serve(options: ServeOptions): Promise<RunningServer> {
+  const logger = options.logger;
+  const health = new HealthStatus();
+  const shutdown = new AbortController();
+  const cancelInFlight = new AbortController();
+  // Connect adds a listener per in-flight call to this shared signal.
+  setMaxListeners(0, cancelInFlight.signal);
+  const revoked = options.revoked ?? RevocationList.empty();
+  const served = options.services.map((s) => s.service);
+  const reflection = new ReflectionIndex([...served, Health, ReflectionV1, ReflectionV1alpha]);
+
+  const handler = connectNodeAdapter({
+    routes: (router) => {
+      for (const registration of options.services) registration.register(router);
+      router.service(Health, healthService(health, shutdown.signal));
+      router.service(ReflectionV1, reflectionServiceV1(reflection));
+      router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));
+    },
+    interceptors: [requestLogInterceptor(logger), authorizeInterceptor(revoked, options.onRefused)],
+    readMaxBytes: options.readMaxBytes ?? 4 * mib,
+    writeMaxBytes: options.writeMaxBytes ?? 4 * mib,
+    shutdownSignal: cancelInFlight.signal,
+    fallback: unknownMethod(served),
+    contextValues: (req) => {
+      const socket = (req as http2.Http2ServerRequest).stream?.session?.socket as TLSSocket | undefined;
+      return socket ? createContextValues().set(peerCertificateKey, peerCertificateOf(socket)) : createContextValues();
+    },
+  });
+
+  const server = http2.createSecureServer(
+    {
+      ca: options.tls.caPem,
+      cert: options.tls.certPem,
+      key: options.tls.keyPem,
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      allowHTTP1: false,
+    },
+    endUnreadRequests(conformGrpcStatus(handler)),
+  );
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+    // A client that vanishes mid-call surfaces as a session error; it is the
+    // client's problem, not the server's.
+    session.on('error', (error) => logger.debug({ err: error.message }, 'http2 session error'));
+  });
+  server.on('tlsClientError', (error) => logger.info({ err: error.message }, 'tls handshake failed'));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+
+  health.set('', ServingStatus.SERVING);
+  for (const service of served) health.set(service.typeName, ServingStatus.SERVING);
+  logger.info({ host: options.host, port, services: served.map((s) => s.typeName) }, `${options.name} serving`);
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      health.setAll(ServingStatus.NOT_SERVING);
+      shutdown.abort();
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      // GOAWAY: clients stop sending new calls; in-flight ones may finish.
+      for (const session of sessions) session.close();
+      const drained = await Promise.race([
+        stopped.then(() => true),
+        delay(options.drainTimeoutMs ?? 10_000).then(() => false),
+      ]);
+      if (!drained) {
+        logger.warn({ openSessions: sessions.size }, 'drain timeout: cancelling in-flight calls');
+        cancelInFlight.abort(new ConnectError('the server is shutting down', Code.Unavailable));
+        await Promise.race([stopped, delay(1000)]);
+        for (const session of sessions) session.destroy();
+        await stopped;
+      }
+      logger.info(`${options.name} stopped`);
+    })();
+    return closing;
+  };
+
+  return { port, url: `https://${urlHost(options.host)}:${port}`, health, shuttingDown: shutdown.signal, close };
+}
+
+/**
+ * gRPC clients expect UNIMPLEMENTED, not an HTTP 404, for a method the
+ * server does not have.
+ */
+function unknownMethod(served: readonly DescService[]) {
+  const known = served.map((s) => s.typeName).join(', ');
+  return (req: { url?: string }, res: { writeHead(status: number, headers: Record<string, string>): unknown; end(): unknown }) => {
+    const message = `unknown method ${req.url ?? ''}; this server serves ${known}`;
+    res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': encodeGrpcMessage(message) });
+    res.end();
+  };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}

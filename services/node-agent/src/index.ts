@@ -1,0 +1,6 @@
+// What other packages may use of the node agent: its configuration, whether a state directory
+// already holds a node identity (the launcher decides on a join token by it), and the agent
+// itself for tests that run it in-process.
+export { nodeAgentConfig } from './config.js';
+export { hasIdentity } from './identity/identity-store.js';
+export { NodeAgent } from './node-agent.js';

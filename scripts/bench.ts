@@ -13,7 +13,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchResult } from '@shellwego/testing/bench/bench-result';
-import { printBenchTable, type BenchRow } from '@shellwego/testing/bench/bench-table';
+import { type BenchRow, printBenchTable } from '@shellwego/testing/bench/bench-table';
 import { benchName, exitCodeOf, runBench } from '@shellwego/testing/bench/run-bench';
 
 const root = fileURLToPath(new URL('../', import.meta.url));

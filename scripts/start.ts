@@ -4,12 +4,11 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { defaultPorts, loadConfig, shellwegoHome } from '@shellwego/kit/config';
 import { ensureDevPki } from '@shellwego/kit/pki';
+import { type ServiceProcess, startServiceProcess, waitServing } from '@shellwego/kit/process';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { nodeAgentConfig } from '@shellwego/node-agent';
-import { hasIdentity } from '@shellwego/node-agent';
+import { hasIdentity, nodeAgentConfig } from '@shellwego/node-agent';
 import { formatLogLine } from './launcher/format-log-line.js';
-import { startServiceProcess, type ServiceProcess } from '@shellwego/kit/process';
-import { waitServing } from '@shellwego/kit/process';
+import { prepareVmArtifacts } from './launcher/vm-artifacts.js';
 
 const services = [
   { name: 'secrets', port: defaultPorts.secrets },
@@ -55,7 +54,9 @@ async function stopAll(code: number): Promise<never> {
     exitCode = code;
     say('shellwego: stopping...');
     for (const p of running) p.child.kill('SIGTERM');
-    const forced = setTimeout(() => running.forEach((p) => p.child.kill('SIGKILL')), 15_000);
+    const forced = setTimeout(() => {
+      for (const p of running) p.child.kill('SIGKILL');
+    }, 15_000);
     await Promise.all(running.map((p) => p.exited));
     clearTimeout(forced);
     say('shellwego: stopped');
@@ -66,12 +67,18 @@ async function stopAll(code: number): Promise<never> {
 process.once('SIGINT', () => void stopAll(0));
 process.once('SIGTERM', () => void stopAll(0));
 for (const s of services) if (s.name !== 'node-agent') launch(s.name, env);
+const artifacts = prepareVmArtifacts(env, say, stopping.signal);
 
 // The local node agent joins like any other node: with a one-time token the admin creates
 // through the scheduler (only on its first start; later it has its own certificate).
 const schedulerUrl = `https://127.0.0.1:${defaultPorts.scheduler}`;
 if (await waitServing(schedulerUrl, admin, 60_000, stopping.signal)) {
-  const agentEnv: NodeJS.ProcessEnv = { ...env };
+  const { guestAgentBundle, guestImageDir } = await artifacts;
+  const agentEnv: NodeJS.ProcessEnv = {
+    ...env,
+    [nodeAgentConfig.envNames.guestAgentBundle]: guestAgentBundle,
+    ...(guestImageDir === undefined ? {} : { [nodeAgentConfig.envNames.guestImageDir]: guestImageDir }),
+  };
   if (!joinedBefore(env)) {
     const nodes = createMtlsClient(NodeService, { baseUrl: schedulerUrl, tls: admin, defaultTimeoutMs: 10_000 });
     const { token } = await nodes.createJoinToken({ labels: {}, ttl: { seconds: 600n } });
@@ -89,9 +96,7 @@ function joinedBefore(agentEnv: NodeJS.ProcessEnv): boolean {
   }
 }
 
-const ready = await Promise.all(
-  services.map((s) => waitServing(`https://127.0.0.1:${s.port}`, admin, 60_000, stopping.signal)),
-);
+const ready = await Promise.all(services.map((s) => waitServing(`https://127.0.0.1:${s.port}`, admin, 60_000, stopping.signal)));
 if (stopping.signal.aborted) await new Promise(() => undefined);
 if (ready.every(Boolean)) {
   say('');

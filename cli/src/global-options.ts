@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Command } from 'commander';
 import { defaultPorts, shellwegoHome } from '@shellwego/kit/config';
 import type { TlsMaterial } from '@shellwego/kit/rpc';
+import type { Command } from 'commander';
 import type { OutputFormat } from './output.js';
 
 export interface GlobalOptions {

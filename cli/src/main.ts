@@ -1,6 +1,5 @@
-import { Command } from 'commander';
 import { ConnectError } from '@connectrpc/connect';
-import { addGlobalOptions, CliError } from './global-options.js';
+import { Command } from 'commander';
 import { appCommands } from './commands/app.js';
 import { eventsCommand } from './commands/events.js';
 import { imageCommands } from './commands/image.js';
@@ -10,10 +9,9 @@ import { nodeCommands } from './commands/node.js';
 import { pkiCommands } from './commands/pki.js';
 import { secretCommands } from './commands/secret.js';
 import { statusCommand } from './commands/status.js';
+import { addGlobalOptions, CliError } from './global-options.js';
 
-const program = addGlobalOptions(new Command('shellwego'))
-  .description('operate a shellwego cluster')
-  .showHelpAfterError();
+const program = addGlobalOptions(new Command('shellwego')).description('operate a shellwego cluster').showHelpAfterError();
 statusCommand(program);
 pkiCommands(program);
 imageCommands(program);
@@ -40,9 +38,23 @@ function describe(error: unknown): string {
 function codeName(code: number): string {
   return (
     [
-      'ok', 'canceled', 'unknown', 'invalid argument', 'deadline exceeded', 'not found', 'already exists',
-      'permission denied', 'resource exhausted', 'failed precondition', 'aborted', 'out of range',
-      'unimplemented', 'internal', 'unavailable', 'data loss', 'unauthenticated',
+      'ok',
+      'canceled',
+      'unknown',
+      'invalid argument',
+      'deadline exceeded',
+      'not found',
+      'already exists',
+      'permission denied',
+      'resource exhausted',
+      'failed precondition',
+      'aborted',
+      'out of range',
+      'unimplemented',
+      'internal',
+      'unavailable',
+      'data loss',
+      'unauthenticated',
     ][code] ?? `code ${code}`
   );
 }

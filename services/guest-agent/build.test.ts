@@ -1,16 +1,17 @@
 // The bundle the guest image ships: built by build.ts, started as its own process, in process
 // mode and (when this host allows mounts in a private namespace) in VM mode on a real ext4 image.
-import { create } from '@bufbuild/protobuf';
-import { createClient, type Client } from '@connectrpc/connect';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { create } from '@bufbuild/protobuf';
+import { type Client, createClient } from '@connectrpc/connect';
 import { HealthCheckSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { GuestService, RunRequestSchema, type WaitResponse } from '@shellwego/contracts/guest/v1/guest_pb';
 import { createGuestTransport, type GuestTransport } from '@shellwego/kit/vm-channel';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuestAgent } from './build.js';
 
 let dir: string;
@@ -193,10 +194,7 @@ describe.skipIf(blocker !== undefined)(`guest agent bundle in VM mode${blocker ?
     execFileSync('mkfs.ext4', ['-q', '-d', stage, image, '16M']);
 
     const canary = `canary-${randomBytes(16).toString('hex')}`;
-    const agent = await startAgent(join(dir, 'vm.sock'), ['unshare', '--mount', '--propagation', 'private'], [
-      '--state-dir',
-      join(dir, 'state'),
-    ]);
+    const agent = await startAgent(join(dir, 'vm.sock'), ['unshare', '--mount', '--propagation', 'private'], ['--state-dir', join(dir, 'state')]);
     const run = await agent.client.run(
       create(RunRequestSchema, {
         argv: ['/app/run.sh', 'two words', '-c'],
@@ -211,7 +209,12 @@ describe.skipIf(blocker !== undefined)(`guest agent bundle in VM mode${blocker ?
       }),
     );
     const events = await follow(agent.client, (text) => text.includes('argv='));
-    const lines = Object.fromEntries(stdoutOf(events).trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+    const lines = Object.fromEntries(
+      stdoutOf(events)
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/=(.*)/s).slice(0, 2)),
+    );
     expect(lines).toEqual({
       ids: '1000:1000 groups=[]',
       pwd: '/app/data',

@@ -1,10 +1,11 @@
 // Bundles the guest agent into one self-contained ESM file for the guest image:
 //   npx tsx services/guest-agent/build.ts [--force]
 // Skips the build when the bundle is newer than every input of the previous build.
-import { build } from 'esbuild';
+
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '../..');

@@ -4,10 +4,11 @@
 //   npx tsx services/node-agent/build.ts      -> .cache/node-agent/{node-agent.mjs,node-agent}
 // The bundle finds no checkout around it: set SHELLWEGO_NODE_AGENT_GUEST_AGENT_BUNDLE and, for
 // qemu and firecracker, SHELLWEGO_NODE_AGENT_GUEST_IMAGE_DIR.
-import { build } from 'esbuild';
+
 import { chmod, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '../..');

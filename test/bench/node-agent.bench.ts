@@ -12,27 +12,26 @@
 //   benchmark before the long process-driver part.
 // Memory is in MB (10^6 bytes), the unit of its target.
 // Run: `npm run bench node-agent` or `npx tsx test/bench/node-agent.bench.ts`.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@connectrpc/connect';
-import { execa } from 'execa';
 import { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { findExecutable, waitServing } from '@shellwego/kit/process';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { waitServing } from '@shellwego/kit/process';
 import { buildNodeAgent, NODE_AGENT_LAUNCHER } from '@shellwego/node-agent/build';
-import { findExecutable } from '@shellwego/kit/process';
+import type { BenchNotRun, BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
+import { runIfMain } from '@shellwego/testing/bench/run-bench';
+import { freePort } from '@shellwego/testing/free-port';
 import { busyboxMissing } from '@shellwego/testing/images/busybox';
 import { missingTools } from '@shellwego/testing/images/host-tools';
-import { freePort } from '@shellwego/testing/free-port';
+import { execa } from 'execa';
 import { canaryImageArchive } from '../e2e/support/canary-image.js';
 import { instanceReached } from '../e2e/support/instance-watch.js';
 import { NodePlatform } from '../e2e/support/node-platform.js';
-import type { BenchNotRun, BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
-import { runIfMain } from '@shellwego/testing/bench/run-bench';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const SEQUENTIAL_STARTS = 40;
@@ -50,7 +49,10 @@ function percentile(values: readonly number[], p: number): number {
 
 /** Resident set in MB (10^6 bytes); /proc's "kB" are KiB. */
 function rssMB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:')) ?? '';
+  const line =
+    readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('VmRSS:')) ?? '';
   return (Number(/(\d+)/.exec(line)?.[1] ?? Number.NaN) * 1024) / 1e6;
 }
 
@@ -83,7 +85,8 @@ async function startBundledAgent(p: NodePlatform, key: string, how: 'launcher' |
   const lines: string[] = [];
   for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on('line', (line) => lines.push(line));
   const url = `https://127.0.0.1:${port}`;
-  if (!(await waitServing(url, p.platform.admin, 60_000, new AbortController().signal))) throw new Error(`the bundled agent did not serve:\n${lines.join('\n')}`);
+  if (!(await waitServing(url, p.platform.admin, 60_000, new AbortController().signal)))
+    throw new Error(`the bundled agent did not serve:\n${lines.join('\n')}`);
   const client = createMtlsClient(NodeAgentService, { baseUrl: url, tls: p.platform.admin });
   await p.nodeIdOf(key, client, prepared.from);
   return { key, child, lines, client };
@@ -136,7 +139,11 @@ async function removeAll(p: NodePlatform, app: string): Promise<void> {
   await p.apps.deleteApp({ name: app });
   const ids = new Set(instances.map((i) => i.id));
   await p.events.until(
-    () => (p.events.events.filter((e) => ids.has(e.instanceId) && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.STOPPED).length >= ids.size ? true : undefined),
+    () =>
+      p.events.events.filter((e) => ids.has(e.instanceId) && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.STOPPED).length >=
+      ids.size
+        ? true
+        : undefined,
     300_000,
     `every instance of ${app} stopped`,
   );
@@ -191,12 +198,33 @@ export async function run(): Promise<BenchResult[]> {
     const runRpc = started.slice(1).map((f) => f.runMs ?? Number.NaN);
     const p50 = percentile(agentShare, 50);
     results.push(
-      { name: `assign -> workload started, agent share (process driver, n=${agentShare.length}) p50`, value: p50, unit: 'ms', baseline: { name: 'guest Run RPC p50', value: percentile(runRpc, 50) }, target: AGENT_SHARE_TARGET },
-      { name: 'assign -> workload started, agent share p99', value: percentile(agentShare, 99), unit: 'ms', baseline: { name: 'guest Run RPC p99', value: percentile(runRpc, 99) } },
-      { name: 'assign -> workload started incl. process "boot" (guest agent start) p50', value: percentile(started.slice(1).map((f) => f.totalMs ?? Number.NaN), 50), unit: 'ms' },
+      {
+        name: `assign -> workload started, agent share (process driver, n=${agentShare.length}) p50`,
+        value: p50,
+        unit: 'ms',
+        baseline: { name: 'guest Run RPC p50', value: percentile(runRpc, 50) },
+        target: AGENT_SHARE_TARGET,
+      },
+      {
+        name: 'assign -> workload started, agent share p99',
+        value: percentile(agentShare, 99),
+        unit: 'ms',
+        baseline: { name: 'guest Run RPC p99', value: percentile(runRpc, 99) },
+      },
+      {
+        name: 'assign -> workload started incl. process "boot" (guest agent start) p50',
+        value: percentile(
+          started.slice(1).map((f) => f.totalMs ?? Number.NaN),
+          50,
+        ),
+        unit: 'ms',
+      },
       ...(['secretsMs', 'runMs', 'recordMs'] as const).map((phase) => ({
         name: `  agent share, ${{ secretsMs: 'ResolveSecrets round trip', runMs: 'guest Run RPC', recordMs: 'state file still being written when the guest answered' }[phase]} p50`,
-        value: percentile(started.slice(1).map((f) => f[phase] ?? Number.NaN), 50),
+        value: percentile(
+          started.slice(1).map((f) => f[phase] ?? Number.NaN),
+          50,
+        ),
         unit: 'ms',
       })),
       {
@@ -215,10 +243,26 @@ export async function run(): Promise<BenchResult[]> {
     const many = await memoryWithMany(p, agent, 'sleeper', SEQUENTIAL_STARTS);
     await removeAll(p, 'sleeper');
     results.push(
-      { name: 'node agent RSS at rest (bundle, launcher settings)', value: atRest, unit: 'MB', baseline: { name: 'the same agent under tsx, as the tests run it', value: tsxAtRest } },
-      { name: `node agent RSS with ${many.live} instances, settled (process driver, launcher settings)`, value: many.settled, unit: 'MB', baseline: { name: 'peak while starting them', value: many.peak }, target: RSS_TARGET },
+      {
+        name: 'node agent RSS at rest (bundle, launcher settings)',
+        value: atRest,
+        unit: 'MB',
+        baseline: { name: 'the same agent under tsx, as the tests run it', value: tsxAtRest },
+      },
+      {
+        name: `node agent RSS with ${many.live} instances, settled (process driver, launcher settings)`,
+        value: many.settled,
+        unit: 'MB',
+        baseline: { name: 'peak while starting them', value: many.peak },
+        target: RSS_TARGET,
+      },
       { name: 'node agent RSS at rest, plain node (default V8 and malloc settings)', value: plainAtRest, unit: 'MB' },
-      { name: `node agent RSS with ${plain.live} instances, settled, plain node`, value: plain.settled, unit: 'MB', baseline: { name: 'peak while starting them', value: plain.peak } },
+      {
+        name: `node agent RSS with ${plain.live} instances, settled, plain node`,
+        value: plain.settled,
+        unit: 'MB',
+        baseline: { name: 'peak while starting them', value: plain.peak },
+      },
     );
 
     results.push(...('notRun' in image ? [image] : await qemuColdStart(p, image.dir)));
@@ -233,7 +277,8 @@ const lastLine = (text: string): string => text.trim().split('\n').at(-1) ?? '';
 
 /** The guest image directory for the qemu cold start, or why this host cannot boot one. */
 async function guestImage(p: NodePlatform): Promise<{ readonly dir: string } | BenchNotRun> {
-  if (process.platform !== 'linux' || process.arch !== 'x64') return { name: QEMU_NAME, notRun: `needs a Linux x86-64 host (this is ${process.platform}/${process.arch})` };
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    return { name: QEMU_NAME, notRun: `needs a Linux x86-64 host (this is ${process.platform}/${process.arch})` };
   if (findExecutable('qemu-system-x86_64') === undefined) return { name: QEMU_NAME, notRun: 'qemu-system-x86_64 is missing (Debian package qemu-system-x86)' };
   const build = await execa('bash', [join(repo, 'deploy/guest-image/build.sh'), '--agent', p.guestAgentBundle], { reject: false });
   // Exit 3 is build.sh saying which host capability is missing; any other failure is a bug.
@@ -243,7 +288,11 @@ async function guestImage(p: NodePlatform): Promise<{ readonly dir: string } | B
 }
 
 async function qemuColdStart(p: NodePlatform, imageDir: string): Promise<BenchResult[]> {
-  const vm = await p.addAgent({ key: 'vm', driver: 'qemu', env: { SHELLWEGO_NODE_AGENT_GUEST_IMAGE_DIR: imageDir, SHELLWEGO_NODE_AGENT_BOOT_TIMEOUT: '300s' } });
+  const vm = await p.addAgent({
+    key: 'vm',
+    driver: 'qemu',
+    env: { SHELLWEGO_NODE_AGENT_GUEST_IMAGE_DIR: imageDir, SHELLWEGO_NODE_AGENT_BOOT_TIMEOUT: '300s' },
+  });
   await p.setSecret('cold', 'CANARY', Buffer.from('bench-secret-value'));
   const from = p.events.events.length;
   await p.apps.deployApp({
@@ -269,7 +318,12 @@ async function qemuColdStart(p: NodePlatform, imageDir: string): Promise<BenchRe
     { name: 'qemu/TCG cold start: VM boot to guest agent ready', value: boot, unit: 'ms' },
     { name: 'qemu/TCG cold start: ResolveSecrets + Run (mounts the rootfs)', value: (started.secretsMs ?? 0) + (started.runMs ?? 0), unit: 'ms' },
     { name: 'qemu/TCG cold start: Run to healthy', value: ready.sinceStartMs ?? Number.NaN, unit: 'ms' },
-    { name: "qemu/TCG cold start: agent's own share (events, state file, secrets, Run)", value: started.agentMs ?? Number.NaN, unit: 'ms', baseline: { name: 'total to healthy', value: total } },
+    {
+      name: "qemu/TCG cold start: agent's own share (events, state file, secrets, Run)",
+      value: started.agentMs ?? Number.NaN,
+      unit: 'ms',
+      baseline: { name: 'total to healthy', value: total },
+    },
   ];
 }
 

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { TestPlatform } from '@shellwego/testing/platform';
+import type { SecretsClients } from '@shellwego/testing/secrets-clients';
+import { secretsClients } from '@shellwego/testing/secrets-clients';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestPlatform } from '@shellwego/testing/platform';
-import { secretsClients } from '@shellwego/testing/secrets-clients';
-import type { SecretsClients } from '@shellwego/testing/secrets-clients';
 
 const cliEntry = fileURLToPath(new URL('../../cli/bin/shellwego.js', import.meta.url));
 

@@ -1,10 +1,10 @@
-import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { createRequire } from 'node:module';
 import { breakingAgainstRelease, contractsDir, lintContracts } from '@shellwego/contracts/checks';
+import { describe, expect, it } from 'vitest';
 
 const require = createRequire(import.meta.url);
 const buf = require.resolve('@bufbuild/buf/bin/buf');
@@ -59,10 +59,7 @@ describe('contracts', () => {
       const file = join(module, 'proto/shellwego/secrets/v1/secrets.proto');
       const original = await readFile(file, 'utf8');
 
-      const additive = original.replace(
-        'message DeleteSecretResponse {',
-        'message DeleteSecretResponse {\n  // Added later.\n  string note = 2;',
-      );
+      const additive = original.replace('message DeleteSecretResponse {', 'message DeleteSecretResponse {\n  // Added later.\n  string note = 2;');
       await writeFile(file, additive);
       expect(breakingAgainstRelease(module)).toEqual({ ok: true, output: 'buf breaking: no breaking change since v0.1.0' });
 

@@ -6,26 +6,24 @@
 // behind, and the agent keeps serving the other instances. Last, none of the secrets set is in any
 // platform process's environment or command line, nor in any line, CLI output, file or row.
 import { randomBytes } from 'node:crypto';
-import { open, readdir, stat, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { AppSpec } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { loadConfig } from '@shellwego/kit/config';
 import { createLogger } from '@shellwego/kit/log';
-import { nodeAgentConfig } from '@shellwego/node-agent';
-import { findExecutable } from '@shellwego/kit/process';
-import { isRunning, readCmdline } from '@shellwego/kit/process';
-import { NodeAgent } from '@shellwego/node-agent';
-import { busyboxMissing } from '@shellwego/testing/images/busybox';
+import { findExecutable, isRunning, readCmdline } from '@shellwego/kit/process';
+import { NodeAgent, nodeAgentConfig } from '@shellwego/node-agent';
 import { freePort } from '@shellwego/testing/free-port';
+import { busyboxMissing } from '@shellwego/testing/images/busybox';
+import { leaks } from '@shellwego/testing/leak-scan/leak-scan';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectNoLeak, expectNoProcessLeak } from './support/canary-flow.js';
 import { canaryImageArchive, canaryLine } from './support/canary-image.js';
 import { instanceReached, lineAppears, logsUntil, reasonOf, statesOf } from './support/instance-watch.js';
-import { expectNoLeak, expectNoProcessLeak } from './support/canary-flow.js';
-import { leaks } from '@shellwego/testing/leak-scan/leak-scan';
 import { NodePlatform, readStateFile } from './support/node-platform.js';
 
 type SpecInit = Partial<Omit<AppSpec, '$typeName'>> & { image: string };
@@ -34,7 +32,8 @@ const muteGuestAgent = fileURLToPath(new URL('./fixtures/mute-guest-agent.mjs', 
 const skip = busyboxMissing();
 if (skip !== undefined) console.warn(`[node-agent-lifecycle] SKIPPING: ${skip}`);
 const qemu = findExecutable('qemu-system-x86_64');
-if (qemu === undefined) console.warn('[node-agent-lifecycle] the "kernel that does not boot" case is skipped: qemu-system-x86_64 is missing (Debian package qemu-system-x86)');
+if (qemu === undefined)
+  console.warn('[node-agent-lifecycle] the "kernel that does not boot" case is skipped: qemu-system-x86_64 is missing (Debian package qemu-system-x86)');
 
 let p: NodePlatform;
 let inProcess: NodeAgent | undefined;
@@ -71,7 +70,12 @@ async function setCanary(app: string): Promise<Buffer> {
 async function healthyApp(app: string, role: string, port: number): Promise<{ instanceId: string; canary: Buffer }> {
   const canary = await setCanary(app);
   const from = p.events.events.length;
-  await deploy(app, role, { image: 'canary:1', env: { PORT: String(port) }, secretNames: ['CANARY'], healthCheck: { probe: { case: 'tcp', value: { port } } } as AppSpec['healthCheck'] });
+  await deploy(app, role, {
+    image: 'canary:1',
+    env: { PORT: String(port) },
+    secretNames: ['CANARY'],
+    healthCheck: { probe: { case: 'tcp', value: { port } } } as AppSpec['healthCheck'],
+  });
   const healthy = await instanceReached(p.events, app, InstanceState.HEALTHY, 60_000, from);
   return { instanceId: healthy.instanceId, canary };
 }
@@ -87,7 +91,10 @@ async function removeApp(app: string): Promise<void> {
   await p.apps.deleteApp({ name: app });
   const ended = new Set([InstanceState.STOPPED, InstanceState.FAILED]);
   await p.events.until(
-    () => ([...ids].every((id) => p.events.events.some((e) => e.instanceId === id && e.detail.case === 'instanceState' && ended.has(e.detail.value.to))) ? true : undefined),
+    () =>
+      [...ids].every((id) => p.events.events.some((e) => e.instanceId === id && e.detail.case === 'instanceState' && ended.has(e.detail.value.to)))
+        ? true
+        : undefined,
     60_000,
     `every instance of ${app} ended`,
   );
@@ -124,7 +131,13 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     const agentFrom = main.process.lines.length;
 
     const restarted = await p.platform.restartProcess('main');
-    const opened = await lineAppears(scheduler, (l) => l.includes('node session opened') && l.includes(main.nodeId), schedulerFrom, 60_000, 'the scheduler opens the session of the restarted agent');
+    const opened = await lineAppears(
+      scheduler,
+      (l) => l.includes('node session opened') && l.includes(main.nodeId),
+      schedulerFrom,
+      60_000,
+      'the scheduler opens the session of the restarted agent',
+    );
     expect(JSON.parse(opened)).toMatchObject({ node: main.nodeId, running: 2 });
     const agentLines = restarted.lines.slice(agentFrom).join('\n');
     expect(agentLines).toMatch(/re-adopted running instances/);
@@ -133,10 +146,17 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     // A marker after the Hello: every event the Hello caused comes before these two.
     await p.nodes.cordonNode({ nodeId: main.nodeId });
     await p.nodes.cordonNode({ nodeId: main.nodeId, uncordon: true });
-    await p.events.waitFor((e) => e.nodeId === main.nodeId && e.detail.case === 'nodeState' && e.detail.value.to === NodeState.READY, 30_000, 'uncordoned', cursor);
+    await p.events.waitFor(
+      (e) => e.nodeId === main.nodeId && e.detail.case === 'nodeState' && e.detail.value.to === NodeState.READY,
+      30_000,
+      'uncordoned',
+      cursor,
+    );
 
     const ids = kept.map((k) => k.instanceId);
-    const instanceEvents = p.events.events.slice(cursor).filter((e) => e.detail.case === 'instanceState' && (ids.includes(e.instanceId) || kept.some((k) => k.app === e.app)));
+    const instanceEvents = p.events.events
+      .slice(cursor)
+      .filter((e) => e.detail.case === 'instanceState' && (ids.includes(e.instanceId) || kept.some((k) => k.app === e.app)));
     expect(instanceEvents.map((e) => e.message)).toEqual([]);
     const { instances } = await p.apps.listInstances({ nodeId: main.nodeId });
     expect(instances.map((i) => [i.id, InstanceState[i.state]]).sort()).toEqual(ids.map((id) => [id, 'HEALTHY']).sort());
@@ -152,13 +172,20 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     expect(status.instances.filter((i) => ids.includes(i.instanceId)).map((i) => InstanceState[i.state])).toEqual(['HEALTHY', 'HEALTHY']);
   });
 
-  it('restarts the workload with refreshed secrets when the operator refreshes the app (RefreshSecrets over the Session, metrics count it)', { timeout: 120_000 }, async () => {
+  it('restarts the workload with refreshed secrets when the operator refreshes the app (RefreshSecrets over the Session, metrics count it)', {
+    timeout: 120_000,
+  }, async () => {
     // This agent runs in the test process so the test can read its output buffer and metrics
     // directly; it joins and holds a real Session like any other agent.
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
-        lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+        lines.push(
+          ...chunk
+            .toString('utf8')
+            .split('\n')
+            .filter((l) => l !== ''),
+        );
         done();
       },
     });
@@ -180,7 +207,12 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     const joinedFrom = p.events.events.length;
     inProcess = await NodeAgent.create(loadConfig(nodeAgentConfig, { env }), createLogger({ service: 'node-agent', destination: sink, level: 'debug' }));
     await inProcess.joinAndConnect();
-    await p.events.waitFor((e) => e.nodeId === inProcess?.nodeId && e.detail.case === 'nodeState' && e.detail.value.to === NodeState.READY, 30_000, 'in-process node READY', joinedFrom);
+    await p.events.waitFor(
+      (e) => e.nodeId === inProcess?.nodeId && e.detail.case === 'nodeState' && e.detail.value.to === NodeState.READY,
+      30_000,
+      'in-process node READY',
+      joinedFrom,
+    );
 
     const { instanceId, canary } = await healthyApp('fresh', 'inproc', await freePort());
     const output = inProcess.reconciler.find(instanceId)?.output;
@@ -201,7 +233,12 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     const from = p.events.events.length;
     // The real path: the operator asks the scheduler, which sends RefreshSecrets with a fresh grant on the node's Session.
     expect((await p.apps.refreshAppSecrets({ name: 'fresh' })).instancesRefreshed).toBe(1);
-    const again = await p.events.waitFor((e) => e.instanceId === instanceId && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY, 30_000, 'healthy again', from);
+    const again = await p.events.waitFor(
+      (e) => e.instanceId === instanceId && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY,
+      30_000,
+      'healthy again',
+      from,
+    );
     expect(statesOf(p.events.events.slice(from, p.events.events.indexOf(again) + 1), instanceId)).toEqual([InstanceState.RUNNING, InstanceState.HEALTHY]);
     expect(reasonOf(p.events.events.slice(from).find((e) => e.instanceId === instanceId) ?? again)).toBe('restarted with refreshed secrets');
     const text = await outputText(canaryLine(fresh));
@@ -220,7 +257,11 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
   });
 
   it('ends bad input in FAILED with an actionable reason, cleans up, and keeps serving the other instances', { timeout: 180_000 }, async () => {
-    await p.addAgent({ key: 'mute', driver: 'process', env: { SHELLWEGO_NODE_AGENT_GUEST_AGENT_BUNDLE: muteGuestAgent, SHELLWEGO_NODE_AGENT_BOOT_TIMEOUT: '3s' } });
+    await p.addAgent({
+      key: 'mute',
+      driver: 'process',
+      env: { SHELLWEGO_NODE_AGENT_GUEST_AGENT_BUNDLE: muteGuestAgent, SHELLWEGO_NODE_AGENT_BOOT_TIMEOUT: '3s' },
+    });
     if (qemu !== undefined) {
       const junk = join(p.home, 'junk-guest-image');
       await mkdir(junk);
@@ -241,7 +282,13 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
 
     const cursor = p.events.events.length;
     const cases: { app: string; role: string; spec: SpecInit; reason: RegExp; exitCode?: number }[] = [
-      { app: 'bad-rootfs', role: 'main', spec: { image: 'corrupt:1' }, reason: /^cannot fetch the root filesystem of image sha256:[0-9a-f]{64}: the rootfs of .* failed verification: its sha256 is .*, but the registry says .*fetch it again$/ },
+      {
+        app: 'bad-rootfs',
+        role: 'main',
+        spec: { image: 'corrupt:1' },
+        reason:
+          /^cannot fetch the root filesystem of image sha256:[0-9a-f]{64}: the rootfs of .* failed verification: its sha256 is .*, but the registry says .*fetch it again$/,
+      },
       { app: 'bad-guest', role: 'mute', spec: { image: 'canary:1' }, reason: /^the guest agent did not answer within 3 s of the VM starting/ },
       {
         app: 'bad-exit',
@@ -251,7 +298,16 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
         exitCode: 3,
       },
       { app: 'bad-secret', role: 'main', spec: { image: 'canary:1', secretNames: ['NOPE'] }, reason: /^cannot resolve the secrets NOPE: .*NOPE/ },
-      ...(qemu === undefined ? [] : [{ app: 'bad-kernel', role: 'badkernel', spec: { image: 'canary:1' }, reason: /^the VM did not boot: qemu \(\w+\) did not start: qemu exited \(code 1.*kernel/ }]),
+      ...(qemu === undefined
+        ? []
+        : [
+            {
+              app: 'bad-kernel',
+              role: 'badkernel',
+              spec: { image: 'canary:1' },
+              reason: /^the VM did not boot: qemu \(\w+\) did not start: qemu exited \(code 1.*kernel/,
+            },
+          ]),
     ];
     for (const c of cases) await deploy(c.app, c.role, c.spec);
     const failures = await Promise.all(cases.map((c) => instanceReached(p.events, c.app, InstanceState.FAILED, 60_000, cursor)));
@@ -287,7 +343,9 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     expect(later.instanceId).toMatch(/^after-1-/);
   });
 
-  it('leaks none of its secrets: process environments and command lines, lines at debug level, CLI output, files, kept work dirs, rows', { timeout: 180_000 }, async () => {
+  it('leaks none of its secrets: process environments and command lines, lines at debug level, CLI output, files, kept work dirs, rows', {
+    timeout: 180_000,
+  }, async () => {
     // While the kept instances and the last one still run (the re-adopted guest agents included).
     await expectNoProcessLeak(p, secretsSet);
     await inProcess?.close();

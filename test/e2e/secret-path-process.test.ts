@@ -5,11 +5,11 @@
 // the workload runs (only in the workload's own), nor in any file, line or row afterwards.
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { busyboxMissing } from '@shellwego/testing/images/busybox';
 import { freePort } from '@shellwego/testing/free-port';
-import { canaryFlow, expectNoLeak } from './support/canary-flow.js';
+import { busyboxMissing } from '@shellwego/testing/images/busybox';
 import { leaks, scanDatabases, scanFiles } from '@shellwego/testing/leak-scan/leak-scan';
+import { afterAll, describe, expect, it } from 'vitest';
+import { canaryFlow, expectNoLeak } from './support/canary-flow.js';
 import { NodePlatform } from './support/node-platform.js';
 
 const skip = busyboxMissing();

@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findExecutable } from '@shellwego/kit/process';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findExecutable } from '@shellwego/kit/process';
 import { canaryFlow, expectNoLeak } from './support/canary-flow.js';
 import { NodePlatform } from './support/node-platform.js';
 

@@ -3,15 +3,15 @@
 // TCG otherwise) with a virtio-serial channel and a read-only ext4 virtio-blk drive. The
 // fixture reports over the channel, reads a file from the drive, and exits on command; /init
 // must then power the VM off.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { describe, expect, it, type TestContext } from 'vitest';
 
@@ -128,24 +128,39 @@ function startQemu(accel: Accel, kernel: string, initrd: string, disk: string, d
   const consoleLog = join(dir, `console-${accel}.log`);
   const channelPath = join(dir, `ch-${accel}.sock`);
   const args = [
-    '-machine', 'pc',
-    '-accel', accel,
-    '-m', '512',
-    '-smp', '1',
+    '-machine',
+    'pc',
+    '-accel',
+    accel,
+    '-m',
+    '512',
+    '-smp',
+    '1',
     '-nodefaults',
     '-nographic',
     '-no-reboot',
-    '-kernel', kernel,
-    '-initrd', initrd,
-    '-append', 'console=ttyS0 panic=-1 shellwego.channel=virtio-serial:shellwego.0',
-    '-serial', `file:${consoleLog}`,
-    '-monitor', 'none',
-    '-device', 'virtio-serial-pci',
-    '-chardev', `socket,id=ch0,path=${channelPath},server=on,wait=off`,
-    '-device', 'virtserialport,chardev=ch0,name=shellwego.0',
-    '-drive', `file=${disk},format=raw,if=none,id=d0,readonly=on`,
-    '-device', 'virtio-blk-pci,drive=d0',
-    '-device', 'virtio-rng-pci',
+    '-kernel',
+    kernel,
+    '-initrd',
+    initrd,
+    '-append',
+    'console=ttyS0 panic=-1 shellwego.channel=virtio-serial:shellwego.0',
+    '-serial',
+    `file:${consoleLog}`,
+    '-monitor',
+    'none',
+    '-device',
+    'virtio-serial-pci',
+    '-chardev',
+    `socket,id=ch0,path=${channelPath},server=on,wait=off`,
+    '-device',
+    'virtserialport,chardev=ch0,name=shellwego.0',
+    '-drive',
+    `file=${disk},format=raw,if=none,id=d0,readonly=on`,
+    '-device',
+    'virtio-blk-pci,drive=d0',
+    '-device',
+    'virtio-rng-pci',
   ];
   const proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -185,7 +200,11 @@ async function bootVm(kernel: string, initrd: string, disk: string, dir: string)
       await sleep(100);
     }
     if (!exited && consoleText(vm).includes('Linux version')) return vm;
-    const errors = vm.stderr().split('\n').filter((l) => l.trim() !== '' && !l.includes('warning:')).join(' / ');
+    const errors = vm
+      .stderr()
+      .split('\n')
+      .filter((l) => l.trim() !== '' && !l.includes('warning:'))
+      .join(' / ');
     brokenKvm = exited
       ? `KVM: qemu exited at once (${errors || 'no error message'})`
       : biosDone
@@ -222,8 +241,7 @@ function lineReader(socket: Socket) {
   const waiters: Array<() => void> = [];
   socket.on('data', (d: Buffer) => {
     pending += d.toString('utf8');
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
+    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
       lines.push(pending.slice(0, nl));
       pending = pending.slice(nl + 1);
     }
@@ -277,7 +295,10 @@ describe.skipIf(skipReason !== undefined)(`guest image${skipReason ? ` (skipped:
     expect(vmlinux.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
     expect(readFileSync(join(dir, 'vmlinuz')).subarray(0x202, 0x206).toString('latin1')).toBe('HdrS'); // bzImage
     for (const m of ['virtio_pci.ko', 'virtio_console.ko', 'virtio_blk.ko', 'ext4.ko', 'jbd2.ko', 'overlay.ko', 'vmw_vsock_virtio_transport.ko']) {
-      expect(manifest.initramfs.modules.some((p) => p.endsWith(`/${m}`)), m).toBe(true);
+      expect(
+        manifest.initramfs.modules.some((p) => p.endsWith(`/${m}`)),
+        m,
+      ).toBe(true);
     }
     const initramfsMiB = manifest.files['initramfs.cpio.gz']!.size / 2 ** 20;
     console.log(
@@ -305,7 +326,9 @@ describe.skipIf(skipReason !== undefined)(`guest image${skipReason ? ` (skipped:
   });
 
   for (const kernelFile of ['vmlinux', 'vmlinuz'] as const) {
-    it(`boots the ${kernelFile} kernel under QEMU: agent ready on virtio-serial, ext4 over virtio-blk, power-off when the agent exits`, { timeout: TEST_TIMEOUT }, async ({ skip }) => {
+    it(`boots the ${kernelFile} kernel under QEMU: agent ready on virtio-serial, ext4 over virtio-blk, power-off when the agent exits`, {
+      timeout: TEST_TIMEOUT,
+    }, async ({ skip }) => {
       const { dir, manifest } = await ensureImage(skip);
       const tmp = await mkdtemp(join(tmpdir(), 'shellwego-boot-'));
       let vm: Vm | undefined;
@@ -321,12 +344,11 @@ describe.skipIf(skipReason !== undefined)(`guest image${skipReason ? ` (skipped:
           throw new Error(`qemu exited early (code ${code}, signal ${signal}): ${vm!.stderr()}\nconsole:\n${consoleText(vm!).slice(-3000)}`);
         });
         exitedEarly.catch(() => {}); // only the race below cares; a later, normal exit is no error
-        const ready = await Promise.race([
-          channel.waitFor(/^guest-agent-fixture ready /, READY_TIMEOUT, 'the fixture ready line'),
-          exitedEarly,
-        ]).catch((err: Error) => {
-          throw new Error(`${err.message}\nconsole tail:\n${consoleText(vm!).slice(-3000)}`);
-        });
+        const ready = await Promise.race([channel.waitFor(/^guest-agent-fixture ready /, READY_TIMEOUT, 'the fixture ready line'), exitedEarly]).catch(
+          (err: Error) => {
+            throw new Error(`${err.message}\nconsole tail:\n${consoleText(vm!).slice(-3000)}`);
+          },
+        );
         const readySeconds = (performance.now() - vm.startedAt) / 1000;
         expect(ready).toBe(`guest-agent-fixture ready ${manifest.kernel.release}`);
 

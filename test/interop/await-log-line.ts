@@ -7,12 +7,7 @@ import type { RunningService } from '@shellwego/testing/platform';
  * so by the time this listener runs, a chunk's complete lines are in
  * `service.lines`.
  */
-export function awaitLogLine(
-  service: RunningService,
-  from: number,
-  matches: (line: string) => boolean,
-  timeoutMs = 5_000,
-): Promise<string> {
+export function awaitLogLine(service: RunningService, from: number, matches: (line: string) => boolean, timeoutMs = 5_000): Promise<string> {
   const find = () => service.lines.slice(from).find(matches);
   const already = find();
   if (already !== undefined) return Promise.resolve(already);

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
+import { TestPlatform } from '@shellwego/testing/platform';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestPlatform } from '@shellwego/testing/platform';
 import { awaitLogLine, rpcLogLine } from './await-log-line.js';
 
 const buf = createRequire(import.meta.url).resolve('@bufbuild/buf/bin/buf');
@@ -29,11 +29,10 @@ describe('buf curl against a running server, by reflection alone, over mTLS', ()
 
   async function curl(reflectProtocol: string, args: string[]): Promise<CurlResult> {
     const { caCert, admin } = platform.pki;
-    const result = await execa(
-      buf,
-      ['curl', '--cacert', caCert, '--cert', admin.cert, '--key', admin.key, '--reflect-protocol', reflectProtocol, ...args],
-      { reject: false, timeout: 20_000 },
-    );
+    const result = await execa(buf, ['curl', '--cacert', caCert, '--cert', admin.cert, '--key', admin.key, '--reflect-protocol', reflectProtocol, ...args], {
+      reject: false,
+      timeout: 20_000,
+    });
     return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
   }
 
@@ -57,13 +56,7 @@ describe('buf curl against a running server, by reflection alone, over mTLS', ()
     });
 
     it('calls grpc.health.v1.Health/Check', async () => {
-      const result = await curl(reflectProtocol, [
-        '--protocol',
-        'grpc',
-        '--data',
-        '{}',
-        `${platform.url('secrets')}/grpc.health.v1.Health/Check`,
-      ]);
+      const result = await curl(reflectProtocol, ['--protocol', 'grpc', '--data', '{}', `${platform.url('secrets')}/grpc.health.v1.Health/Check`]);
       expect(result.exitCode, result.stderr).toBe(0);
       expect(JSON.parse(result.stdout)).toEqual({ status: 'SERVING' });
     });

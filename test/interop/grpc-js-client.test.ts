@@ -1,14 +1,14 @@
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contractsDir } from '@shellwego/contracts/checks';
 import { TestPlatform } from '@shellwego/testing/platform';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const buf = createRequire(import.meta.url).resolve('@bufbuild/buf/bin/buf');
 const protoFiles = ['grpc/health/v1/health.proto', 'shellwego/secrets/v1/secrets.proto'];
@@ -32,13 +32,8 @@ function methodOf(definition: protoLoader.PackageDefinition, service: string, na
 
 function unary(client: grpc.Client, method: Method, request: object): Promise<UnaryOutcome> {
   return new Promise((resolve) => {
-    client.makeUnaryRequest(
-      method.path,
-      method.requestSerialize,
-      method.responseDeserialize,
-      request,
-      { deadline: Date.now() + 10_000 },
-      (error, response) => resolve({ error, response }),
+    client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, { deadline: Date.now() + 10_000 }, (error, response) =>
+      resolve({ error, response }),
     );
   });
 }
@@ -83,8 +78,7 @@ describe('@grpc/grpc-js client against the connect-node server over mTLS', () =>
 
   it('loads the contract from proto/ with @grpc/proto-loader', async () => {
     const fromSource = await protoLoader.load(protoFiles, { ...loaderOptions, includeDirs: [join(contractsDir, 'proto')] });
-    const paths = (definition: protoLoader.PackageDefinition) =>
-      Object.values(definition[secretsService] ?? {}).map((method: Method) => method.path);
+    const paths = (definition: protoLoader.PackageDefinition) => Object.values(definition[secretsService] ?? {}).map((method: Method) => method.path);
     expect(paths(fromSource)).toEqual(paths(contract));
   });
 

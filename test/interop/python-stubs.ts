@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { contractsDir } from '@shellwego/contracts/checks';
+import { execa } from 'execa';
 
 const protoDir = join(contractsDir, 'proto');
 const scriptsDir = join(import.meta.dirname, 'python');
@@ -52,9 +52,7 @@ export async function generatePythonStubs(workDir: string): Promise<string> {
   await mkdir(stubs, { recursive: true });
   await execa(debianPython, [join(scriptsDir, 'well_known_types.py'), wellKnownTypes]);
 
-  const common = (await readdir(join(protoDir, 'shellwego/common/v1')))
-    .filter((name) => name.endsWith('.proto'))
-    .map((name) => `shellwego/common/v1/${name}`);
+  const common = (await readdir(join(protoDir, 'shellwego/common/v1'))).filter((name) => name.endsWith('.proto')).map((name) => `shellwego/common/v1/${name}`);
   await execa(protoc, [
     `-I${protoDir}`,
     `-I${healthRoot}`,
@@ -70,18 +68,10 @@ export async function generatePythonStubs(workDir: string): Promise<string> {
 }
 
 /** Runs call_services.py against `target` with the given client certificate. */
-export async function runPythonClient(options: {
-  stubs: string;
-  target: string;
-  caCert: string;
-  cert: string;
-  key: string;
-  service: string;
-}): Promise<string> {
-  const result = await execa(
-    debianPython,
-    [join(scriptsDir, 'call_services.py'), options.target, options.caCert, options.cert, options.key, options.service],
-    { env: { PYTHONPATH: options.stubs }, timeout: 30_000 },
-  );
+export async function runPythonClient(options: { stubs: string; target: string; caCert: string; cert: string; key: string; service: string }): Promise<string> {
+  const result = await execa(debianPython, [join(scriptsDir, 'call_services.py'), options.target, options.caCert, options.cert, options.key, options.service], {
+    env: { PYTHONPATH: options.stubs },
+    timeout: 30_000,
+  });
   return result.stdout;
 }

@@ -1,19 +1,19 @@
-import { create, toJson, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, type MessageInitShape, toJson } from '@bufbuild/protobuf';
 import { DurationSchema, timestampDate } from '@bufbuild/protobuf/wkt';
-import type { Command } from 'commander';
 import type { HealthCheckSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import {
+  type App,
   AppSchema,
   AppService,
   AppSpecSchema,
   AppVersionSchema,
   DeploymentState,
   PlacementStrategy,
-  type App,
 } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { parseDuration } from '@shellwego/kit/config';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
+import type { Command } from 'commander';
+import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
 import { collect, keyValues } from './node.js';
 
@@ -112,7 +112,11 @@ export function appCommands(program: Command): void {
         `app ${found.name} (created ${found.createdAt === undefined ? '-' : timestampDate(found.createdAt).toISOString()})`,
         `  version     v${found.current?.version ?? 0}: ${spec?.image ?? ''} -> ${found.current?.imageDigest ?? ''}`,
         `  replicas    ${spec?.replicas ?? 0} x ${spec?.resources?.cpuMillis ?? 0}m CPU, ${spec?.resources?.memoryMib ?? 0} MiB`,
-        `  instances   ${Object.entries(found.instanceCounts).map(([state, n]) => `${n} ${state}`).join(', ') || 'none'}`,
+        `  instances   ${
+          Object.entries(found.instanceCounts)
+            .map(([state, n]) => `${n} ${state}`)
+            .join(', ') || 'none'
+        }`,
         `  deployment  ${deploymentText(found)}${found.deployment?.reason ? ` (${found.deployment.reason})` : ''}`,
         `  versions    ${versions.map((v) => `v${v.version} ${v.spec?.image ?? ''}`).join(', ')}`,
       ];

@@ -1,10 +1,10 @@
 import { toJsonString } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import type { Command } from 'commander';
 import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import { EventSchema, type Event } from '@shellwego/contracts/scheduler/v1/events_pb';
+import { type Event, EventSchema } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
+import type { Command } from 'commander';
+import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 
 interface EventsOptions {
   app?: string;

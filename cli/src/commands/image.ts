@@ -1,13 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import type { Command } from 'commander';
 import { toJson } from '@bufbuild/protobuf';
 import type { Client } from '@connectrpc/connect';
-import { ArchiveFormat, ImageSchema, RegistryService, type Image } from '@shellwego/contracts/registry/v1/registry_pb';
+import { createRootfsClient, fetchRootfsToFile } from '@shellwego/clients/registry';
+import { ArchiveFormat, type Image, ImageSchema, RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { fetchRootfsToFile } from '@shellwego/clients/registry';
-import { createRootfsClient } from '@shellwego/clients/registry';
-import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
+import type { Command } from 'commander';
+import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
 import { printTable, printValue } from '../output.js';
 
@@ -22,7 +21,7 @@ export function imageCommands(program: Command): void {
     .command('import')
     .description('import an OCI image layout tar (oci-archive) or a `docker save` tar')
     .argument('<file>', 'the archive')
-    .option('--name <name:tag>', 'tag to give the image (default: the archive\'s own tag)')
+    .option('--name <name:tag>', "tag to give the image (default: the archive's own tag)")
     .option('--format <format>', 'oci, docker or auto', 'auto')
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image')
     .action(async (file: string, options: { name?: string; format: string; platform?: string }, command: Command) => {
@@ -47,10 +46,10 @@ export function imageCommands(program: Command): void {
     .command('pull')
     .description('pull an image from an OCI distribution registry')
     .argument('<reference>', '[host[:port]/]repository[:tag|@digest]')
-    .option('--name <name:tag>', 'store it under this name (default: the reference\'s repository and tag)')
+    .option('--name <name:tag>', "store it under this name (default: the reference's repository and tag)")
     .option('--username <user>', 'user for basic or token auth; the password is read from stdin')
     .option('--password-stdin', 'read the password from stdin (the default when --username is given)')
-    .option('--ca-file <file>', 'PEM CA certificate to trust for the remote registry, besides the system\'s')
+    .option('--ca-file <file>', "PEM CA certificate to trust for the remote registry, besides the system's")
     .option('--insecure-http', 'plain HTTP (only for registries on this machine)')
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image')
     .action(async (reference: string, options: PullOptions, command: Command) => {
@@ -135,7 +134,11 @@ export function imageCommands(program: Command): void {
       const res = await (await registryClient(globals)).deleteImage({ reference });
       const what = res.imageRemoved ? `removed image ${reference}` : `untagged ${reference}`;
       const tags = res.removedTags.length > 0 ? ` (tags: ${res.removedTags.join(', ')})` : '';
-      printValue(globals.output, { removedTags: res.removedTags, imageRemoved: res.imageRemoved }, `${what}${tags}; run \`shellwego image gc\` to free the space`);
+      printValue(
+        globals.output,
+        { removedTags: res.removedTags, imageRemoved: res.imageRemoved },
+        `${what}${tags}; run \`shellwego image gc\` to free the space`,
+      );
     });
 
   image
@@ -145,7 +148,11 @@ export function imageCommands(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const res = await (await registryClient(globals)).garbageCollect({});
       const json = { blobsRemoved: res.blobsRemoved, rootfsRemoved: res.rootfsRemoved, bytesFreed: Number(res.bytesFreed) };
-      printValue(globals.output, json, `removed ${res.blobsRemoved} blobs and ${res.rootfsRemoved} root filesystems, freed ${formatBytes(Number(res.bytesFreed))}`);
+      printValue(
+        globals.output,
+        json,
+        `removed ${res.blobsRemoved} blobs and ${res.rootfsRemoved} root filesystems, freed ${formatBytes(Number(res.bytesFreed))}`,
+      );
     });
 }
 

@@ -1,10 +1,10 @@
 import { toJson } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import type { Command } from 'commander';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppService, InstanceSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { loadTls, type GlobalOptions } from '../global-options.js';
+import type { Command } from 'commander';
+import { type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable } from '../output.js';
 
 /** `shellwego instance ls`: where instances run and in which state. */

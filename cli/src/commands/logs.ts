@@ -1,11 +1,11 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { ConnectError, type Client } from '@connectrpc/connect';
-import type { Command } from 'commander';
+import { type Client, ConnectError } from '@connectrpc/connect';
 import { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
 import { InstanceState, OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { createMtlsClient, type TlsMaterial } from '@shellwego/kit/rpc';
-import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
+import type { Command } from 'commander';
+import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 
 const ENDED = new Set([InstanceState.STOPPED, InstanceState.FAILED, InstanceState.LOST]);
 
@@ -61,7 +61,14 @@ async function notHere(globals: GlobalOptions, tls: TlsMaterial, target: string,
   try {
     const scheduler = createMtlsClient(AppService, { baseUrl: globals.scheduler, tls, defaultTimeoutMs: 10_000 });
     const { instances } = await scheduler.listInstances({ includeTerminal: true });
-    const nodes = [...new Set(instances.filter((i) => i.id === target || i.app === target).map((i) => i.nodeId).filter((n) => n !== ''))];
+    const nodes = [
+      ...new Set(
+        instances
+          .filter((i) => i.id === target || i.app === target)
+          .map((i) => i.nodeId)
+          .filter((n) => n !== ''),
+      ),
+    ];
     if (nodes.length > 0) return `${here}; the scheduler places it on node ${nodes.join(', ')}: pass --node-agent with that node's agent URL`;
   } catch (error) {
     return `${here} (the scheduler could not be asked where it runs: ${ConnectError.from(error).rawMessage})`;

@@ -1,11 +1,11 @@
 import { toJson } from '@bufbuild/protobuf';
-import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
-import type { Command } from 'commander';
+import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { CreateJoinTokenResponseSchema, NodeSchema, NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { parseDuration } from '@shellwego/kit/config';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
+import type { Command } from 'commander';
+import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
 
 /** `shellwego node ...`: join tokens, the node list, cordon and drain. */
@@ -57,7 +57,9 @@ export function nodeCommands(program: Command): void {
           `${n.allocated?.cpuMillis ?? 0}/${n.capacity?.cpuMillis ?? 0}`,
           `${n.allocated?.memoryMib ?? 0}/${n.capacity?.memoryMib ?? 0}`,
           `${n.instanceCount}/${n.capacity?.maxInstances ?? 0}`,
-          Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(','),
+          Object.entries(n.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(','),
           n.lastHeartbeat === undefined ? '-' : when(n.lastHeartbeat),
         ]),
       );
@@ -74,7 +76,11 @@ export function nodeCommands(program: Command): void {
       .action(async (nodeId: string, _options: unknown, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
         const { node: changed } = await (await nodeClient(globals)).cordonNode({ nodeId, uncordon });
-        printValue(globals.output, changed === undefined ? {} : toJson(NodeSchema, changed), `node ${nodeId} is ${stateName(changed?.state ?? NodeState.UNSPECIFIED)}`);
+        printValue(
+          globals.output,
+          changed === undefined ? {} : toJson(NodeSchema, changed),
+          `node ${nodeId} is ${stateName(changed?.state ?? NodeState.UNSPECIFIED)}`,
+        );
       });
   }
 
@@ -85,7 +91,11 @@ export function nodeCommands(program: Command): void {
     .action(async (nodeId: string, _options: unknown, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const { instancesMoving } = await (await nodeClient(globals)).drainNode({ nodeId });
-      printValue(globals.output, { nodeId, instancesMoving }, `draining ${nodeId}: ${instancesMoving} instance(s) moving (follow with \`shellwego events --node ${nodeId} --follow\`)`);
+      printValue(
+        globals.output,
+        { nodeId, instancesMoving },
+        `draining ${nodeId}: ${instancesMoving} instance(s) moving (follow with \`shellwego events --node ${nodeId} --follow\`)`,
+      );
     });
 }
 

@@ -1,17 +1,17 @@
 import { appendFile, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Command } from 'commander';
 import {
   CertificateAuthority,
   fileExists,
   isValidIdentitySegment,
   normalizeSerial,
+  type Principal,
   privateKeyMode,
   publicFileMode,
   serviceNames,
   writeFileAtomic,
-  type Principal,
 } from '@shellwego/kit/pki';
+import type { Command } from 'commander';
 import { CliError, type GlobalOptions } from '../global-options.js';
 import { printValue } from '../output.js';
 
@@ -118,7 +118,7 @@ async function loadAuthority(caPath: string): Promise<CertificateAuthority> {
 }
 
 function caKeyPath(caPath: string): string {
-  return caPath.replace(/\.crt$/, '') + '.key';
+  return `${caPath.replace(/\.crt$/, '')}.key`;
 }
 
 function collect(value: string, previous: string[]): string[] {

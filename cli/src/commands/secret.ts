@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toJson } from '@bufbuild/protobuf';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Client } from '@connectrpc/connect';
-import type { Command } from 'commander';
+import type { AuditEvent, GetMasterKeyStatusResponse, SecretScope } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import {
   AuditAction,
   AuditEventSchema,
@@ -14,9 +14,9 @@ import {
   SecretsService,
   SecretVersionSchema,
 } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import type { AuditEvent, GetMasterKeyStatusResponse, SecretScope } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { CliError, loadTls, type GlobalOptions } from '../global-options.js';
+import type { Command } from 'commander';
+import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
 import { printTable, printValue } from '../output.js';
 
@@ -72,7 +72,11 @@ function keyStatusText(status: GetMasterKeyStatusResponse): string {
   for (const version of status.versions) {
     lines.push(`  ${version.kekId}  created ${time(version.createdAt)}  wraps ${version.wrappedCount} secret version(s)  ${version.encryptions} encryption(s)`);
   }
-  lines.push(status.rewrapRunning ? `re-wrap running: ${status.rewrapDone} of ${status.rewrapTotal} data keys moved` : `re-wrap idle (last: ${status.rewrapDone} of ${status.rewrapTotal} data keys moved)`);
+  lines.push(
+    status.rewrapRunning
+      ? `re-wrap running: ${status.rewrapDone} of ${status.rewrapTotal} data keys moved`
+      : `re-wrap idle (last: ${status.rewrapDone} of ${status.rewrapTotal} data keys moved)`,
+  );
   return lines.join('\n');
 }
 
@@ -153,7 +157,7 @@ export function secretCommands(program: Command): void {
   secret
     .command('list')
     .description('list secrets: names, versions, who set them and digests (never values)')
-    .option('--app <app>', 'only this app\'s secrets')
+    .option('--app <app>', "only this app's secrets")
     .option('--workspace', 'only workspace secrets')
     .action(async (options: ScopeOptions & { workspace?: boolean }, command: Command) => {
       if (options.app !== undefined && options.workspace === true) throw new CliError('pass --app or --workspace, not both');
@@ -164,7 +168,15 @@ export function secretCommands(program: Command): void {
         globals.output,
         res.secrets.map((s) => toJson(SecretInfoSchema, s)),
         ['SCOPE', 'NAME', 'VERSION', 'KEPT', 'UPDATED', 'BY', 'DIGEST'],
-        res.secrets.map((s) => [describeScope(s.scope), s.name, String(s.latestVersion), String(s.versionCount), time(s.updatedAt), s.updatedBy, s.digest.slice(0, 16)]),
+        res.secrets.map((s) => [
+          describeScope(s.scope),
+          s.name,
+          String(s.latestVersion),
+          String(s.versionCount),
+          time(s.updatedAt),
+          s.updatedBy,
+          s.digest.slice(0, 16),
+        ]),
       );
     });
 
@@ -193,7 +205,11 @@ export function secretCommands(program: Command): void {
       const { client, globals } = await secretsClient(command);
       const scope = scopeOf(options);
       const res = await client.deleteSecret({ scope, name });
-      printValue(globals.output, { name, scope: describeScope(scope), versionsDeleted: res.versionsDeleted }, `deleted ${name} (${describeScope(scope)}): ${res.versionsDeleted} version(s)`);
+      printValue(
+        globals.output,
+        { name, scope: describeScope(scope), versionsDeleted: res.versionsDeleted },
+        `deleted ${name} (${describeScope(scope)}): ${res.versionsDeleted} version(s)`,
+      );
     });
 
   secret

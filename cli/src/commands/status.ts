@@ -1,8 +1,8 @@
-import type { Command } from 'commander';
 import { createClient } from '@connectrpc/connect';
 import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
 import { createMtlsTransport } from '@shellwego/kit/rpc';
-import { loadTls, type GlobalOptions } from '../global-options.js';
+import type { Command } from 'commander';
+import { type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable } from '../output.js';
 
 export function statusCommand(program: Command): void {

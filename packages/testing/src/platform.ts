@@ -1,10 +1,9 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureDevPki, type DevPki } from '@shellwego/kit/pki';
+import { type DevPki, ensureDevPki } from '@shellwego/kit/pki';
+import { type ServiceProcess, startServiceProcess, waitServing } from '@shellwego/kit/process';
 import type { TlsMaterial } from '@shellwego/kit/rpc';
-import { startServiceProcess, type ServiceProcess } from '@shellwego/kit/process';
-import { waitServing } from '@shellwego/kit/process';
 import { freePort } from './free-port.js';
 
 export type PlatformService = 'scheduler' | 'secrets' | 'registry' | 'node-agent';

@@ -3,8 +3,8 @@ import type { Client } from '@connectrpc/connect';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
-import { createMtlsClient } from '@shellwego/kit/rpc';
 import type { TlsMaterial } from '@shellwego/kit/rpc';
+import { createMtlsClient } from '@shellwego/kit/rpc';
 import type { TestPlatform } from './platform.js';
 
 export const IMAGE_DIGEST = `sha256:${'cd'.repeat(32)}`;

@@ -1,10 +1,11 @@
 // STAND-INS for tests, not production code: the far ends of the VM channels that this machine
 // cannot provide in a unit test (a QEMU virtio-serial port, Firecracker's hybrid vsock device)
 // and a minimal GuestService to talk to.
+
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { create } from '@bufbuild/protobuf';
 import type { ConnectRouter } from '@connectrpc/connect';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
 import { GuestService, WaitResponseSchema } from '@shellwego/contracts/guest/v1/guest_pb';
 import type { ByteDevice } from '@shellwego/kit/vm-channel';

@@ -28,7 +28,12 @@ describe('loadAgentConfig', () => {
     expect(fromCmdline.defaultRootfsDevice).toBe('/dev/vdb');
     const fromEnv = loadAgentConfig({ ...base, cmdline, env: { SHELLWEGO_CHANNEL: 'unix:/e.sock' } });
     expect(fromEnv.channel).toEqual({ kind: 'unix', path: '/e.sock' });
-    const fromFlag = loadAgentConfig({ ...base, cmdline, argv: ['--channel', 'unix:/f.sock', '--grace-period-ms', '500'], env: { SHELLWEGO_CHANNEL: 'unix:/e.sock' } });
+    const fromFlag = loadAgentConfig({
+      ...base,
+      cmdline,
+      argv: ['--channel', 'unix:/f.sock', '--grace-period-ms', '500'],
+      env: { SHELLWEGO_CHANNEL: 'unix:/e.sock' },
+    });
     expect(fromFlag.channel).toEqual({ kind: 'unix', path: '/f.sock' });
     expect(fromFlag.gracePeriodMs).toBe(500);
   });

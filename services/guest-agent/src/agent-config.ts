@@ -1,7 +1,8 @@
 // The agent's settings, from flags, then the environment, then the kernel command line (when
 // it runs inside a shellwego guest image).
-import { Command, InvalidArgumentError } from 'commander';
+
 import type { GuestServerChannel } from '@shellwego/kit/vm-channel';
+import { Command, InvalidArgumentError } from 'commander';
 
 export interface AgentConfig {
   readonly channel: GuestServerChannel;
@@ -99,8 +100,7 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
   return {
     channel: parseChannelSpec(channelSpec),
     stateDir: flags.stateDir,
-    busybox:
-      flags.busybox ?? nonEmpty(sources.env.SHELLWEGO_BUSYBOX) ?? (sources.fileExists('/bin/busybox') ? '/bin/busybox' : 'busybox'),
+    busybox: flags.busybox ?? nonEmpty(sources.env.SHELLWEGO_BUSYBOX) ?? (sources.fileExists('/bin/busybox') ? '/bin/busybox' : 'busybox'),
     defaultRootfsDevice:
       flags.rootfsDevice ??
       nonEmpty(sources.env.SHELLWEGO_ROOTFS_DEVICE) ??

@@ -2,7 +2,7 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
-import { WaitResponseSchema, type WaitResponse } from '@shellwego/contracts/guest/v1/guest_pb';
+import { type WaitResponse, WaitResponseSchema } from '@shellwego/contracts/guest/v1/guest_pb';
 
 interface Entry {
   readonly seq: number;

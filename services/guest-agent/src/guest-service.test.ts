@@ -1,18 +1,19 @@
 // GuestService in process mode over a real Unix socket: the agent as the process driver runs it.
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
+
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HealthCheckSchema, type HealthCheck } from '@shellwego/contracts/common/v1/workload_pb';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
+import { type HealthCheck, HealthCheckSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { GuestService, RunRequestSchema, type WaitResponse } from '@shellwego/contracts/guest/v1/guest_pb';
 import { createLogger } from '@shellwego/kit/log';
 import { SecretBytes } from '@shellwego/kit/secret-bytes';
-import { createGuestTransport, serveGuestChannel, type GuestChannelServer, type GuestTransport } from '@shellwego/kit/vm-channel';
+import { createGuestTransport, type GuestChannelServer, type GuestTransport, serveGuestChannel } from '@shellwego/kit/vm-channel';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { guestServiceRoutes } from './guest-service.js';
 import { WorkloadSupervisor } from './supervisor.js';
 
@@ -97,9 +98,7 @@ async function follow(
 }
 
 function stdoutOf(events: WaitResponse[]): string {
-  return events
-    .flatMap((e) => (e.event.case === 'output' && e.event.value.stream === 1 ? [Buffer.from(e.event.value.data).toString()] : []))
-    .join('');
+  return events.flatMap((e) => (e.event.case === 'output' && e.event.value.stream === 1 ? [Buffer.from(e.event.value.data).toString()] : [])).join('');
 }
 
 function codeOf(err: unknown): Code {
@@ -142,7 +141,12 @@ describe('Run', () => {
     );
     expect(run.pid).toBeGreaterThan(0);
     const events = await follow(agent.client);
-    const lines = Object.fromEntries(stdoutOf(events).trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+    const lines = Object.fromEntries(
+      stdoutOf(events)
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/=(.*)/s).slice(0, 2)),
+    );
     expect(lines.CANARY).toBe(sha256(canary));
     expect(lines.SHARED).toBe(sha256('explicit'));
     expect(lines.PLAIN).toBe('plain value');
@@ -237,13 +241,10 @@ describe('Health', () => {
       "http.createServer((req, res) => { res.statusCode = req.url === '/healthz' ? 204 : 500; res.end(); })",
       `  .listen(${port}, '127.0.0.1', () => console.log('listening'));`,
     ].join('\n');
-    const check = (probe: MessageInitShape<typeof HealthCheckSchema>['probe']): HealthCheck =>
-      create(HealthCheckSchema, { timeout: { seconds: 2n }, probe });
+    const check = (probe: MessageInitShape<typeof HealthCheckSchema>['probe']): HealthCheck => create(HealthCheckSchema, { timeout: { seconds: 2n }, probe });
 
     expect(await agent.client.health({})).toMatchObject({ agentAlive: true, workloadRunning: false, healthy: false });
-    await agent.client.run(
-      create(RunRequestSchema, { argv: [process.execPath, '-e', server], healthCheck: check({ case: 'tcp', value: { port } }) }),
-    );
+    await agent.client.run(create(RunRequestSchema, { argv: [process.execPath, '-e', server], healthCheck: check({ case: 'tcp', value: { port } }) }));
     await follow(agent.client, (events) => stdoutOf(events).includes('listening'));
     const tcp = await agent.client.health({});
     expect(tcp).toMatchObject({ agentAlive: true, workloadRunning: true, healthy: true });
@@ -272,9 +273,7 @@ describe('Health', () => {
 describe('InjectSecrets', () => {
   it('restarts the workload with the new values', async () => {
     const agent = await startAgent();
-    expect(codeOf(await agent.client.injectSecrets({ secretEnv: { TOKEN: Buffer.from('x') } }).catch((e: unknown) => e))).toBe(
-      Code.FailedPrecondition,
-    );
+    expect(codeOf(await agent.client.injectSecrets({ secretEnv: { TOKEN: Buffer.from('x') } }).catch((e: unknown) => e))).toBe(Code.FailedPrecondition);
     const first = `first-${randomBytes(8).toString('hex')}`;
     const second = `second-${randomBytes(8).toString('hex')}`;
     const path = await script('token.sh', 'echo "token $(printf %s "$TOKEN" | sha256sum | cut -d" " -f1)"; exec sleep 300');

@@ -1,7 +1,7 @@
 // Starts a command as the workload: directly on the host (process mode), or inside the
 // workload's root filesystem (VM mode) through busybox nsenter, which chroots, changes
 // directory and drops to the workload's user before exec'ing argv exactly as given.
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import type { UserIds } from './user-spec.js';
 
 export interface LaunchTarget {

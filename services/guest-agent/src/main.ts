@@ -1,8 +1,9 @@
 // guest-agent process entry: settings -> supervisor -> GuestService on the VM channel.
-import { CommanderError } from 'commander';
+
 import { existsSync, readFileSync } from 'node:fs';
 import { createLogger } from '@shellwego/kit/log';
 import { serveGuestChannel } from '@shellwego/kit/vm-channel';
+import { CommanderError } from 'commander';
 import { loadAgentConfig } from './agent-config.js';
 import { guestServiceRoutes } from './guest-service.js';
 import { WorkloadSupervisor } from './supervisor.js';

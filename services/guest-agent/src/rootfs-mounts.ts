@@ -67,9 +67,7 @@ export class RootfsMounts {
         await run('umount', [point]);
       } catch {
         // Busy (a leftover process): detach it so the next mount starts clean.
-        await run('umount', ['-l', point]).catch((err: unknown) =>
-          this.log.warn({ point, err: String(err) }, 'could not unmount'),
-        );
+        await run('umount', ['-l', point]).catch((err: unknown) => this.log.warn({ point, err: String(err) }, 'could not unmount'));
       }
     }
     this.mounted = [];

@@ -5,9 +5,9 @@ import { mkdir, readdir, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HealthCheck } from '@shellwego/contracts/common/v1/workload_pb';
 import type { Logger } from '@shellwego/kit/log';
-import { wipeAll, type SecretBytes } from '@shellwego/kit/secret-bytes';
+import { type SecretBytes, wipeAll } from '@shellwego/kit/secret-bytes';
 import { EventLog } from './event-log.js';
-import { runProbe, type ExecOutcome } from './health-probe.js';
+import { type ExecOutcome, runProbe } from './health-probe.js';
 import { launch } from './launcher.js';
 import { findExecutable, resolveInRoot } from './path-in-root.js';
 import { RootfsMounts } from './rootfs-mounts.js';
@@ -156,9 +156,7 @@ export class WorkloadSupervisor {
   private assertNotRunning(): void {
     const workload = this.current;
     if (workload?.running) {
-      throw failedPrecondition(
-        `a workload is already running (pid ${workload.pid}); stop it with Signal or restart it with InjectSecrets`,
-      );
+      throw failedPrecondition(`a workload is already running (pid ${workload.pid}); stop it with Signal or restart it with InjectSecrets`);
     }
   }
 
@@ -219,9 +217,7 @@ export class WorkloadSupervisor {
       // spawn() has copied the environment into the child (or failed): the bytes go now.
       wipeAll(secrets.values());
     }
-    const exitInfo = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
+    const exitInfo = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     const pid = await spawned(child, prepared.root === undefined ? undefined : this.options.busybox);
     const workload: Workload = {
       pid,

@@ -33,10 +33,7 @@ export function validateEnvironment(env: Readonly<Record<string, string>>, secre
  * on in the child's memory (its environment) and, until garbage collection, in the agent's
  * heap, where they cannot be wiped. Nothing here is written anywhere.
  */
-export function childEnvironment(
-  env: Readonly<Record<string, string>>,
-  secrets: ReadonlyMap<string, SecretBytes>,
-): Record<string, string> {
+export function childEnvironment(env: Readonly<Record<string, string>>, secrets: ReadonlyMap<string, SecretBytes>): Record<string, string> {
   const merged: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, secret] of secrets) {
     if (!Object.hasOwn(env, name)) {

@@ -9,6 +9,10 @@ describe('nodeCapacity', () => {
   });
 
   it('takes configured capacity over detection and never goes negative', () => {
-    expect(nodeCapacity({ ...settings, capacityCpuMillis: 1200 }, { cpus: 4, memoryBytes: 256 * 1024 ** 2 })).toEqual({ cpuMillis: 1200, memoryMib: 0, maxInstances: 50 });
+    expect(nodeCapacity({ ...settings, capacityCpuMillis: 1200 }, { cpus: 4, memoryBytes: 256 * 1024 ** 2 })).toEqual({
+      cpuMillis: 1200,
+      memoryMib: 0,
+      maxInstances: 50,
+    });
   });
 });

@@ -1,5 +1,5 @@
-import { boolean, defaultPorts, defineConfig, duration, hostPort, integer, keyValues, optional, path, string, url } from '@shellwego/kit/config';
 import type { Setting } from '@shellwego/kit/config';
+import { boolean, defaultPorts, defineConfig, duration, hostPort, integer, keyValues, optional, path, string, url } from '@shellwego/kit/config';
 import { serverSettings } from '@shellwego/kit/service';
 import { vmDriverSettings } from './drivers/index.js';
 
@@ -15,7 +15,15 @@ function urlList(options: { default: string; description: string }): Setting<rea
     defaultInput: options.default,
     optional: false,
     parse(input: unknown) {
-      const pieces = typeof input === 'string' ? input.split(',').map((p) => p.trim()).filter((p) => p !== '') : Array.isArray(input) ? input : [];
+      const pieces =
+        typeof input === 'string'
+          ? input
+              .split(',')
+              .map((p) => p.trim())
+              .filter((p) => p !== '')
+          : Array.isArray(input)
+            ? input
+            : [];
       const urls = pieces.filter((p): p is string => typeof p === 'string' && URL.canParse(p) && new URL(p).protocol === 'https:');
       if (urls.length === 0 || urls.length !== pieces.length) return { ok: false as const, expected };
       return { ok: true as const, value: Object.freeze(urls) };
@@ -59,7 +67,8 @@ export const nodeAgentConfig = defineConfig('SHELLWEGO_NODE_AGENT', {
   reconcileInterval: duration({ default: '10s', description: 'how often desired instances are checked against the VMs the driver runs' }),
   keepVmWorkDirs: optional(
     path({
-      description: "for debugging and leak checks: move a stopped VM's work dir (console and VMM logs) under this directory instead of deleting it; nothing cleans it up",
+      description:
+        "for debugging and leak checks: move a stopped VM's work dir (console and VMM logs) under this directory instead of deleting it; nothing cleans it up",
     }),
   ),
   stopVmsOnExit: boolean({

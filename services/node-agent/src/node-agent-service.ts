@@ -6,10 +6,10 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@conn
 import {
   GetNodeStatusResponseSchema,
   LocalInstanceSchema,
-  StreamInstanceLogsResponseSchema,
   type NodeAgentService,
   type StreamInstanceLogsRequest,
   type StreamInstanceLogsResponse,
+  StreamInstanceLogsResponseSchema,
 } from '@shellwego/contracts/agent/v1/agent_pb';
 import type { Reconciler } from './instances/reconciler.js';
 
@@ -33,9 +33,11 @@ export function nodeAgentService(ready: Promise<NodeStatusSource>): Partial<Serv
         driver: source.driver,
         driverReason: source.driverReason,
         connected: source.connected(),
-        instances: source.reconciler.views().map((v) =>
-          create(LocalInstanceSchema, { instanceId: v.instanceId, app: v.app, state: v.state, startedAt: timestampFromDate(v.assignedAt), reason: v.reason }),
-        ),
+        instances: source.reconciler
+          .views()
+          .map((v) =>
+            create(LocalInstanceSchema, { instanceId: v.instanceId, app: v.app, state: v.state, startedAt: timestampFromDate(v.assignedAt), reason: v.reason }),
+          ),
       });
     },
 

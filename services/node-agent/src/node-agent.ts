@@ -3,8 +3,8 @@
 // renewal. main.ts runs it as a service; tests and benchmarks may run it in process.
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import type { SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
+import type { SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { Typed } from '@shellwego/kit/config';
 import type { Logger } from '@shellwego/kit/log';
 import { implement, type ServiceRegistration } from '@shellwego/kit/rpc';
@@ -16,13 +16,13 @@ import { ensureIdentity } from './identity/ensure-identity.js';
 import type { NodeIdentity } from './identity/identity-store.js';
 import { Reconciler } from './instances/reconciler.js';
 import { StateStore } from './instances/state-store.js';
-import { serveMetrics, type MetricsServer } from './metrics/metrics-server.js';
+import { type MetricsServer, serveMetrics } from './metrics/metrics-server.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
 import { nodeAgentService } from './node-agent-service.js';
 import { registryFetcher } from './rootfs/registry-fetcher.js';
 import { RootfsCache } from './rootfs/rootfs-cache.js';
 import { SchedulerSession } from './session/scheduler-session.js';
-import { prepareVmDriver, type PreparedDriver } from './vm-driver-setup.js';
+import { type PreparedDriver, prepareVmDriver } from './vm-driver-setup.js';
 
 export type NodeAgentSettings = Typed<(typeof nodeAgentConfig)['settings']>;
 
@@ -47,7 +47,7 @@ export class NodeAgent {
    * (rejects) when `signal` aborts before the agent is ready.
    */
   static async create(config: NodeAgentSettings, log: Logger, signal: AbortSignal = new AbortController().signal): Promise<NodeAgent> {
-    const prepared = await prepareVmDriver(config, log, signal);
+    const prepared = await prepareVmDriver(config, log);
     signal.throwIfAborted();
     const store = new StateStore(config.stateDir, log);
     let agent: NodeAgent | undefined;
@@ -87,7 +87,10 @@ export class NodeAgent {
     });
     // Metrics are for watching the node, not for running it: a taken port is logged, not fatal.
     const metricsServer = await serveMetrics(metrics.registry, config.metricsListen.host, config.metricsListen.port).catch((error: unknown) => {
-      log.error({ err: error instanceof Error ? error.message : String(error), listen: config.metricsListen }, 'cannot serve metrics; running without them (set SHELLWEGO_NODE_AGENT_METRICS_LISTEN)');
+      log.error(
+        { err: error instanceof Error ? error.message : String(error), listen: config.metricsListen },
+        'cannot serve metrics; running without them (set SHELLWEGO_NODE_AGENT_METRICS_LISTEN)',
+      );
       return undefined;
     });
     agent = new NodeAgent(config, log, prepared, reconciler, metrics, metricsServer);
@@ -136,7 +139,10 @@ export class NodeAgent {
         if (!this.stopping.signal.aborted) this.connect(identity);
       } catch (error) {
         if (this.stopping.signal.aborted) return;
-        this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'the node cannot join the cluster; it serves its status but runs nothing');
+        this.log.error(
+          { err: error instanceof Error ? error.message : String(error) },
+          'the node cannot join the cluster; it serves its status but runs nothing',
+        );
       }
     })();
     return this.joining;

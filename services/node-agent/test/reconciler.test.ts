@@ -4,27 +4,28 @@
 // ResolveSecrets from a map. Covers what the end-to-end tests cannot time precisely: a stop
 // during the fetch, the health deadline, a VM that vanishes, re-adoption of a workload that
 // exited while no agent ran, and idempotent orders.
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import type { Client } from '@connectrpc/connect';
+
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import type { Client } from '@connectrpc/connect';
 import type { HealthCheckSchema } from '@shellwego/contracts/common/v1/workload_pb';
-import { AssignSchema, type Assign } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { type Assign, AssignSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import { buildGuestAgent } from '@shellwego/guest-agent/build';
 import { descendantsOf, isRunning } from '@shellwego/kit/process';
+import { buildGuestAgent } from '@shellwego/testing/guest-agent';
+import { capturingLogger } from '@shellwego/testing/logger';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcessDriver } from '../src/drivers/process/process-driver.js';
 import { Reconciler, type ReconcilerDeps } from '../src/instances/reconciler.js';
 import { StateStore } from '../src/instances/state-store.js';
 import { createNodeMetrics } from '../src/metrics/node-metrics.js';
 import { RootfsCache } from '../src/rootfs/rootfs-cache.js';
 import type { InstanceEventInit } from '../src/session/scheduler-session.js';
-import { capturingLogger } from '@shellwego/testing/logger';
 
 let dir: string;
 let bundle: string;
@@ -105,7 +106,11 @@ async function harness(stateDir: string, options: { fetchDelayMs?: number; secre
       };
       const timer = setTimeout(() => {
         waiters.delete(done);
-        reject(new Error(`timed out waiting for ${what}; events: ${events.map((e) => `${e.instanceId} ${InstanceState[e.state]} ${String(e.reason ?? '')}`).join('; ')}`));
+        reject(
+          new Error(
+            `timed out waiting for ${what}; events: ${events.map((e) => `${e.instanceId} ${InstanceState[e.state]} ${String(e.reason ?? '')}`).join('; ')}`,
+          ),
+        );
       }, timeoutMs);
       waiters.add(done);
       done();
@@ -237,7 +242,12 @@ describe('reconciler with the process driver', () => {
     while (isRunning(workload)) await new Promise((resolve) => setTimeout(resolve, 20));
 
     const second = await harness(stateDir);
-    expect(second.reconciler.running().map((r) => r.instanceId).sort()).toEqual(['quit-1', 'stay-1']);
+    expect(
+      second.reconciler
+        .running()
+        .map((r) => r.instanceId)
+        .sort(),
+    ).toEqual(['quit-1', 'stay-1']);
     await second.until(() => stateOf(second, 'quit-1') === InstanceState.FAILED, 'quit-1 FAILED');
     expect(second.events.find((e) => e.instanceId === 'quit-1')).toMatchObject({ state: InstanceState.FAILED, exitCode: 7 });
     expect(second.events.filter((e) => e.instanceId === 'stay-1')).toEqual([]);

@@ -7,21 +7,22 @@
 // - FetchRootfs over mTLS on loopback against reading the same file from disk.
 // Run directly (`npx tsx test/bench/registry.bench.ts`) for a table, or
 // through `npm run bench registry`. Memory is in MB (10^6 bytes).
+
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { execa } from 'execa';
+import { createRootfsClient } from '@shellwego/clients/registry';
 import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { createRootfsClient } from '@shellwego/clients/registry';
-import { ociArchive } from '@shellwego/testing/images/image-archive';
-import { layerTar, type LayerEntry } from '@shellwego/testing/images/layer-tar';
-import { missingTools } from '@shellwego/testing/images/host-tools';
-import { TestPlatform } from '@shellwego/testing/platform';
 import type { BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
 import { runIfMain } from '@shellwego/testing/bench/run-bench';
+import { missingTools } from '@shellwego/testing/images/host-tools';
+import { ociArchive } from '@shellwego/testing/images/image-archive';
+import { type LayerEntry, layerTar } from '@shellwego/testing/images/layer-tar';
+import { TestPlatform } from '@shellwego/testing/platform';
+import { execa } from 'execa';
 
 const MiB = 1024 * 1024;
 const MB = 1e6;

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { type Database, openDatabase } from '@shellwego/kit/db';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '@shellwego/kit/db';
 import { ImageCatalog } from './image-catalog.js';
 import { migrations } from './migrations.js';
 import type { ImportedImage } from './oci/imported-image.js';
@@ -38,7 +38,16 @@ function fakeImage(manifest: string, config: string, layers: string[], extra: Pa
       annotations: {},
     },
     configDigest: config,
-    config: { entrypoint: ['/app'], cmd: ['--serve'], env: ['A=1'], workingDir: '/srv', user: 'app', exposedPorts: ['8080/tcp'], labels: { team: 'x' }, stopSignal: '' },
+    config: {
+      entrypoint: ['/app'],
+      cmd: ['--serve'],
+      env: ['A=1'],
+      workingDir: '/srv',
+      user: 'app',
+      exposedPorts: ['8080/tcp'],
+      labels: { team: 'x' },
+      stopSignal: '',
+    },
     created: '2024-01-02T03:04:05Z',
     layers: layerRefs,
     diffIds: layers.map((_, i) => d(String(i))),

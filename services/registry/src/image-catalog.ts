@@ -1,8 +1,8 @@
 import type { Kysely, Transaction } from 'kysely';
+import { formatNameTag, type LocalReference, type TagReference } from './image-reference.js';
 import type { RuntimeConfig } from './oci/image-config.js';
 import type { ImportedImage, LayerRef } from './oci/imported-image.js';
 import { formatPlatform, parsePlatform, platformScore } from './oci/platform.js';
-import { formatNameTag, type LocalReference, type TagReference } from './image-reference.js';
 import type { RegistryDatabase } from './schema.js';
 
 /** An image as the service reports it. */
@@ -117,9 +117,7 @@ export class ImageCatalog {
     if (direct) return direct;
     const fromIndex = await this.db.selectFrom('images').select(['digest', 'platform']).where('index_digest', '=', ref.digest).execute();
     const wanted = parsePlatform(platform);
-    const ranked = fromIndex
-      .map((r) => ({ digest: r.digest, score: platformScore(wanted, parsePlatform(r.platform)) }))
-      .sort((a, b) => b.score - a.score);
+    const ranked = fromIndex.map((r) => ({ digest: r.digest, score: platformScore(wanted, parsePlatform(r.platform)) })).sort((a, b) => b.score - a.score);
     const best = ranked[0];
     if (!best || (best.score === 0 && ranked.length > 1)) return undefined;
     return this.get(best.digest);
@@ -174,7 +172,9 @@ export class ImageCatalog {
         .execute();
       await tx
         .deleteFrom('configs')
-        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('images').select('images.digest').whereRef('images.config_digest', '=', 'configs.digest'))))
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom('images').select('images.digest').whereRef('images.config_digest', '=', 'configs.digest'))),
+        )
         .execute();
     });
   }

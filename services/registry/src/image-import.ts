@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
-import { importArchive, type ArchiveFormat } from './oci/archive-import.js';
-import { imageBlobDigests, type ImportedImage } from './oci/imported-image.js';
 import type { ImageRecord } from './image-catalog.js';
 import { parseNameTag, type TagReference } from './image-reference.js';
+import { type ArchiveFormat, importArchive } from './oci/archive-import.js';
+import { type ImportedImage, imageBlobDigests } from './oci/imported-image.js';
 import type { RegistryContext } from './registry-context.js';
 import { ByteLimit } from './size-limit.js';
 
@@ -59,9 +59,7 @@ function tagsFor(image: ImportedImage, name: TagReference | undefined): TagRefer
     if (!tag.includes(':')) continue;
     try {
       tags.push(parseNameTag(tag));
-    } catch {
-      continue;
-    }
+    } catch {}
   }
   return tags;
 }

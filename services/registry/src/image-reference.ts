@@ -74,7 +74,8 @@ function split(text: string): Parsed {
   if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) throw new InvalidReferenceError(text, `tag ${JSON.stringify(tag)} must be letters, digits, _ . - (at most 128, not starting with . or -)`);
+    if (!TAG.test(tag))
+      throw new InvalidReferenceError(text, `tag ${JSON.stringify(tag)} must be letters, digits, _ . - (at most 128, not starting with . or -)`);
   }
   const parts = rest.split('/');
   let domain: string | undefined;

@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { ImageConfigSchema } from '@shellwego/contracts/common/v1/workload_pb';
-import { ImageSchema, LayerSchema, type Image } from '@shellwego/contracts/registry/v1/registry_pb';
+import { type Image, ImageSchema, LayerSchema } from '@shellwego/contracts/registry/v1/registry_pb';
 import type { ImageRecord } from './image-catalog.js';
 
 export function imageToProto(image: ImageRecord): Image {

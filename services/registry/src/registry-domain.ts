@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import type { Typed } from '@shellwego/kit/config';
 import { openDatabase } from '@shellwego/kit/db';
+import { loadGrantVerifier } from '@shellwego/kit/grant';
 import type { Logger } from '@shellwego/kit/log';
 import type { ServiceRegistration } from '@shellwego/kit/rpc';
 import type { registryConfig } from './config.js';
 import { ImageCatalog } from './image-catalog.js';
 import { InUse } from './in-use.js';
-import { loadGrantVerifier } from '@shellwego/kit/grant';
 import { migrations } from './migrations.js';
 import { parsePlatform } from './oci/platform.js';
 import type { RegistryContext } from './registry-context.js';
@@ -61,12 +61,22 @@ function logBuild(logger: Logger, event: RootfsEvent): void {
   switch (event.type) {
     case 'build-done':
       logger.info(
-        { image: event.imageDigest, ms: event.ms, entries: event.apply.entries, bytes: event.apply.bytes, sizeBytes: event.ext4.sizeBytes, skipped: event.apply.skippedNotes },
+        {
+          image: event.imageDigest,
+          ms: event.ms,
+          entries: event.apply.entries,
+          bytes: event.apply.bytes,
+          sizeBytes: event.ext4.sizeBytes,
+          skipped: event.apply.skippedNotes,
+        },
         'rootfs built',
       );
       return;
     case 'build-failed':
-      logger.warn({ image: event.imageDigest, ms: event.ms, err: event.error instanceof Error ? event.error.message : String(event.error) }, 'rootfs build failed');
+      logger.warn(
+        { image: event.imageDigest, ms: event.ms, err: event.error instanceof Error ? event.error.message : String(event.error) },
+        'rootfs build failed',
+      );
       return;
     default:
       logger.debug(event, 'rootfs');

@@ -2,14 +2,14 @@ import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import {
   ArchiveFormat,
-  RegistryService,
-  FetchRootfsResponseSchema,
-  PullImageResponseSchema,
   type FetchRootfsRequest,
   type FetchRootfsResponse,
+  FetchRootfsResponseSchema,
   type ImportImageRequest,
   type PullImageRequest,
   type PullImageResponse,
+  PullImageResponseSchema,
+  RegistryService,
 } from '@shellwego/contracts/registry/v1/registry_pb';
 import { principalOf } from '@shellwego/kit/auth';
 import { GrantError } from '@shellwego/kit/grant';
@@ -22,7 +22,7 @@ import { imageToProto } from './proto-mapping.js';
 import { pullImage } from './pull/image-pull.js';
 import type { RegistryContext } from './registry-context.js';
 import { streamRootfs } from './rootfs-stream.js';
-import { toConnectError, type Operation } from './rpc-errors.js';
+import { type Operation, toConnectError } from './rpc-errors.js';
 
 const FORMATS: Record<ArchiveFormat, CoreArchiveFormat> = {
   [ArchiveFormat.UNSPECIFIED]: 'auto',

@@ -2,14 +2,11 @@ import { createReadStream } from 'node:fs';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import { verifyGrant } from '@shellwego/kit/grant';
 import type { Principal } from '@shellwego/kit/pki';
-import { rootfsImageOf, type RegistryContext } from './registry-context.js';
+import { type RegistryContext, rootfsImageOf } from './registry-context.js';
 import { isDigest } from './store/digest.js';
 
 /** One part of a FetchRootfs stream. */
-export type RootfsPart =
-  | { type: 'info'; sizeBytes: number }
-  | { type: 'chunk'; offset: number; data: Buffer }
-  | { type: 'digest'; sha256: string };
+export type RootfsPart = { type: 'info'; sizeBytes: number } | { type: 'chunk'; offset: number; data: Buffer } | { type: 'digest'; sha256: string };
 
 export interface RootfsFetch {
   imageDigest: string;
@@ -41,7 +38,10 @@ export const ROOTFS_CHUNK_BYTES = 1024 * 1024;
  */
 export async function* streamRootfs(ctx: RegistryContext, caller: Principal, request: RootfsFetch): AsyncGenerator<RootfsPart> {
   if (!isDigest(request.imageDigest)) {
-    throw new RootfsRequestError('invalid', `image_digest ${JSON.stringify(request.imageDigest.slice(0, 100))} is not sha256: followed by 64 lowercase hex digits`);
+    throw new RootfsRequestError(
+      'invalid',
+      `image_digest ${JSON.stringify(request.imageDigest.slice(0, 100))} is not sha256: followed by 64 lowercase hex digits`,
+    );
   }
   if (caller.kind === 'node') verifyGrant(request.grant, ctx.verifier, { nodeId: caller.id, imageDigest: request.imageDigest });
   const release = ctx.imagesInUse.hold([request.imageDigest]);

@@ -1,11 +1,11 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { GrantError } from '@shellwego/kit/grant';
 import { sqlState } from '@shellwego/kit/db';
+import { GrantError } from '@shellwego/kit/grant';
 import { InvalidReferenceError } from './image-reference.js';
 import { ImageFormatError, PlatformNotFoundError } from './oci/errors.js';
-import { RemoteRegistryError, type RemoteErrorKind } from './pull/remote-error.js';
-import { RootfsRequestError } from './rootfs-stream.js';
+import { type RemoteErrorKind, RemoteRegistryError } from './pull/remote-error.js';
 import { LayerRejectedError, RootfsBuildError } from './rootfs/errors.js';
+import { RootfsRequestError } from './rootfs-stream.js';
 import { TooLargeError } from './size-limit.js';
 import { DigestMismatchError, InvalidDigestError, SizeMismatchError } from './store/errors.js';
 

@@ -3,26 +3,26 @@
 // registry process (partly with the CLI), and pulled from Debian's
 // docker-registry (seeded by skopeo) with no auth, basic auth over TLS and
 // bearer tokens over TLS. Every route must give the same root filesystem.
-import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code } from '@connectrpc/connect';
-import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryService, type Image } from '@shellwego/contracts/registry/v1/registry_pb';
+import { fetchRootfsToFile } from '@shellwego/clients/registry';
+import { type Image, RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import { CertificateAuthority } from '@shellwego/kit/pki';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { fetchRootfsToFile } from '@shellwego/clients/registry';
-import { busyboxLayer, busyboxMissing } from '@shellwego/testing/images/busybox';
-import { ext4Cat, ext4Tree, type Ext4Node } from '@shellwego/testing/images/debugfs';
-import { missingTools } from '@shellwego/testing/images/host-tools';
-import { dockerArchive, flipByte, ociArchive, type FixtureImage } from '@shellwego/testing/images/image-archive';
-import { layerTar } from '@shellwego/testing/images/layer-tar';
 import { freePort } from '@shellwego/testing/free-port';
+import { busyboxLayer, busyboxMissing } from '@shellwego/testing/images/busybox';
+import { type Ext4Node, ext4Cat, ext4Tree } from '@shellwego/testing/images/debugfs';
+import { missingTools } from '@shellwego/testing/images/host-tools';
+import { dockerArchive, type FixtureImage, flipByte, ociArchive } from '@shellwego/testing/images/image-archive';
+import { layerTar } from '@shellwego/testing/images/layer-tar';
 import { TestPlatform } from '@shellwego/testing/platform';
 import { DistributionServer } from '@shellwego/testing/registry/distribution-server';
 import { callError, cli, importBytes, pull, type RegistryClient } from '@shellwego/testing/registry/registry-calls';
 import { TokenServer } from '@shellwego/testing/registry/token-server';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const missing =
   missingTools(['docker-registry', 'skopeo', 'htpasswd'], 'install the Debian packages in deploy/packages/registry-tests.txt') ??
@@ -57,7 +57,10 @@ describe.skipIf(!!missing)(`registry interop with docker-registry and skopeo${mi
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'registry-interop-'));
     storage = join(work, 'storage');
-    busybox = { layers: [await layerTar(busyboxLayer())], runtime: { Entrypoint: ['/bin/sh'], Cmd: ['-c', 'echo hi'], Env: ['PATH=/bin'], WorkingDir: '/root', ExposedPorts: { '8080/tcp': {} } } };
+    busybox = {
+      layers: [await layerTar(busyboxLayer())],
+      runtime: { Entrypoint: ['/bin/sh'], Cmd: ['-c', 'echo hi'], Env: ['PATH=/bin'], WorkingDir: '/root', ExposedPorts: { '8080/tcp': {} } },
+    };
     const oci = await ociArchive(busybox, { tag: 'busybox:1.0' });
     seeded = oci.images[0] as { manifestDigest: string };
     ociFile = join(work, 'busybox-oci.tar');
@@ -70,7 +73,10 @@ describe.skipIf(!!missing)(`registry interop with docker-registry and skopeo${mi
     for (let i = 0; i < noise.length; i += 4) noise.writeUInt32LE((i * 2654435761) >>> 0, i);
     const two = await ociArchive({
       layers: [
-        await layerTar([{ type: 'dir', path: 'data/' }, { type: 'file', path: 'data/noise.bin', content: noise }]),
+        await layerTar([
+          { type: 'dir', path: 'data/' },
+          { type: 'file', path: 'data/noise.bin', content: noise },
+        ]),
         await layerTar([{ type: 'file', path: 'data/top.txt', content: 'top layer\n' }]),
       ],
     });
@@ -83,13 +89,22 @@ describe.skipIf(!!missing)(`registry interop with docker-registry and skopeo${mi
       { layers: [await layerTar([{ type: 'file', path: 'arch', content: 'amd64' }])] },
       { layers: [await layerTar([{ type: 'file', path: 'arch', content: 'arm64' }])], platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
     ]);
-    multi = { indexDigest: multiArchive.indexDigest as string, amd64: multiArchive.images[0]?.manifestDigest as string, arm64: multiArchive.images[1]?.manifestDigest as string };
+    multi = {
+      indexDigest: multiArchive.indexDigest as string,
+      amd64: multiArchive.images[0]?.manifestDigest as string,
+      arm64: multiArchive.images[1]?.manifestDigest as string,
+    };
     const multiFile = join(work, 'multi-oci.tar');
     await writeFile(multiFile, multiArchive.archive);
 
     const ca = await CertificateAuthority.create({ commonName: 'interop test CA' });
     caPem = ca.certPem;
-    const leaf = await ca.issue({ principal: { kind: 'service', name: 'registry' }, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], validityMs: 3_600_000 });
+    const leaf = await ca.issue({
+      principal: { kind: 'service', name: 'registry' },
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      validityMs: 3_600_000,
+    });
     const certFile = join(work, 'tls.crt');
     const keyFile = join(work, 'tls.key');
     const caFile = join(work, 'ca.crt');
@@ -165,7 +180,11 @@ describe.skipIf(!!missing)(`registry interop with docker-registry and skopeo${mi
     const imported = await cli(platform, ['--output', 'json', 'image', 'import', ociFile]);
     expect(imported.stderr).toBe('');
     expect(imported.exitCode).toBe(0);
-    const ociImage = JSON.parse(imported.stdout) as { digest: string; tags: string[]; config: { entrypoint: string[]; workingDir: string; exposedPorts: string[] } };
+    const ociImage = JSON.parse(imported.stdout) as {
+      digest: string;
+      tags: string[];
+      config: { entrypoint: string[]; workingDir: string; exposedPorts: string[] };
+    };
     expect(ociImage.digest).toBe(seeded.manifestDigest);
     expect(ociImage.tags).toEqual(['busybox:1.0']);
     expect(ociImage.config).toMatchObject({ entrypoint: ['/bin/sh'], workingDir: '/root', exposedPorts: ['8080/tcp'] });
@@ -204,7 +223,20 @@ describe.skipIf(!!missing)(`registry interop with docker-registry and skopeo${mi
     expect(untrusted.rawMessage).toContain('--ca-file');
     const viaCli = await cli(
       platform,
-      ['--output', 'json', 'image', 'pull', `${basic.host}/test/busybox:1.0`, '--name', 'basic/busybox:1.0', '--username', USER, '--password-stdin', '--ca-file', join(work, 'ca.crt')],
+      [
+        '--output',
+        'json',
+        'image',
+        'pull',
+        `${basic.host}/test/busybox:1.0`,
+        '--name',
+        'basic/busybox:1.0',
+        '--username',
+        USER,
+        '--password-stdin',
+        '--ca-file',
+        join(work, 'ca.crt'),
+      ],
       `${PASSWORD}\n`,
     );
     expect(viaCli.exitCode, viaCli.stderr).toBe(0);

@@ -10,23 +10,22 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, createClient } from '@connectrpc/connect';
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
+import { createRootfsClient, fetchRootfsToFile, partialPathOf, RootfsVerificationError } from '@shellwego/clients/registry';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
-import { RegistryService, type FetchRootfsResponse } from '@shellwego/contracts/registry/v1/registry_pb';
-import { generateGrantKeyPair, loadGrantSigningKey, signGrant, type GrantSigningKey } from '@shellwego/kit/grant';
+import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
+import { type FetchRootfsResponse, RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
+import { type GrantSigningKey, generateGrantKeyPair, loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import { CertificateAuthority, type Principal } from '@shellwego/kit/pki';
 import { createMtlsClient, createMtlsTransport, implement, serve, type TlsMaterial } from '@shellwego/kit/rpc';
-import { fetchRootfsToFile, partialPathOf, RootfsVerificationError } from '@shellwego/clients/registry';
-import { createRootfsClient } from '@shellwego/clients/registry';
 import { busyboxLayer, busyboxMissing } from '@shellwego/testing/images/busybox';
 import { ext4Cat, ext4Tree } from '@shellwego/testing/images/debugfs';
 import { missingTools } from '@shellwego/testing/images/host-tools';
-import { flipByte, ociArchive, type FixtureImage } from '@shellwego/testing/images/image-archive';
-import { layerTar, manyFilesTar, type LayerEntry } from '@shellwego/testing/images/layer-tar';
+import { type FixtureImage, flipByte, ociArchive } from '@shellwego/testing/images/image-archive';
+import { type LayerEntry, layerTar, manyFilesTar } from '@shellwego/testing/images/layer-tar';
 import { TestPlatform } from '@shellwego/testing/platform';
 import { callError, importBytes, type RegistryClient } from '@shellwego/testing/registry/registry-calls';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const missing = missingTools(['mkfs.ext4', 'debugfs', 'dumpe2fs']) ?? busyboxMissing();
 const MAX_ENTRIES = 500;
@@ -147,13 +146,23 @@ describe.skipIf(!!missing)(`registry service${missing ? ` (skipped: ${missing})`
       ['absolute path', await image([[{ type: 'file', path: '/etc/evil', content: 'x' }]]), /absolute path/],
       [
         'symlink escape',
-        await image([[{ type: 'symlink', path: 'out', target: '../../../../tmp' }, { type: 'file', path: 'out/evil', content: 'x' }]]),
+        await image([
+          [
+            { type: 'symlink', path: 'out', target: '../../../../tmp' },
+            { type: 'file', path: 'out/evil', content: 'x' },
+          ],
+        ]),
         /through symlink \/out/,
       ],
       ['tar bomb', (await ociArchive({ layers: [await manyFilesTar(MAX_ENTRIES + 100)] })).archive, /more than 500 entries \(tar bomb guard\)/],
       [
         'flipped byte in a layer',
-        (await ociArchive({ layers: [await layerTar(busyboxLayer())] }, { mutate: (name, bytes) => (name.startsWith('blobs/') && bytes.length > 100_000 ? flipByte(bytes) : bytes) })).archive,
+        (
+          await ociArchive(
+            { layers: [await layerTar(busyboxLayer())] },
+            { mutate: (name, bytes) => (name.startsWith('blobs/') && bytes.length > 100_000 ? flipByte(bytes) : bytes) },
+          )
+        ).archive,
         /digest mismatch/,
       ],
     ];
@@ -171,7 +180,9 @@ describe.skipIf(!!missing)(`registry service${missing ? ` (skipped: ${missing})`
     expect(garbage.code).toBe(Code.InvalidArgument);
     expect(garbage.rawMessage).toContain('not a usable image');
 
-    const big = (await ociArchive({ layers: [await layerTar([{ type: 'file', path: 'big.bin', content: randomBytes(MAX_IMPORT_BYTES + 1024) }])], compression: 'none' })).archive;
+    const big = (
+      await ociArchive({ layers: [await layerTar([{ type: 'file', path: 'big.bin', content: randomBytes(MAX_IMPORT_BYTES + 1024) }])], compression: 'none' })
+    ).archive;
     const oversize = await callError(importBytes(admin, big));
     expect(oversize.code).toBe(Code.ResourceExhausted);
     expect(oversize.rawMessage).toContain('SHELLWEGO_REGISTRY_MAX_IMPORT_BYTES');

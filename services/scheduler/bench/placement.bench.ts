@@ -2,18 +2,14 @@
 // (the rules as a plain loop over every node) on the same cluster and the same
 // request sequence. Run directly (`npx tsx test/bench/placement.bench.ts`) for a
 // table, or through `npm run bench placement`.
+
+import type { BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
+import { runIfMain } from '@shellwego/testing/bench/run-bench';
 import { PlacementEngine } from '../src/placement/placement-engine.js';
 import { referenceChoose } from '../src/placement/reference-scan.js';
 import { DEFAULT_MEMORY_MIB_PER_CPU } from '../src/placement/score.js';
 import { SeededRandom } from '../src/placement/seeded-random.js';
-import type {
-  NodeCapacity,
-  NodeState,
-  PlacementRequest,
-  PlacementStrategy,
-} from '../src/placement/types.js';
-import type { BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
-import { runIfMain } from '@shellwego/testing/bench/run-bench';
+import type { NodeCapacity, NodeState, PlacementRequest, PlacementStrategy } from '../src/placement/types.js';
 
 const PREPLACED = 50_000;
 const APPS = 5_000;
@@ -69,8 +65,8 @@ function buildCluster(nodes: number, seed: number): PlacementEngine {
   for (let i = 0; i < nodes; i++) {
     const shape = pickShape(random);
     const labels: Record<string, string> = { zone: random.pick(['a', 'b', 'c']) };
-    if (random.chance(0.3)) labels['disk'] = 'ssd';
-    if (random.chance(0.02)) labels['gpu'] = 'true';
+    if (random.chance(0.3)) labels.disk = 'ssd';
+    if (random.chance(0.02)) labels.gpu = 'true';
     engine.upsertNode({
       id: `node-${String(i).padStart(5, '0')}`,
       state: pickState(random),

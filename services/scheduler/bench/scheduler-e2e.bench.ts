@@ -9,11 +9,11 @@ import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppSpecSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { CertificateAuthority } from '@shellwego/kit/pki';
-import { FakeNode } from '@shellwego/testing/scheduler/fake-node';
-import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
-import { SchedulerHarness } from '@shellwego/testing/scheduler/scheduler-harness';
 import type { BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
 import { runIfMain } from '@shellwego/testing/bench/run-bench';
+import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
+import { FakeNode } from '@shellwego/testing/scheduler/fake-node';
+import { SchedulerHarness } from '@shellwego/testing/scheduler/scheduler-harness';
 
 const NODES = 500;
 const APPS = 10;

@@ -25,7 +25,8 @@ export function reconcileApp(ctx: LeaderContext, changes: Changes, app: AppRecor
       if (record === undefined || nowMs < app.restartNotBeforeMs) continue;
       for (let i = have.length; i < wanted; i++) push(active, version, createInstance(ctx, changes, app, record));
     } else if (have.length > wanted) {
-      const reason = app.deletedAt !== null ? 'app deleted' : wanted === 0 ? `version ${version} is no longer wanted` : `app scaled to ${wanted} of version ${version}`;
+      const reason =
+        app.deletedAt !== null ? 'app deleted' : wanted === 0 ? `version ${version} is no longer wanted` : `app scaled to ${wanted} of version ${version}`;
       for (const instance of [...have].sort(stopOrder).slice(0, have.length - wanted)) requestStop(ctx, changes, instance, reason);
     }
   }

@@ -1,7 +1,8 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import {
-  AppService,
+  type App,
+  type AppService,
   DeleteAppResponseSchema,
   DeployAppResponseSchema,
   GetAppResponseSchema,
@@ -10,10 +11,9 @@ import {
   RefreshAppSecretsResponseSchema,
   RollbackAppResponseSchema,
   ScaleAppResponseSchema,
-  WatchEventsResponseSchema,
-  type App,
   type WatchEventsRequest,
   type WatchEventsResponse,
+  WatchEventsResponseSchema,
 } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { principalOf } from '@shellwego/kit/auth';
 import { appNameProblems, appSpecProblems, MAX_REPLICAS } from './app-spec.js';

@@ -3,9 +3,9 @@ import {
   AssignSchema,
   InstanceSpecSchema,
   RefreshSecretsSchema,
+  type SessionResponse,
   SessionResponseSchema,
   StopSchema,
-  type SessionResponse,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { InstanceRecord, VersionRecord } from './cluster-state.js';
 import { durationFromMs } from './durations.js';

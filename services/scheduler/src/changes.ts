@@ -1,8 +1,8 @@
 import { toBinary } from '@bufbuild/protobuf';
-import { sql } from 'kysely';
 import { ImageConfigSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppSpecSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { sql } from 'kysely';
 import type { AppRecord, InstanceRecord, NodeRecord, VersionRecord } from './cluster-state.js';
 import type { EventDraft } from './event-drafts.js';
 import { appendEvents } from './event-log.js';
@@ -95,12 +95,7 @@ export class Changes {
         .execute();
     }
     for (const { app, version } of this.healthyVersions) {
-      await trx
-        .updateTable('app_version')
-        .set({ healthy_at: version.healthyAt })
-        .where('app', '=', app)
-        .where('version', '=', version.version)
-        .execute();
+      await trx.updateTable('app_version').set({ healthy_at: version.healthyAt }).where('app', '=', app).where('version', '=', version.version).execute();
     }
     for (const app of this.apps) {
       const row = {
@@ -149,7 +144,15 @@ export class Changes {
       // Join labels, join time and certificate columns belong to JoinNode and renewal: never overwritten here.
       await trx
         .insertInto('node')
-        .values({ id: node.id, ...owned, join_labels: JSON.stringify(node.joinLabels), joined_at: node.joinedAt, token_id: null, cert_serial: null, cert_expires_at: null })
+        .values({
+          id: node.id,
+          ...owned,
+          join_labels: JSON.stringify(node.joinLabels),
+          joined_at: node.joinedAt,
+          token_id: null,
+          cert_serial: null,
+          cert_expires_at: null,
+        })
         .onConflict((oc) => oc.column('id').doUpdateSet(owned))
         .execute();
     }

@@ -4,7 +4,7 @@ import type { ImageConfig, InstanceState } from '@shellwego/contracts/common/v1/
 import type { AppSpec, DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import type { RolloutLimits } from './app-spec.js';
-import { PlacementEngine, type NodeState as EngineNodeState, type Resources } from './placement/index.js';
+import { type NodeState as EngineNodeState, PlacementEngine, type Resources } from './placement/index.js';
 import type { AdminState } from './tables.js';
 
 export interface NodeRecord {

@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { DurationSchema, type Duration } from '@bufbuild/protobuf/wkt';
+import { type Duration, DurationSchema } from '@bufbuild/protobuf/wkt';
 
 export function durationMs(value: Duration): number {
   return Number(value.seconds) * 1000 + Math.trunc(value.nanos / 1_000_000);

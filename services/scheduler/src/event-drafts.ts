@@ -2,12 +2,12 @@
 import { create } from '@bufbuild/protobuf';
 import type { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import {
+  type Event,
   InstanceStateChangedSchema,
   NodeState,
   NodeStateChangedSchema,
   PlacementDecisionSchema,
   RolloutStepSchema,
-  type Event,
 } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { stateName } from './instance-states.js';
 
@@ -60,15 +60,7 @@ export function placementEvent(instance: { id: string; app: string }, nodeId: st
   };
 }
 
-export function rolloutEvent(
-  app: string,
-  targetVersion: number,
-  step: string,
-  healthy: number,
-  desired: number,
-  detail: string,
-  time: Date,
-): EventDraft {
+export function rolloutEvent(app: string, targetVersion: number, step: string, healthy: number, desired: number, detail: string, time: Date): EventDraft {
   return {
     time,
     app,

@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
 import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
 import type { Logger } from '@shellwego/kit/log';
+import { sql } from 'kysely';
 import { NO_FILTER, readEvents } from './event-log.js';
 import type { SchedulerDb } from './tables.js';
 

@@ -1,7 +1,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Event, EventSchema } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { sql } from 'kysely';
-import { EventSchema, type Event } from '@shellwego/contracts/scheduler/v1/events_pb';
 import type { EventDraft } from './event-drafts.js';
 import type { SchedulerDb, SchedulerTx } from './tables.js';
 

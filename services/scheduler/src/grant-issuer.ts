@@ -1,5 +1,5 @@
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
-import { signGrant, type GrantSigningKey } from '@shellwego/kit/grant';
+import { type GrantSigningKey, signGrant } from '@shellwego/kit/grant';
 
 export interface GrantSubject {
   readonly instanceId: string;

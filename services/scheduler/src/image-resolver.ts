@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, type Client } from '@connectrpc/connect';
-import { ImageConfigSchema, type ImageConfig } from '@shellwego/contracts/common/v1/workload_pb';
+import { type Client, Code, ConnectError } from '@connectrpc/connect';
+import { type ImageConfig, ImageConfigSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import { IMAGE_DIGEST_PATTERN } from '@shellwego/kit/grant';
 import { createMtlsClient, type TlsMaterial } from '@shellwego/kit/rpc';
@@ -49,10 +49,7 @@ export class RegistryImageResolver implements ImageResolver {
     const cause = ConnectError.from(error);
     switch (cause.code) {
       case Code.NotFound:
-        return new ConnectError(
-          `spec.image: ${reference} is not in the registry; import or pull it first (shellwego image import/pull)`,
-          Code.NotFound,
-        );
+        return new ConnectError(`spec.image: ${reference} is not in the registry; import or pull it first (shellwego image import/pull)`, Code.NotFound);
       case Code.InvalidArgument:
         return new ConnectError(`spec.image: the registry refused ${reference}: ${cause.rawMessage}`, Code.InvalidArgument);
       case Code.Unavailable:

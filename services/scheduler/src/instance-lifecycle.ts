@@ -64,7 +64,11 @@ export function changeState(
 
 function noteFailure(app: AppRecord, instance: InstanceRecord, reason: string, now: Date): void {
   const deployment = app.deployment;
-  if (deployment.state === DeploymentState.IN_PROGRESS && instance.version === deployment.targetVersion && deployment.fromVersion !== deployment.targetVersion) {
+  if (
+    deployment.state === DeploymentState.IN_PROGRESS &&
+    instance.version === deployment.targetVersion &&
+    deployment.fromVersion !== deployment.targetVersion
+  ) {
     app.rolloutFailure ??= `instance ${instance.id} failed: ${reason}`;
     return;
   }

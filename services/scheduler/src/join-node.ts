@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { JoinNodeResponseSchema, type JoinNodeRequest, type JoinNodeResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { type JoinNodeRequest, type JoinNodeResponse, JoinNodeResponseSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { Logger } from '@shellwego/kit/log';
 import type { JoinTokens, TokenRefusal } from './join-tokens.js';
 import { labelProblems } from './labels.js';
@@ -34,6 +34,7 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest): Promis
   const hostname = request.info?.hostname ?? '';
   const askedLabels = request.info?.labels ?? {};
   const problems = labelProblems(askedLabels, 'info.labels');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
   if (hostname.length > 253 || /[\0-\x1f]/.test(hostname)) problems.push('info.hostname: at most 253 printable characters');
   if (request.csrPem === '') problems.push('csr_pem: required (a PEM PKCS#10 request for an ECDSA P-256 key made on the node)');
   if (problems.length > 0) throw invalidArgument(problems);

@@ -10,9 +10,7 @@ export function labelProblems(labels: Readonly<Record<string, string>>, field: s
   if (entries.length > MAX_LABELS) problems.push(`${field}: at most ${MAX_LABELS} labels, got ${entries.length}`);
   for (const [key, value] of entries) {
     if (!KEY.test(key)) {
-      problems.push(
-        `${field}[${JSON.stringify(key)}]: a label key is 1-63 letters, digits, '.', '_', '-' or '/', starting and ending with a letter or digit`,
-      );
+      problems.push(`${field}[${JSON.stringify(key)}]: a label key is 1-63 letters, digits, '.', '_', '-' or '/', starting and ending with a letter or digit`);
     } else if (!VALUE.test(value)) {
       problems.push(
         `${field}[${JSON.stringify(key)}]: the value ${JSON.stringify(value)} is not a label value (at most 63 letters, digits, '.', '_' or '-', starting and ending with a letter or digit)`,

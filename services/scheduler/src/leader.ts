@@ -1,20 +1,20 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { sql } from 'kysely';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { AppSpec } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Hello, InstanceEvent, SessionRequest } from '@shellwego/contracts/scheduler/v1/nodes_pb';
-import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { Logger } from '@shellwego/kit/log';
-import { rolloutLimits } from './app-spec.js';
+import { sql } from 'kysely';
 import { reconcileApp } from './app-reconciler.js';
+import { rolloutLimits } from './app-spec.js';
+import { refreshSecretsMessage } from './assignment.js';
 import { Changes } from './changes.js';
 import type { AppRecord, ClusterState, NodeRecord } from './cluster-state.js';
 import type { EventFeed } from './event-feed.js';
 import { anySilent, detectFailures } from './failure-detector.js';
 import type { GrantIssuer } from './grant-issuer.js';
 import type { ResolvedImage } from './image-resolver.js';
-import { refreshSecretsMessage } from './assignment.js';
 import { changeState, requestStop } from './instance-lifecycle.js';
 import { refuseReportedTransition, stateName } from './instance-states.js';
 import type { LeaderContext } from './leader-context.js';
@@ -24,7 +24,7 @@ import { placePending } from './placement-pass.js';
 import { startRollout, stepRollout } from './rollout-controller.js';
 import { failedPrecondition, invalidArgument, notFound, unavailable } from './rpc-errors.js';
 import { SerialQueue } from './serial-queue.js';
-import { SessionHub, type NodeSession } from './session-hub.js';
+import { type NodeSession, SessionHub } from './session-hub.js';
 import type { SchedulerDb } from './tables.js';
 import { writeTransaction } from './write-transaction.js';
 
@@ -292,7 +292,10 @@ export class Leader {
     for (const { nodeId, event } of batch) {
       const instance = this.ctx.state.instance(event.instanceId);
       if (instance === undefined) {
-        logger.warn({ node: nodeId, instance: event.instanceId, state: stateName(event.state) }, 'ignored an event for an instance that is unknown or already finished');
+        logger.warn(
+          { node: nodeId, instance: event.instanceId, state: stateName(event.state) },
+          'ignored an event for an instance that is unknown or already finished',
+        );
         continue;
       }
       if (instance.nodeId !== nodeId) {
@@ -302,7 +305,10 @@ export class Leader {
       const refusal = refuseReportedTransition(instance.state, event.state);
       if (refusal !== undefined) {
         const level = event.state === instance.state ? 'debug' : 'warn';
-        logger[level]({ node: nodeId, instance: instance.id, from: stateName(instance.state), to: stateName(event.state) }, `ignored an instance event: ${refusal}`);
+        logger[level](
+          { node: nodeId, instance: instance.id, from: stateName(instance.state), to: stateName(event.state) },
+          `ignored an instance event: ${refusal}`,
+        );
         continue;
       }
       const reason = event.reason !== '' ? event.reason : event.state === InstanceState.FAILED ? 'the node gave no reason' : '';
@@ -317,7 +323,9 @@ export class Leader {
     if (anySilent(this.ctx, nowMs)) {
       void this.mutate((changes) => {
         for (const node of detectFailures(this.ctx, changes, Date.now())) {
-          this.hub.current(node.id)?.end(new ConnectError('this node missed its heartbeat deadline and was marked DOWN; reconnect with a new Hello', Code.Unavailable));
+          this.hub
+            .current(node.id)
+            ?.end(new ConnectError('this node missed its heartbeat deadline and was marked DOWN; reconnect with a new Hello', Code.Unavailable));
         }
       }).catch((error: unknown) => this.logFailure('marking silent nodes down', error));
     }
@@ -399,13 +407,19 @@ export class Leader {
     const t3 = performance.now();
     if (t3 - t0 > SLOW_UNIT_MS) {
       const ms = (from: number, to: number) => Math.round(to - from);
-      this.options.logger.debug({ decideMs: ms(t0, t1), storeMs: ms(t1, t2), sendMs: ms(t2, t3), events: changes.events.length, messages: changes.outgoing.length }, 'slow unit of work');
+      this.options.logger.debug(
+        { decideMs: ms(t0, t1), storeMs: ms(t1, t2), sendMs: ms(t2, t3), events: changes.events.length, messages: changes.outgoing.length },
+        'slow unit of work',
+      );
     }
     return result;
   }
 
   private async reload(cause: unknown): Promise<void> {
-    this.options.logger.error({ err: cause instanceof Error ? cause.message : String(cause) }, 'a change could not be stored; reloading the cluster state from the database');
+    this.options.logger.error(
+      { err: cause instanceof Error ? cause.message : String(cause) },
+      'a change could not be stored; reloading the cluster state from the database',
+    );
     const previous = this.ctx.state;
     const state = await loadClusterState(this.options.db, this.options.logger, new Date());
     // Liveness is not stored exactly; keep what this process observed.

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import type { Logger } from '@shellwego/kit/log';
+import pg from 'pg';
 import type { Leader } from './leader.js';
 import type { SchedulerDb } from './tables.js';
 import { LEADER_LOCK, LOCK_CLASS } from './write-transaction.js';
@@ -58,7 +58,9 @@ export class Leadership {
   async describeActive(): Promise<string> {
     try {
       const row = await this.options.db.selectFrom('leader').selectAll().where('id', '=', 1).executeTakeFirst();
-      return row === undefined ? 'no scheduler has been active yet' : `the active scheduler is ${row.holder} at ${row.url} (active since ${row.since.toISOString()})`;
+      return row === undefined
+        ? 'no scheduler has been active yet'
+        : `the active scheduler is ${row.holder} at ${row.url} (active since ${row.since.toISOString()})`;
     } catch {
       return 'the active scheduler is unknown (the database did not answer)';
     }

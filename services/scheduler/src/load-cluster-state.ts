@@ -3,7 +3,7 @@ import { ImageConfigSchema, type InstanceState } from '@shellwego/contracts/comm
 import { AppSpecSchema, type DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Logger } from '@shellwego/kit/log';
 import { rolloutLimits } from './app-spec.js';
-import { ClusterState, engineState, nodeLabels, type AppRecord, type NodeRecord } from './cluster-state.js';
+import { type AppRecord, ClusterState, engineState, type NodeRecord, nodeLabels } from './cluster-state.js';
 import { TERMINAL_STATES } from './instance-states.js';
 import { PlacementError } from './placement/index.js';
 import type { SchedulerDb, StoredDeployment } from './tables.js';

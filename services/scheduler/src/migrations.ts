@@ -1,5 +1,5 @@
-import { sql, type Kysely } from 'kysely';
 import type { Migration } from '@shellwego/kit/db';
+import { type Kysely, sql } from 'kysely';
 
 // Terminal instance states (STOPPED, FAILED, LOST): partial indexes cover only live instances.
 const LIVE = sql`state NOT IN (9, 10, 11)`;

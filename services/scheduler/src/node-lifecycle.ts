@@ -4,7 +4,7 @@ import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { Hello } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { MAX_INT32 } from './app-spec.js';
 import type { Changes } from './changes.js';
-import { engineState, nodeLabels, nodeProtoState, type NodeRecord } from './cluster-state.js';
+import { engineState, type NodeRecord, nodeLabels, nodeProtoState } from './cluster-state.js';
 import { nodeStateEvent } from './event-drafts.js';
 import { changeState, sendAssign, sendStop } from './instance-lifecycle.js';
 import { refuseReportedTransition } from './instance-states.js';
@@ -87,7 +87,8 @@ export function acceptHello(ctx: LeaderContext, changes: Changes, node: NodeReco
     reported.add(running.instanceId);
     const instance = ctx.state.instance(running.instanceId);
     if (instance === undefined || instance.nodeId !== node.id) {
-      const why = instance === undefined ? 'it is not a live instance (stale after the node was DOWN, or unknown)' : `it belongs on ${instance.nodeId ?? 'no node yet'}`;
+      const why =
+        instance === undefined ? 'it is not a live instance (stale after the node was DOWN, or unknown)' : `it belongs on ${instance.nodeId ?? 'no node yet'}`;
       ctx.logger.info({ node: node.id, instance: running.instanceId }, `stopping an instance the node reported: ${why}`);
       sendStop(ctx, changes, node.id, running.instanceId, `not expected on node ${node.id}: ${why}`);
       continue;

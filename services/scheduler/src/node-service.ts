@@ -6,7 +6,7 @@ import {
   CreateJoinTokenResponseSchema,
   DrainNodeResponseSchema,
   ListNodesResponseSchema,
-  NodeService,
+  type NodeService,
   RenewNodeCertificateResponseSchema,
   type SessionRequest,
   type SessionResponse,

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import type { Logger } from '@shellwego/kit/log';
+import pg from 'pg';
 
 const RECONNECT_MS = 1_000;
 

@@ -4,7 +4,7 @@ import type { InstanceRecord } from './cluster-state.js';
 import { placementEvent } from './event-drafts.js';
 import { placeOn } from './instance-lifecycle.js';
 import type { LeaderContext } from './leader-context.js';
-import { PlacementError, strategyFromProto, type Pending, type PlacementRequest } from './placement/index.js';
+import { type Pending, PlacementError, type PlacementRequest, strategyFromProto } from './placement/index.js';
 
 /**
  * Places every PENDING instance, oldest first. One that does not fit keeps

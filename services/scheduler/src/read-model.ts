@@ -1,20 +1,20 @@
 // What the read RPCs answer, straight from the database, so a standby serves
 // the same answers as the active scheduler.
 import { create, fromBinary } from '@bufbuild/protobuf';
-import type { Selectable } from 'kysely';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { ImageConfigSchema, type InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import {
+  type App,
   AppSchema,
   AppSpecSchema,
+  type AppVersion,
   AppVersionSchema,
   DeploymentSchema,
-  InstanceSchema,
-  type App,
-  type AppVersion,
   type Instance,
+  InstanceSchema,
 } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import { NodeSchema, type Node } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { type Node, NodeSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import type { Selectable } from 'kysely';
 import { nodeProtoState } from './cluster-state.js';
 import { stateName, TERMINAL_STATES } from './instance-states.js';
 import type { AppTable, AppVersionTable, InstanceTable, NodeTable, SchedulerDb } from './tables.js';
@@ -39,11 +39,7 @@ export async function readVersions(db: SchedulerDb, app: string): Promise<AppVer
 async function appsFrom(db: SchedulerDb, rows: readonly Selectable<AppTable>[]): Promise<App[]> {
   if (rows.length === 0) return [];
   const names = rows.map((r) => r.name);
-  const versions = await db
-    .selectFrom('app_version')
-    .selectAll()
-    .where('app', 'in', names)
-    .execute();
+  const versions = await db.selectFrom('app_version').selectAll().where('app', 'in', names).execute();
   const counts = await db
     .selectFrom('instance')
     .innerJoin('app', 'app.name', 'instance.app')
@@ -137,7 +133,12 @@ export async function listNodes(db: SchedulerDb, nodeId?: string): Promise<Node[
     .where('state', 'not in', TERMINAL_STATES as number[]);
   if (nodeId !== undefined) usage = usage.where('node_id', '=', nodeId);
   const used = await usage.groupBy('node_id').execute();
-  return rows.map((row) => nodeFrom(row, used.find((u) => u.node_id === row.id)));
+  return rows.map((row) =>
+    nodeFrom(
+      row,
+      used.find((u) => u.node_id === row.id),
+    ),
+  );
 }
 
 function nodeFrom(row: Selectable<NodeTable>, used: { cpu: bigint; memory: bigint; n: bigint } | undefined): Node {

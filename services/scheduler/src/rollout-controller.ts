@@ -86,7 +86,9 @@ export function stepRollout(ctx: LeaderContext, changes: Changes, app: AppRecord
   if (wantedNew !== app.desired.get(deployment.targetVersion)) {
     setDesired(changes, app, deployment.targetVersion, wantedNew);
     if (wantedNew > current) {
-      changes.event(rolloutEvent(app.name, deployment.targetVersion, 'surge', counted, replicas, `${wantedNew} of ${replicas} new instance(s) wanted`, changes.now));
+      changes.event(
+        rolloutEvent(app.name, deployment.targetVersion, 'surge', counted, replicas, `${wantedNew} of ${replicas} new instance(s) wanted`, changes.now),
+      );
     }
   }
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError, type ConfigIssue, type Typed } from '@shellwego/kit/config';
-import { loadGrantSigningKey, MAX_GRANT_TTL_MS, type GrantSigningKey } from '@shellwego/kit/grant';
+import { type GrantSigningKey, loadGrantSigningKey, MAX_GRANT_TTL_MS } from '@shellwego/kit/grant';
 import { schedulerConfig } from './config.js';
 
 type SchedulerSettings = Typed<typeof schedulerConfig.settings>;
@@ -46,7 +46,12 @@ export async function loadSigningMaterial(config: SchedulerSettings): Promise<Si
       const envVar = schedulerConfig.envNames[key];
       const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
       throw new ConfigError([
-        { setting: key, envVar, source: 'default', message: `${envVar}: cannot read ${config[key]} (${code}); run \`npm start\` once to create a development PKI, or point ${envVar} at the PEM file` },
+        {
+          setting: key,
+          envVar,
+          source: 'default',
+          message: `${envVar}: cannot read ${config[key]} (${code}); run \`npm start\` once to create a development PKI, or point ${envVar} at the PEM file`,
+        },
       ]);
     }
   };
@@ -56,7 +61,9 @@ export async function loadSigningMaterial(config: SchedulerSettings): Promise<Si
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     const envVar = schedulerConfig.envNames.grantSigningKey;
-    throw new ConfigError([{ setting: 'grantSigningKey', envVar, source: 'default', message: `${envVar}: ${error instanceof Error ? error.message : String(error)}` }]);
+    throw new ConfigError([
+      { setting: 'grantSigningKey', envVar, source: 'default', message: `${envVar}: ${error instanceof Error ? error.message : String(error)}` },
+    ]);
   }
   return { grantKey, caKeyPem: await read('caKey') };
 }

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
 import type { EventFeed } from './event-feed.js';
-import { matchesFilter, readEvents, type EventFilter } from './event-log.js';
+import { type EventFilter, matchesFilter, readEvents } from './event-log.js';
 import type { SchedulerDb } from './tables.js';
 
 const PAGE = 500;

@@ -16,11 +16,7 @@ export const EVENTS_CHANNEL = 'shellwego_scheduler_events';
  * order: a reader that has seen cursor N will never later find a smaller one
  * (which is what lets WatchEvents promise no gaps).
  */
-export async function writeTransaction<T>(
-  db: SchedulerDb,
-  dialect: 'postgres' | 'pglite',
-  work: (trx: SchedulerTx) => Promise<T>,
-): Promise<T> {
+export async function writeTransaction<T>(db: SchedulerDb, dialect: 'postgres' | 'pglite', work: (trx: SchedulerTx) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
     await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${EVENT_ORDER_LOCK})`.execute(trx);
     const result = await work(trx);

@@ -4,11 +4,11 @@
 // survive a crash of the scheduler.
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppSpecSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { FakeNode } from '@shellwego/testing/scheduler/fake-node';
-import { SchedulerHarness, spec, type SpecInit } from '@shellwego/testing/scheduler/scheduler-harness';
+import { SchedulerHarness, type SpecInit, spec } from '@shellwego/testing/scheduler/scheduler-harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let harness: SchedulerHarness;
 beforeAll(async () => {
@@ -31,12 +31,32 @@ async function deployError(name: string, init: SpecInit): Promise<ConnectError> 
 describe('invalid specs', () => {
   it.each([
     ['zero memory', 'shop', spec({ resources: { cpuMillis: 100, memoryMib: 0 } }), /^spec\.resources\.memory_mib: must be > 0$/],
-    ['a negative CPU (-1 wrapped to uint32 by the client)', 'shop', spec({ resources: { cpuMillis: 0xffff_ffff, memoryMib: 64 } }), /^spec\.resources\.cpu_millis: must be at most 2147483647/],
+    [
+      'a negative CPU (-1 wrapped to uint32 by the client)',
+      'shop',
+      spec({ resources: { cpuMillis: 0xffff_ffff, memoryMib: 64 } }),
+      /^spec\.resources\.cpu_millis: must be at most 2147483647/,
+    ],
     ['no resources', 'shop', { image: 'shop:1.0', replicas: 1 }, /^spec\.resources: required/],
-    ['zero replicas with a rollout', 'shop', spec({ replicas: 0, updateStrategy: { maxSurge: 2 } }), /^spec\.replicas: must be > 0 when spec\.update_strategy is given/],
+    [
+      'zero replicas with a rollout',
+      'shop',
+      spec({ replicas: 0, updateStrategy: { maxSurge: 2 } }),
+      /^spec\.replicas: must be > 0 when spec\.update_strategy is given/,
+    ],
     ['a malformed env name', 'shop', spec({ env: { '1BAD': 'x', GOOD: 'y' } }), /^spec\.env\["1BAD"\]: not an environment variable name/],
-    ['an impossible label', 'shop', spec({ placement: { requiredLabels: { 'bad key!': 'x' } } }), /^spec\.placement\.required_labels\["bad key!"\]: a label key is/],
-    ['a bad health path', 'shop', spec({ healthCheck: { probe: { case: 'http', value: { port: 8080, path: 'health' } } } }), /^spec\.health_check\.http\.path: must start with "\/"$/],
+    [
+      'an impossible label',
+      'shop',
+      spec({ placement: { requiredLabels: { 'bad key!': 'x' } } }),
+      /^spec\.placement\.required_labels\["bad key!"\]: a label key is/,
+    ],
+    [
+      'a bad health path',
+      'shop',
+      spec({ healthCheck: { probe: { case: 'http', value: { port: 8080, path: 'health' } } } }),
+      /^spec\.health_check\.http\.path: must start with "\/"$/,
+    ],
     ['a malformed image reference', 'shop', spec({ image: 'Not An Image' }), /^spec\.image: "Not An Image" is not an image reference/],
     ['a bad app name', 'Shop_1', spec(), /^name: "Shop_1" is not an app name/],
   ])('refuses %s with INVALID_ARGUMENT naming the field', async (_what, name, init, message) => {
@@ -74,7 +94,11 @@ describe('a node sending nonsense', () => {
     a = await harness.addNode({ capacity: { cpuMillis: 4000, memoryMib: 4096, maxInstances: 10 }, tokenLabels: { name: 'a' } });
     b = await harness.addNode({ capacity: { cpuMillis: 4000, memoryMib: 4096, maxInstances: 10 }, tokenLabels: { name: 'b' } });
     await harness.deploy('steady', spec({ placement: { requiredLabels: { name: 'a' } } }));
-    const healthy = await harness.events.waitFor((e) => e.app === 'steady' && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY, 10_000, 'steady HEALTHY');
+    const healthy = await harness.events.waitFor(
+      (e) => e.app === 'steady' && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY,
+      10_000,
+      'steady HEALTHY',
+    );
     const id = healthy.instanceId;
     const from = harness.events.events.length;
 

@@ -2,15 +2,15 @@
 // renewal, and the Session's admission rules, against a real scheduler.
 import { X509Certificate } from 'node:crypto';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { createCsr } from '@shellwego/kit/pki';
 import { createMtlsTransport } from '@shellwego/kit/rpc';
-import { durationFromMs } from '../src/durations.js';
 import { FakeNode } from '@shellwego/testing/scheduler/fake-node';
 import { PushQueue } from '@shellwego/testing/scheduler/push-queue';
 import { HEARTBEAT_INTERVAL_MS, SchedulerHarness } from '@shellwego/testing/scheduler/scheduler-harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { durationFromMs } from '../src/durations.js';
 
 let harness: SchedulerHarness;
 beforeAll(async () => {
@@ -107,18 +107,22 @@ describe('joining with a token', () => {
 describe('the node session', () => {
   it('is for node certificates only, starts with Hello, and a newer session replaces the older', async () => {
     const adminSession = harness.nodeService.session(new PushQueue(), { timeoutMs: 0 });
-    const notANode = await refusal((async () => {
-      for await (const _ of adminSession) break;
-    })());
+    const notANode = await refusal(
+      (async () => {
+        for await (const _ of adminSession) break;
+      })(),
+    );
     expect(notANode.code).toBe(Code.PermissionDenied);
 
     const joined = await FakeNode.join(harness.url, harness.caPem, await harness.token());
     const asNode = createClient(NodeService, createMtlsTransport({ baseUrl: harness.url, tls: joined.tls }));
     const requests = new PushQueue<{ msg: { case: 'heartbeat'; value: object } }>();
     requests.push({ msg: { case: 'heartbeat', value: {} } });
-    const noHello = await refusal((async () => {
-      for await (const _ of asNode.session(requests, { timeoutMs: 0 })) break;
-    })());
+    const noHello = await refusal(
+      (async () => {
+        for await (const _ of asNode.session(requests, { timeoutMs: 0 })) break;
+      })(),
+    );
     expect(noHello.code).toBe(Code.FailedPrecondition);
     requests.close();
 

@@ -2,17 +2,18 @@
 // reads, refuses writes and sessions with UNAVAILABLE, and streams the
 // leader's events live; when the leader is killed, the standby takes over
 // within seconds, nodes reconnect to it, and nothing placed is lost or moved.
+
+import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppService, AppSpecSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import { create } from '@bufbuild/protobuf';
 import { createMtlsTransport } from '@shellwego/kit/rpc';
-import { durationFromMs } from '../src/durations.js';
+import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
 import { EventStream } from '@shellwego/testing/scheduler/event-stream';
 import { FakeNode } from '@shellwego/testing/scheduler/fake-node';
-import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
 import { SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { durationFromMs } from '../src/durations.js';
 
 const skip = await postgresUnavailable();
 const database = skip === undefined ? await createPostgresTestDatabase() : undefined;
@@ -53,7 +54,12 @@ describe.skipIf(skip !== undefined)('active and standby schedulers on one Postgr
     try {
       await harness.deploy('steady', spec({ replicas: 2, updateStrategy: { minHealthyTime: durationFromMs(200) } }));
       // The leader wrote these; the standby streams them as they commit.
-      await onStandby.until(() => (onStandby.events.filter((e) => e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY).length === 2 ? true : undefined), 10_000, 'two HEALTHY events on the standby');
+      await onStandby.until(
+        () =>
+          onStandby.events.filter((e) => e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY).length === 2 ? true : undefined,
+        10_000,
+        'two HEALTHY events on the standby',
+      );
     } finally {
       await onStandby.close();
     }
@@ -67,7 +73,14 @@ describe.skipIf(skip !== undefined)('active and standby schedulers on one Postgr
     expect(nodes.every((n) => n.connectedUrl === harness.url)).toBe(true);
 
     const identity = await FakeNode.join(standbyUrl, harness.caPem, await harness.token());
-    const standbyOnly = new FakeNode({ nodeId: identity.nodeId, tls: identity.tls, schedulerUrls: [standbyUrl], capacity: { cpuMillis: 1, memoryMib: 1, maxInstances: 1 }, heartbeatIntervalMs: 500, reconnectDelayMs: 200 });
+    const standbyOnly = new FakeNode({
+      nodeId: identity.nodeId,
+      tls: identity.tls,
+      schedulerUrls: [standbyUrl],
+      capacity: { cpuMillis: 1, memoryMib: 1, maxInstances: 1 },
+      heartbeatIntervalMs: 500,
+      reconnectDelayMs: 200,
+    });
     standbyOnly.start();
     try {
       const session = await standbyOnly.waitFor(() => standbyOnly.lastError, 5_000, 'the standby to refuse the session');
@@ -105,18 +118,32 @@ describe.skipIf(skip !== undefined)('active and standby schedulers on one Postgr
     // is on all of them together. An Assign may arrive again on a new session (at least once), so
     // instances are counted by id.
     const deadline = Date.now() + 30_000;
-    const assignedAfter = () => new Set(nodes.flatMap((n) => n.assignments).filter((a) => a.spec?.app === 'after').map((a) => `${a.spec?.instanceId}`)).size;
+    const assignedAfter = () =>
+      new Set(
+        nodes
+          .flatMap((n) => n.assignments)
+          .filter((a) => a.spec?.app === 'after')
+          .map((a) => `${a.spec?.instanceId}`),
+      ).size;
     while (!(nodes.every((n) => n.connectedUrl === standbyUrl) && assignedAfter() === 2)) {
       if (Date.now() > deadline) {
-        const where = nodes.map((n) => `${n.nodeId} on ${n.connectedUrl ?? 'nothing'} after ${n.sessions} sessions, last error ${n.lastError?.message ?? 'none'}`);
-        throw new Error(`after 30 s: ${nodes.filter((n) => n.connectedUrl === standbyUrl).length}/2 nodes on the new leader, ${assignedAfter()}/2 instances assigned (${where.join('; ')})`);
+        const where = nodes.map(
+          (n) => `${n.nodeId} on ${n.connectedUrl ?? 'nothing'} after ${n.sessions} sessions, last error ${n.lastError?.message ?? 'none'}`,
+        );
+        throw new Error(
+          `after 30 s: ${nodes.filter((n) => n.connectedUrl === standbyUrl).length}/2 nodes on the new leader, ${assignedAfter()}/2 instances assigned (${where.join('; ')})`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
 
     const after = (await standbyApps.listInstances({ app: 'steady' })).instances.map((i) => [i.id, i.nodeId, i.state]);
     expect(after).toEqual(before);
-    await watch.until(() => (watch.events.some((e) => e.app === 'after' && e.message.includes('-> HEALTHY')) ? true : undefined), 30_000, 'the new app healthy');
+    await watch.until(
+      () => (watch.events.some((e) => e.app === 'after' && e.message.includes('-> HEALTHY')) ? true : undefined),
+      30_000,
+      'the new app healthy',
+    );
     await watch.close();
     expect(watch.events.filter((e) => e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.LOST)).toEqual([]);
     const cursors = watch.events.map((e) => e.cursor);

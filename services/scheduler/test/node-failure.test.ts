@@ -3,12 +3,13 @@
 // and replaced on other nodes at once; when it returns, the stale instances it
 // still runs are stopped. A short reconnect inside the deadline changes
 // nothing. Drain moves instances off behind the same health gate as a rollout.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
-import { durationFromMs } from '../src/durations.js';
 import type { FakeNode } from '@shellwego/testing/scheduler/fake-node';
 import { HEARTBEAT_GRACE_MS, HEARTBEAT_INTERVAL_MS, SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { durationFromMs } from '../src/durations.js';
 
 const DEADLINE_MS = HEARTBEAT_INTERVAL_MS + HEARTBEAT_GRACE_MS;
 const capacity = { cpuMillis: 4000, memoryMib: 4096, maxInstances: 10 };
@@ -35,7 +36,9 @@ describe('node failure', () => {
     await harness.deploy('web', spec({ replicas: 2, updateStrategy: { minHealthyTime: durationFromMs(200) } }));
     const running = await harness.events.until(
       () => {
-        const healthy = harness.events.events.filter((e) => e.app === 'web' && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY);
+        const healthy = harness.events.events.filter(
+          (e) => e.app === 'web' && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY,
+        );
         return healthy.length === 2 ? healthy.map((e) => e.instanceId) : undefined;
       },
       10_000,
@@ -55,7 +58,12 @@ describe('node failure', () => {
     expect(movedAfterMs).toBeLessThan(DEADLINE_MS + 1_000);
     expect(replacement.spec?.instanceId).not.toBe(lostId);
 
-    const down = await harness.events.waitFor((e) => e.nodeId === victim.nodeId && e.detail.case === 'nodeState' && e.detail.value.to === NodeState.DOWN, 1_000, 'node DOWN', from);
+    const down = await harness.events.waitFor(
+      (e) => e.nodeId === victim.nodeId && e.detail.case === 'nodeState' && e.detail.value.to === NodeState.DOWN,
+      1_000,
+      'node DOWN',
+      from,
+    );
     expect(down.message).toMatch(/no heartbeat for/);
     const lost = await harness.events.waitFor((e) => e.instanceId === lostId && e.detail.case === 'instanceState', 1_000, 'instance LOST', from);
     expect(lost.detail.value).toMatchObject({ to: InstanceState.LOST });
@@ -67,7 +75,12 @@ describe('node failure', () => {
     victim.start();
     const stop = await victim.waitFor(() => victim.stops.find((s) => s.instanceId === lostId), 5_000, 'a Stop for the stale instance');
     expect(stop.reason).toMatch(/not a live instance/);
-    await harness.events.waitFor((e) => e.nodeId === victim.nodeId && e.detail.case === 'nodeState' && e.detail.value.to === NodeState.READY, 5_000, 'node READY again', back);
+    await harness.events.waitFor(
+      (e) => e.nodeId === victim.nodeId && e.detail.case === 'nodeState' && e.detail.value.to === NodeState.READY,
+      5_000,
+      'node READY again',
+      back,
+    );
     await victim.waitFor(() => (victim.instances.has(lostId) ? undefined : true), 5_000, 'the stale instance gone');
 
     const { instances } = await harness.apps.listInstances({ app: 'web' });
@@ -85,7 +98,11 @@ describe('node failure', () => {
     await node.waitFor(() => (node.sessions > opened && node.connectedUrl !== undefined ? true : undefined), 5_000, 'a new session');
     // Past the deadline since the kill: a node marked DOWN would show by now.
     await new Promise((resolve) => setTimeout(resolve, DEADLINE_MS + 500));
-    const changes = harness.events.events.slice(from).filter((e) => e.nodeId === node.nodeId && (e.detail.case === 'nodeState' || (e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.LOST)));
+    const changes = harness.events.events
+      .slice(from)
+      .filter(
+        (e) => e.nodeId === node.nodeId && (e.detail.case === 'nodeState' || (e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.LOST)),
+      );
     expect(changes).toEqual([]);
   });
 });
@@ -100,7 +117,12 @@ describe('drain', () => {
     expect(instancesMoving).toBe(moving.length);
 
     for (const id of moving) {
-      const stopped = await harness.events.waitFor((e) => e.instanceId === id && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.STOPPING, 10_000, `${id} stopping`, from);
+      const stopped = await harness.events.waitFor(
+        (e) => e.instanceId === id && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.STOPPING,
+        10_000,
+        `${id} stopping`,
+        from,
+      );
       const replacementHealthy = harness.events.events
         .slice(from)
         .find((e) => e.app === 'web' && !moving.includes(e.instanceId) && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.HEALTHY);
@@ -108,7 +130,12 @@ describe('drain', () => {
       expect(replacementHealthy!.cursor).toBeLessThan(stopped.cursor);
     }
     for (const id of moving) {
-      await harness.events.waitFor((e) => e.instanceId === id && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.STOPPED, 10_000, `${id} stopped`, from);
+      await harness.events.waitFor(
+        (e) => e.instanceId === id && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.STOPPED,
+        10_000,
+        `${id} stopped`,
+        from,
+      );
     }
     expect(target.instances.size).toBe(0);
     const { nodes: listed } = await harness.nodeService.listNodes({});

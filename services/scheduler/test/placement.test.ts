@@ -4,13 +4,13 @@
 // refreshes sent to the nodes running an app.
 import { readFile } from 'node:fs/promises';
 import { Code } from '@connectrpc/connect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { PlacementStrategy } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { createGrantVerifier, GrantError, verifyGrant } from '@shellwego/kit/grant';
 import type { FakeNode } from '@shellwego/testing/scheduler/fake-node';
 import { SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let harness: SchedulerHarness;
 beforeAll(async () => {
@@ -23,10 +23,14 @@ afterAll(async () => {
 /** Waits for `count` placements of `app` and returns the chosen nodes in order. */
 async function placements(app: string, count: number): Promise<string[]> {
   const isPlacement = (e: Event) => e.app === app && e.detail.case === 'placement' && e.detail.value.nodeId !== '';
-  return harness.events.until(() => {
-    const placed = harness.events.events.filter(isPlacement).map((e) => e.nodeId);
-    return placed.length >= count ? placed : undefined;
-  }, 10_000, `${count} placement(s) of ${app}`);
+  return harness.events.until(
+    () => {
+      const placed = harness.events.events.filter(isPlacement).map((e) => e.nodeId);
+      return placed.length >= count ? placed : undefined;
+    },
+    10_000,
+    `${count} placement(s) of ${app}`,
+  );
 }
 
 function pendingReason(app: string): Promise<Event> {
@@ -81,7 +85,7 @@ describe('placement', () => {
     expect((refused as GrantError).reason).toBe('wrong-node');
   });
 
-  it('refreshes an app\'s secrets with a fresh grant for each running instance, on its own node only', async () => {
+  it("refreshes an app's secrets with a fresh grant for each running instance, on its own node only", async () => {
     const { instances } = await harness.apps.listInstances({ app: 'pack-a' });
     const running = instances.filter((i) => i.state === InstanceState.HEALTHY);
     expect(running.length).toBeGreaterThan(0);
@@ -112,7 +116,9 @@ describe('placement', () => {
 
     await harness.nodeService.cordonNode({ nodeId: ssd.nodeId });
     await harness.deploy('ssd-later', spec({ resources: small512, placement: { requiredLabels: { group: 'lab', disk: 'ssd' } } }));
-    expect((await pendingReason('ssd-later')).detail.value).toMatchObject({ reason: expect.stringMatching(/no READY node has labels disk=ssd, group=lab \(1 node is cordoned\)/) });
+    expect((await pendingReason('ssd-later')).detail.value).toMatchObject({
+      reason: expect.stringMatching(/no READY node has labels disk=ssd, group=lab \(1 node is cordoned\)/),
+    });
     await harness.nodeService.cordonNode({ nodeId: ssd.nodeId, uncordon: true });
     expect(await placements('ssd-later', 1)).toEqual([ssd.nodeId]);
 

@@ -2,13 +2,14 @@
 // without dipping below replicas - max_unavailable HEALTHY instances; a
 // version that never becomes healthy is stopped and rolled back while the old
 // one keeps serving; RollbackApp returns to an earlier healthy version.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
-import { durationFromMs } from '../src/durations.js';
 import type { AssignBehaviour } from '@shellwego/testing/scheduler/fake-node';
-import { SchedulerHarness, spec, type SpecInit } from '@shellwego/testing/scheduler/scheduler-harness';
+import { SchedulerHarness, type SpecInit, spec } from '@shellwego/testing/scheduler/scheduler-harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { durationFromMs } from '../src/durations.js';
 
 const REPLICAS = 3;
 const MAX_UNAVAILABLE = 0;
@@ -41,7 +42,12 @@ function neverHealthy(...versions: number[]): void {
 }
 
 function rolloutStep(target: number, step: string, from = 0): Promise<Event> {
-  return harness.events.waitFor((e) => e.app === 'shop' && e.detail.case === 'rollout' && e.detail.value.targetVersion === target && e.detail.value.step === step, 15_000, `rollout of v${target}: ${step}`, from);
+  return harness.events.waitFor(
+    (e) => e.app === 'shop' && e.detail.case === 'rollout' && e.detail.value.targetVersion === target && e.detail.value.step === step,
+    15_000,
+    `rollout of v${target}: ${step}`,
+    from,
+  );
 }
 
 type States = Map<string, { version: number; state: InstanceState }>;
@@ -78,12 +84,17 @@ describe('rolling updates', () => {
 
     // The first old instance was told to stop only after a new one had been HEALTHY for min_healthy_time.
     const events = harness.events.events.slice(start);
-    const firstHealthyNew = events.find((e) => e.detail.case === 'instanceState' && e.instanceId.startsWith('shop-2-') && e.detail.value.to === InstanceState.HEALTHY);
-    const firstStopOld = events.find((e) => e.detail.case === 'instanceState' && e.instanceId.startsWith('shop-1-') && e.detail.value.to === InstanceState.STOPPING);
+    const firstHealthyNew = events.find(
+      (e) => e.detail.case === 'instanceState' && e.instanceId.startsWith('shop-2-') && e.detail.value.to === InstanceState.HEALTHY,
+    );
+    const firstStopOld = events.find(
+      (e) => e.detail.case === 'instanceState' && e.instanceId.startsWith('shop-1-') && e.detail.value.to === InstanceState.STOPPING,
+    );
     expect(firstHealthyNew).toBeDefined();
     expect(firstStopOld).toBeDefined();
     expect(firstStopOld!.cursor).toBeGreaterThan(firstHealthyNew!.cursor);
-    const gapMs = Number(firstStopOld!.time!.seconds - firstHealthyNew!.time!.seconds) * 1000 + (firstStopOld!.time!.nanos - firstHealthyNew!.time!.nanos) / 1e6;
+    const gapMs =
+      Number(firstStopOld!.time!.seconds - firstHealthyNew!.time!.seconds) * 1000 + (firstStopOld!.time!.nanos - firstHealthyNew!.time!.nanos) / 1e6;
     expect(gapMs).toBeGreaterThanOrEqual(250);
 
     const { app } = await harness.apps.getApp({ name: 'shop' });
@@ -99,10 +110,14 @@ describe('rolling updates', () => {
     const failed = await rolloutStep(3, 'failed', start);
     expect(failed.message).toMatch(/did not become HEALTHY within 2 s/);
     await rolloutStep(3, 'rolled-back', start);
-    await harness.events.until(() => {
-      const { states } = replay(start);
-      return [...states.values()].every((s) => s.version !== 3 || s.state === InstanceState.STOPPED) ? true : undefined;
-    }, 10_000, 'every v3 instance stopped');
+    await harness.events.until(
+      () => {
+        const { states } = replay(start);
+        return [...states.values()].every((s) => s.version !== 3 || s.state === InstanceState.STOPPED) ? true : undefined;
+      },
+      10_000,
+      'every v3 instance stopped',
+    );
 
     const { states, fewestHealthy } = replay(start);
     expect(fewestHealthy).toBeGreaterThanOrEqual(REPLICAS - MAX_UNAVAILABLE);

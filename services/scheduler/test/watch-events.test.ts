@@ -1,9 +1,9 @@
 // WatchEvents: stored events, then live ones, resumable from a cursor with
 // no gap and no duplicate, also while events are being written; filters.
 import { Code, ConnectError } from '@connectrpc/connect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let harness: SchedulerHarness;
 beforeAll(async () => {
@@ -71,7 +71,11 @@ describe('WatchEvents', () => {
 
   it('filters by app and by instance, and ends after the stored events without follow', async () => {
     await harness.deploy('quiet', spec({ replicas: 1 }));
-    const quiet = await harness.events.waitFor((e) => e.app === 'quiet' && e.detail.case === 'instanceState' && e.message.includes('HEALTHY'), 10_000, 'quiet healthy');
+    const quiet = await harness.events.waitFor(
+      (e) => e.app === 'quiet' && e.detail.case === 'instanceState' && e.message.includes('HEALTHY'),
+      10_000,
+      'quiet healthy',
+    );
     const onlyQuiet = await readAll({ app: 'quiet' });
     expect(onlyQuiet.length).toBeGreaterThan(3);
     expect(onlyQuiet.every((e) => e.app === 'quiet')).toBe(true);

@@ -11,20 +11,19 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClient } from '@connectrpc/connect';
 import type { Transport } from '@connectrpc/connect';
+import { createClient } from '@connectrpc/connect';
 import { Health } from '@shellwego/contracts/grpc/health/v1/health_pb';
 import { SecretScopeKind, SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import { ensureDevPki } from '@shellwego/kit/pki';
-import { createMtlsTransport } from '@shellwego/kit/rpc';
+import { startServiceProcess, waitServing } from '@shellwego/kit/process';
 import type { TlsMaterial } from '@shellwego/kit/rpc';
-import { startServiceProcess } from '@shellwego/kit/process';
-import { waitServing } from '@shellwego/kit/process';
-import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
-import { freePort } from '@shellwego/testing/free-port';
+import { createMtlsTransport } from '@shellwego/kit/rpc';
 import type { BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
 import { runIfMain } from '@shellwego/testing/bench/run-bench';
+import { freePort } from '@shellwego/testing/free-port';
+import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
 
 const SECRETS_PER_GRANT = 10;
 /** HTTP/2 connections, and calls in flight on each. */
@@ -63,7 +62,8 @@ class Samples {
     );
     this.elapsedMs += performance.now() - started;
     const cpuAfter = await serverCpu();
-    this.serverCpuMs = this.serverCpuMs === undefined || cpuBefore === undefined || cpuAfter === undefined ? undefined : this.serverCpuMs + cpuAfter - cpuBefore;
+    this.serverCpuMs =
+      this.serverCpuMs === undefined || cpuBefore === undefined || cpuAfter === undefined ? undefined : this.serverCpuMs + cpuAfter - cpuBefore;
   }
 
   summary(): { perSecond: number; p50Ms: number; p99Ms: number; cpuPerCallUs: number | undefined } {
@@ -96,7 +96,6 @@ async function processCpuMs(pid: number | undefined): Promise<number | undefined
     return undefined;
   }
 }
-
 
 export async function run(): Promise<BenchResult[]> {
   const skip = await postgresUnavailable();
@@ -139,7 +138,10 @@ export async function run(): Promise<BenchResult[]> {
       await adminClient.setSecret({ scope, name, value: randomBytes(32) });
     }
     const signing = loadGrantSigningKey(await readFile(pki.grantSigningKey, 'utf8'));
-    const grant = signGrant({ instanceId: 'bench-1', app: 'bench', nodeId: 'local', secretNames: names, imageDigest: `sha256:${'ef'.repeat(32)}`, ttlMs: 3_600_000 }, signing);
+    const grant = signGrant(
+      { instanceId: 'bench-1', app: 'bench', nodeId: 'local', secretNames: names, imageDigest: `sha256:${'ef'.repeat(32)}`, ttlMs: 3_600_000 },
+      signing,
+    );
 
     const transports: Transport[] = Array.from({ length: CONNECTIONS }, () => createMtlsTransport({ baseUrl: url, tls: node }));
     const resolvers = transports.map((t) => createClient(SecretsService, t));
@@ -167,7 +169,11 @@ export async function run(): Promise<BenchResult[]> {
 
     const setters = Array.from({ length: SET_CONCURRENCY }, () => createClient(SecretsService, createMtlsTransport({ baseUrl: url, tls: admin })));
     const setCall = (worker: number) =>
-      (setters[worker] as (typeof setters)[number]).setSecret({ scope: { kind: SecretScopeKind.APP, app: 'bench' }, name: `BENCH_WRITE_${worker}`, value: randomBytes(32) });
+      (setters[worker] as (typeof setters)[number]).setSecret({
+        scope: { kind: SecretScopeKind.APP, app: 'bench' },
+        name: `BENCH_WRITE_${worker}`,
+        value: randomBytes(32),
+      });
     const setSamples = new Samples();
     await setSamples.slice(SET_CONCURRENCY, SET_MEASURE_MS, setCall, serverCpu);
     const set = setSamples.summary();

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditLog } from './audit-log.js';
-import type { AuditEntry } from './audit-log.js';
 import { SecretsHarness } from '../test/support/secrets-harness.js';
+import type { AuditEntry } from './audit-log.js';
+import { AuditLog } from './audit-log.js';
 
 describe('audit log', () => {
   let harness: SecretsHarness;
@@ -41,7 +41,15 @@ describe('audit log', () => {
     expect(seen).toHaveLength(25);
     expect([...seen].sort((a, b) => (a < b ? -1 : 1))).toEqual(seen);
     const first = (await audit.list({ pageSize: 1 })).events[0];
-    expect(first).toMatchObject({ principal: entries[0]?.principal, action: 'resolve', scope: { kind: 'app', app: 'shop' }, secrets: [{ name: 'DB_PASSWORD', version: 1 }], instanceId: 'i-0', outcome: 'denied', reason: 'expired: too late' });
+    expect(first).toMatchObject({
+      principal: entries[0]?.principal,
+      action: 'resolve',
+      scope: { kind: 'app', app: 'shop' },
+      secrets: [{ name: 'DB_PASSWORD', version: 1 }],
+      instanceId: 'i-0',
+      outcome: 'denied',
+      reason: 'expired: too late',
+    });
     expect(first?.time).toBeInstanceOf(Date);
   });
 
@@ -56,7 +64,10 @@ describe('audit log', () => {
     await count({ name: 'DB_PASSWORD' }, (e) => e.secrets?.[0]?.name === 'DB_PASSWORD');
     await count({ instanceId: 'i-2' }, (e) => e.instanceId === 'i-2');
     await count({ principal: 'spiffe://shellwego/user/admin', outcome: 'denied' }, (e) => e.principal.endsWith('/admin') && e.outcome === 'denied');
-    await count({ action: 'resolve', name: 'DB_PASSWORD', outcome: 'granted' }, (e) => e.action === 'resolve' && e.secrets?.[0]?.name === 'DB_PASSWORD' && e.outcome === 'granted');
+    await count(
+      { action: 'resolve', name: 'DB_PASSWORD', outcome: 'granted' },
+      (e) => e.action === 'resolve' && e.secrets?.[0]?.name === 'DB_PASSWORD' && e.outcome === 'granted',
+    );
     const all = (await audit.list({ pageSize: 1000 })).events;
     const tenth = all[9]?.id ?? 0n;
     expect((await audit.list({ afterId: tenth, pageSize: 1000 })).events.map((e) => e.id)).toEqual(all.slice(10).map((e) => e.id));

@@ -1,7 +1,7 @@
-import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { decodePageToken, encodePageToken } from './page-token.js';
-import type { AuditActionColumn, AuditOutcomeColumn, AuditedSecretJson, SecretsDatabase } from './schema.js';
+import type { AuditActionColumn, AuditedSecretJson, AuditOutcomeColumn, SecretsDatabase } from './schema.js';
 import type { SecretScopeRef } from './validation/index.js';
 
 export type AuditAction = AuditActionColumn;
@@ -119,7 +119,10 @@ export class AuditLog {
       while (this.#pending.length > 0) {
         const batch = this.#pending.splice(0, MAX_BATCH);
         try {
-          await this.#db.insertInto('audit_events').values(batch.map((p) => toRow(p.entry))).execute();
+          await this.#db
+            .insertInto('audit_events')
+            .values(batch.map((p) => toRow(p.entry)))
+            .execute();
           for (const p of batch) p.resolve();
         } catch (err) {
           for (const p of batch) p.reject(err);
@@ -153,7 +156,10 @@ export class AuditLog {
     if (query.name !== undefined && query.name !== '') {
       select = select.where(sql<boolean>`secrets @> ${JSON.stringify([{ name: query.name }])}::jsonb`);
     }
-    const rows = await select.orderBy('id').limit(pageSize + 1).execute();
+    const rows = await select
+      .orderBy('id')
+      .limit(pageSize + 1)
+      .execute();
     const page = rows.slice(0, pageSize);
     const last = page.at(-1);
     return {

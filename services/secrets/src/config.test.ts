@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '@shellwego/kit/config';
+import { describe, expect, it } from 'vitest';
 import { secretsConfig } from './config.js';
-import { MASTER_KEY_FILE_ENV, defaultMasterKeyPath } from './kek/index.js';
+import { defaultMasterKeyPath, MASTER_KEY_FILE_ENV } from './kek/index.js';
 
 describe('secrets configuration', () => {
   it('defaults the master key, grant key and database under $SHELLWEGO_HOME', () => {

@@ -1,7 +1,7 @@
-import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import { DEFAULT_KEK_ENCRYPTION_LIMIT, EncryptionLimitError } from './crypto/index.js';
+import { sql } from 'kysely';
 import type { EncryptionBudget } from './crypto/index.js';
+import { DEFAULT_KEK_ENCRYPTION_LIMIT, EncryptionLimitError } from './crypto/index.js';
 import type { SecretsDatabase } from './schema.js';
 
 /**

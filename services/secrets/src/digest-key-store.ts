@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
-import { createDigestKey, openDigestKey } from './crypto/index.js';
 import type { DigestKey, EncryptionBudget } from './crypto/index.js';
+import { createDigestKey, openDigestKey } from './crypto/index.js';
 import type { KeyRingHolder } from './key-ring-holder.js';
 import type { SecretsDatabase } from './schema.js';
 

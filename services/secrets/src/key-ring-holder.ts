@@ -1,6 +1,6 @@
 import { SecretDecryptError } from './crypto/index.js';
-import { KekRing } from './kek/index.js';
 import type { KekSource, LoadedKek } from './kek/index.js';
+import { KekRing } from './kek/index.js';
 
 /**
  * The process's current master key ring. Rotation adds to it; a blob

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { sql } from 'kysely';
-import { afterAll, describe, expect, it } from 'vitest';
 import { AuditAction, AuditOutcome, SecretScopeKind } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { Principal } from '@shellwego/kit/pki';
 import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
+import { sql } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
 import { SecretsHarness } from '../test/support/secrets-harness.js';
 
 const NODE: Principal = { kind: 'node', id: 'n1' };
@@ -135,7 +135,11 @@ for (const backend of backends) {
 
         const rotations = await admin.listAuditEvents({ action: AuditAction.ROTATE });
         expect(rotations.events).toHaveLength(1);
-        expect(rotations.events[0]).toMatchObject({ outcome: AuditOutcome.GRANTED, reason: `new master key ${kekId}`, principal: 'spiffe://shellwego/user/admin' });
+        expect(rotations.events[0]).toMatchObject({
+          outcome: AuditOutcome.GRANTED,
+          reason: `new master key ${kekId}`,
+          principal: 'spiffe://shellwego/user/admin',
+        });
 
         // Nothing references the first key any more: a restart without its file works.
         await rm(harness.keyFile);
@@ -162,7 +166,9 @@ describe('master key rotation', () => {
       const first = await admin.rotateMasterKey({});
       const refused = await failure(admin.rotateMasterKey({}));
       expect(refused.code).toBe(Code.FailedPrecondition);
-      expect(refused.rawMessage).toMatch(/a master key rotation started at .* by spiffe:\/\/shellwego\/user\/admin is still re-wrapping data keys \(\d+ of \d+ done\); wait for it/);
+      expect(refused.rawMessage).toMatch(
+        /a master key rotation started at .* by spiffe:\/\/shellwego\/user\/admin is still re-wrapping data keys \(\d+ of \d+ done\); wait for it/,
+      );
       const running = await admin.getMasterKeyStatus({});
       expect(running.rewrapRunning).toBe(true);
       expect(running.versions.map((v) => v.kekId)).toContain(first.kekId);

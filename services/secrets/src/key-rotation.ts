@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
 import { sqlState } from '@shellwego/kit/db';
 import type { Logger } from '@shellwego/kit/log';
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { AuditLog } from './audit-log.js';
-import { SecretDecryptError, describeSecretBinding, rewrapDataKey, rewrapDigestKey } from './crypto/index.js';
 import type { EncryptionBudget } from './crypto/index.js';
+import { describeSecretBinding, rewrapDataKey, rewrapDigestKey, SecretDecryptError } from './crypto/index.js';
 import { kekUsage, recordKek } from './db-encryption-budget.js';
 import type { InFlightWrites } from './in-flight-writes.js';
-import { kekReferences } from './kek-references.js';
-import { KekError } from './kek/index.js';
 import type { LoadedKek } from './kek/index.js';
+import { KekError } from './kek/index.js';
+import { kekReferences } from './kek-references.js';
 import type { KeyRingHolder } from './key-ring-holder.js';
 import { ReservedEncryptions } from './reserved-encryptions.js';
 import type { RotationTable, ScopeKindColumn, SecretsDatabase } from './schema.js';
@@ -234,7 +234,7 @@ export class KeyRotation {
     const { logger, retryMs = DEFAULT_RETRY_MS } = this.#options;
     const signal = this.#stop.signal;
     const renew = setInterval(() => {
-            this.#db
+      this.#db
         .updateTable('rotation')
         .set({ lease_until: this.#leaseExpiry() })
         .where('id', '=', 1)
@@ -252,7 +252,10 @@ export class KeyRotation {
               await this.#release();
               return;
             }
-            const error = failures.length === 0 ? '' : `${failures.length} secret version(s) could not be re-wrapped and stay under their old master key: ${failures.join('; ')}`;
+            const error =
+              failures.length === 0
+                ? ''
+                : `${failures.length} secret version(s) could not be re-wrapped and stay under their old master key: ${failures.join('; ')}`;
             await this.#finish(error);
             if (error === '') logger.info({ kekId: target.id }, 'master key re-wrap finished');
             else logger.error({ kekId: target.id, failures }, 'master key re-wrap finished with failures');
@@ -290,16 +293,17 @@ export class KeyRotation {
       failures.set('digest key', `the digest key (${err.reason})`);
     }
     for (;;) {
-      const remaining = await this.#db.selectFrom('secret_versions').select((eb) => eb.fn.countAll<bigint>().as('count')).where('kek_id', '<>', target.id).executeTakeFirstOrThrow();
+      const remaining = await this.#db
+        .selectFrom('secret_versions')
+        .select((eb) => eb.fn.countAll<bigint>().as('count'))
+        .where('kek_id', '<>', target.id)
+        .executeTakeFirstOrThrow();
       await this.#progress(done, done + remaining.count);
       let moved = 0;
       let after: VersionKey | undefined;
       for (;;) {
         if (signal.aborted) return [...failures.values()];
-        let query = this.#db
-          .selectFrom('secret_versions')
-          .select(['scope_kind', 'app', 'name', 'version', 'blob', 'kek_id'])
-          .where('kek_id', '<>', target.id);
+        let query = this.#db.selectFrom('secret_versions').select(['scope_kind', 'app', 'name', 'version', 'blob', 'kek_id']).where('kek_id', '<>', target.id);
         if (after !== undefined) {
           const a = after;
           query = query.where(sql<boolean>`(scope_kind, app, name, version) > (${a.scope_kind}, ${a.app}, ${a.name}, ${a.version})`);
@@ -374,7 +378,7 @@ export class KeyRotation {
   }
 
   async #progress(done: bigint, total?: bigint): Promise<void> {
-        await this.#db
+    await this.#db
       .updateTable('rotation')
       .set(total === undefined ? { done, lease_until: this.#leaseExpiry() } : { done, total, lease_until: this.#leaseExpiry() })
       .where('id', '=', 1)

@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
 import type { Migration } from '@shellwego/kit/db';
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
 
 /** The secrets schema, one migration per change, applied in name order at start-up. */
 export const migrations: Record<string, Migration> = {

@@ -5,7 +5,11 @@ const VERSION = 'p1';
 
 /** A short fingerprint of a query's filters, so a token only continues the query it came from. */
 function fingerprint(query: Readonly<Record<string, string>>): string {
-  const canonical = JSON.stringify(Object.keys(query).sort().map((key) => [key, query[key]]));
+  const canonical = JSON.stringify(
+    Object.keys(query)
+      .sort()
+      .map((key) => [key, query[key]]),
+  );
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 16);
 }
 

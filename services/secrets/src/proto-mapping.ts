@@ -1,5 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { AuditEvent, GetMasterKeyStatusResponse, SecretInfo, SecretVersion } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import {
   AuditAction,
   AuditEventSchema,
@@ -8,8 +9,7 @@ import {
   SecretInfoSchema,
   SecretVersionSchema,
 } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import type { AuditEvent, GetMasterKeyStatusResponse, SecretInfo, SecretVersion } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import type { AuditAction as DomainAction, AuditOutcome as DomainOutcome, AuditRecord } from './audit-log.js';
+import type { AuditRecord, AuditAction as DomainAction, AuditOutcome as DomainOutcome } from './audit-log.js';
 import type { MasterKeyStatus } from './key-rotation.js';
 import type { SecretInfoRecord, SecretVersionRecord } from './secret-store.js';
 import { invalidArgument, secretScopeToProto } from './validation/index.js';

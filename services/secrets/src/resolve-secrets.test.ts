@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretScopeKind } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { Principal } from '@shellwego/kit/pki';
 import { SecretBytes } from '@shellwego/kit/secret-bytes';
-import { respondThenWipe } from './resolve-secrets.js';
-import type { SecretRelease } from './resolve-secrets.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretsHarness } from '../test/support/secrets-harness.js';
+import type { SecretRelease } from './resolve-secrets.js';
+import { respondThenWipe } from './resolve-secrets.js';
 
 const NODE: Principal = { kind: 'node', id: 'n1' };
 

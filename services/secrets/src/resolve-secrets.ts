@@ -1,21 +1,21 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
-import { ResolveSecretsResponseSchema } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { ResolveSecretsResponse } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import { GrantError, verifyGrant } from '@shellwego/kit/grant';
+import { ResolveSecretsResponseSchema } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { GrantVerifier, VerifiedGrant } from '@shellwego/kit/grant';
+import { GrantError, verifyGrant } from '@shellwego/kit/grant';
 import type { Logger } from '@shellwego/kit/log';
-import { spiffeId } from '@shellwego/kit/pki';
 import type { Principal } from '@shellwego/kit/pki';
-import { wipeAll } from '@shellwego/kit/secret-bytes';
+import { spiffeId } from '@shellwego/kit/pki';
 import type { SecretBytes } from '@shellwego/kit/secret-bytes';
+import { wipeAll } from '@shellwego/kit/secret-bytes';
 import type { AuditEntry, AuditLog } from './audit-log.js';
-import { SecretDecryptError, describeSecretBinding, openSecret } from './crypto/index.js';
+import { describeSecretBinding, openSecret, SecretDecryptError } from './crypto/index.js';
 import type { KeyRingHolder } from './key-ring-holder.js';
 import type { SecretStore, StoredVersion } from './secret-store.js';
-import { appNameProblem, describeSecretScope, secretNameProblem, secretScopeToProto } from './validation/index.js';
 import type { SecretScopeRef } from './validation/index.js';
+import { appNameProblem, describeSecretScope, secretNameProblem, secretScopeToProto } from './validation/index.js';
 
 /** One value released to a node. */
 export interface ReleasedSecret {
@@ -87,10 +87,18 @@ export class SecretResolver {
       );
     }
 
-    const released = await this.#open(names.map((name) => found.get(name) as StoredVersion), audited);
+    const released = await this.#open(
+      names.map((name) => found.get(name) as StoredVersion),
+      audited,
+    );
     const release: SecretRelease = { instanceId: verified.instanceId, secrets: released, wipe: () => wipeAll(released.map((s) => s.value)) };
     try {
-      await this.#options.audit.append({ ...audited, action: 'resolve', outcome: 'granted', secrets: released.map(({ name, version }) => ({ name, version })) });
+      await this.#options.audit.append({
+        ...audited,
+        action: 'resolve',
+        outcome: 'granted',
+        secrets: released.map(({ name, version }) => ({ name, version })),
+      });
     } catch (err) {
       release.wipe();
       this.#options.logger.error({ err, instanceId: verified.instanceId }, 'cannot record a resolve in the audit log; values withheld');

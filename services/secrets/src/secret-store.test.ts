@@ -2,21 +2,21 @@ import { createSecretKey, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Code, ConnectError } from '@connectrpc/connect';
-import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toJsonString } from '@bufbuild/protobuf';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { ListSecretsResponseSchema, SecretScopeKind } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { Principal } from '@shellwego/kit/pki';
+import type { PostgresTestDatabase } from '@shellwego/testing/postgres';
+import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SecretsHarness } from '../test/support/secrets-harness.js';
 import { AuditLog } from './audit-log.js';
 import { MIN_BLOB_BYTES } from './crypto/index.js';
 import { InFlightWrites } from './in-flight-writes.js';
-import { KekError, kekIdFor } from './kek/index.js';
 import type { KekSource, LoadedKek } from './kek/index.js';
+import { KekError, kekIdFor } from './kek/index.js';
 import { SecretStore } from './secret-store.js';
-import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
-import type { PostgresTestDatabase } from '@shellwego/testing/postgres';
-import { SecretsHarness } from '../test/support/secrets-harness.js';
 
 const NODE: Principal = { kind: 'node', id: 'n1' };
 const workspace = { kind: SecretScopeKind.WORKSPACE };
@@ -167,7 +167,11 @@ for (const backend of backends) {
         const rows = await sql<{ blob: Buffer }>`
           SELECT blob FROM secret_versions WHERE app = ${scopeApp} AND name = ${name}
           ORDER BY version DESC`.execute(db());
-        const row = version === undefined ? rows.rows[0] : (await sql<{ blob: Buffer }>`SELECT blob FROM secret_versions WHERE app = ${scopeApp} AND name = ${name} AND version = ${version}`.execute(db())).rows[0];
+        const row =
+          version === undefined
+            ? rows.rows[0]
+            : (await sql<{ blob: Buffer }>`SELECT blob FROM secret_versions WHERE app = ${scopeApp} AND name = ${name} AND version = ${version}`.execute(db()))
+                .rows[0];
         if (row === undefined) throw new Error(`no blob for ${scopeApp}/${name}`);
         return row.blob;
       }
@@ -234,7 +238,11 @@ for (const backend of backends) {
           const flipped = Buffer.from(original);
           flipped[offset] = (flipped[offset] ?? 0) ^ 0x01;
           await putBlob('flip', 'F', 1, flipped);
-          await expectUndecryptable('flip', ['F'], /app flip F v1 cannot be decrypted, so nothing was released: (corrupt blob|authentication failed|unknown KEK id|blob was written for a different)/);
+          await expectUndecryptable(
+            'flip',
+            ['F'],
+            /app flip F v1 cannot be decrypted, so nothing was released: (corrupt blob|authentication failed|unknown KEK id|blob was written for a different)/,
+          );
         }
         await putBlob('flip', 'F', 1, original);
         expect(Buffer.from((await resolve('flip', ['F'])).secrets[0]?.value ?? []).toString()).toBe('flip-me-please');
@@ -291,7 +299,9 @@ describe('wrong master keys', () => {
         (err: unknown) => err,
       );
       expect(refused).toBeInstanceOf(KekError);
-      expect(String(refused)).toMatch(/master key k1-[0-9a-f]{8}, but .*master\.key holds a different key \(k1-[0-9a-f]{8}\)\. Restore the original key file from backup/);
+      expect(String(refused)).toMatch(
+        /master key k1-[0-9a-f]{8}, but .*master\.key holds a different key \(k1-[0-9a-f]{8}\)\. Restore the original key file from backup/,
+      );
     } finally {
       await harness.close().catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
@@ -310,7 +320,9 @@ describe('writes are one transaction', () => {
       const digestKey = { digest: () => '00' } as unknown as ConstructorParameters<typeof SecretStore>[0]['digestKey'];
       const store = new SecretStore({ db, keys, budget, digestKey, audit: failingAudit, inFlight: new InFlightWrites(), keepVersions: 1 });
       const scope = { kind: 'app', app: 'tx' } as const;
-      await expect(store.set({ scope, name: 'T', value: bytes('second'), principal: 'spiffe://shellwego/user/admin' })).rejects.toThrow(/audit log unavailable/);
+      await expect(store.set({ scope, name: 'T', value: bytes('second'), principal: 'spiffe://shellwego/user/admin' })).rejects.toThrow(
+        /audit log unavailable/,
+      );
       await expect(store.set({ scope, name: 'NEW', value: bytes('new'), principal: 'spiffe://shellwego/user/admin' })).rejects.toThrow(/audit log unavailable/);
       await expect(store.delete(scope, 'T', 'spiffe://shellwego/user/admin')).rejects.toThrow(/audit log unavailable/);
       const rows = await sql<{ name: string; version: number }>`SELECT name, version FROM secret_versions WHERE app = 'tx'`.execute(db);

@@ -1,17 +1,17 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { AuditLog } from './audit-log.js';
-import { sealSecret } from './crypto/index.js';
 import type { DigestKey, EncryptionBudget } from './crypto/index.js';
+import { sealSecret } from './crypto/index.js';
 import type { InFlightWrites } from './in-flight-writes.js';
 import type { KeyRingHolder } from './key-ring-holder.js';
 import { ReservedEncryptions } from './reserved-encryptions.js';
 import type { SecretsDatabase } from './schema.js';
-import { scopeColumns, scopeFromColumns } from './scope-columns.js';
 import type { ScopeColumns } from './scope-columns.js';
-import { describeSecretScope } from './validation/index.js';
+import { scopeColumns, scopeFromColumns } from './scope-columns.js';
 import type { SecretScopeRef } from './validation/index.js';
+import { describeSecretScope } from './validation/index.js';
 
 /** Metadata of a secret's newest version; never its value. */
 export interface SecretInfoRecord {
@@ -115,7 +115,10 @@ export class SecretStore {
           .where('app', '=', where.app)
           .where('name', '=', write.name)
           .executeTakeFirstOrThrow();
-        await audit.append({ principal: write.principal, action: 'set', scope: write.scope, secrets: [{ name: write.name, version }], outcome: 'granted' }, trx);
+        await audit.append(
+          { principal: write.principal, action: 'set', scope: write.scope, secrets: [{ name: write.name, version }], outcome: 'granted' },
+          trx,
+        );
         return {
           scope: write.scope,
           name: write.name,
@@ -134,17 +137,11 @@ export class SecretStore {
     let query = this.#db
       .selectFrom('secrets as s')
       .innerJoin('secret_versions as v', (join) =>
-        join
-          .onRef('v.scope_kind', '=', 's.scope_kind')
-          .onRef('v.app', '=', 's.app')
-          .onRef('v.name', '=', 's.name')
-          .onRef('v.version', '=', 's.last_version'),
+        join.onRef('v.scope_kind', '=', 's.scope_kind').onRef('v.app', '=', 's.app').onRef('v.name', '=', 's.name').onRef('v.version', '=', 's.last_version'),
       )
       .select(['s.scope_kind', 's.app', 's.name', 's.last_version', 'v.created_at', 'v.created_by', 'v.digest'])
       .select(
-        sql<bigint>`(SELECT count(*) FROM secret_versions c WHERE c.scope_kind = s.scope_kind AND c.app = s.app AND c.name = s.name)`.as(
-          'version_count',
-        ),
+        sql<bigint>`(SELECT count(*) FROM secret_versions c WHERE c.scope_kind = s.scope_kind AND c.app = s.app AND c.name = s.name)`.as('version_count'),
       );
     if (scope !== undefined) {
       const where = scopeColumns(scope);

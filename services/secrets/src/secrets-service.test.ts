@@ -1,12 +1,11 @@
 import http2 from 'node:http2';
 import { create, toBinary } from '@bufbuild/protobuf';
-import { Code, ConnectError } from '@connectrpc/connect';
 import type { Client } from '@connectrpc/connect';
-import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
+import { Code, ConnectError } from '@connectrpc/connect';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
+import { GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
+import type { SecretScope } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import {
   AuditAction,
   AuditOutcome,
@@ -15,12 +14,13 @@ import {
   SecretsService,
   SetSecretRequestSchema,
 } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import type { SecretScope } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { generateGrantKeyPair, loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
-import { createMtlsClient, serve } from '@shellwego/kit/rpc';
 import type { RunningServer, TlsMaterial } from '@shellwego/kit/rpc';
+import { createMtlsClient, serve } from '@shellwego/kit/rpc';
 import { capturingLogger } from '@shellwego/testing/logger';
 import { TestPki } from '@shellwego/testing/test-pki';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIGEST, SecretsHarness } from '../test/support/secrets-harness.js';
 
 let harness: SecretsHarness;
@@ -104,7 +104,13 @@ describe('ResolveSecrets over mTLS checks the grant against the calling node', (
     flipped[3] = (flipped[3] ?? 0) ^ 0x01;
     const otherKey = loadGrantSigningKey(generateGrantKeyPair().privateKeyPem);
     const cases: Array<{ caller: TlsMaterial; grant: Grant | undefined; code: Code; reason: RegExp; instanceId: string }> = [
-      { caller: node2, grant: good, code: Code.PermissionDenied, reason: /^wrong-node: the grant was issued for node n1, but the caller is node n2/, instanceId: 'i-wrong-node' },
+      {
+        caller: node2,
+        grant: good,
+        code: Code.PermissionDenied,
+        reason: /^wrong-node: the grant was issued for node n1, but the caller is node n2/,
+        instanceId: 'i-wrong-node',
+      },
       {
         caller: node1,
         grant: grantFor('n1', { now: new Date(Date.now() - 120_000), instanceId: 'i-expired' }),
@@ -112,8 +118,20 @@ describe('ResolveSecrets over mTLS checks the grant against the calling node', (
         reason: /^expired: the grant for instance i-expired expired at/,
         instanceId: 'i-expired',
       },
-      { caller: node1, grant: create(GrantSchema, { ...good, claims: flipped }), code: Code.PermissionDenied, reason: /^bad-signature: the grant signature does not verify/, instanceId: '' },
-      { caller: node1, grant: create(GrantSchema, { claims: good.claims, keyId: good.keyId }), code: Code.PermissionDenied, reason: /^bad-signature: the grant is unsigned/, instanceId: '' },
+      {
+        caller: node1,
+        grant: create(GrantSchema, { ...good, claims: flipped }),
+        code: Code.PermissionDenied,
+        reason: /^bad-signature: the grant signature does not verify/,
+        instanceId: '',
+      },
+      {
+        caller: node1,
+        grant: create(GrantSchema, { claims: good.claims, keyId: good.keyId }),
+        code: Code.PermissionDenied,
+        reason: /^bad-signature: the grant is unsigned/,
+        instanceId: '',
+      },
       {
         caller: node1,
         grant: signGrant({ instanceId: 'i-x', app: 'shop', nodeId: 'n1', secretNames: names, imageDigest: DIGEST, ttlMs: 60_000 }, otherKey),
@@ -161,7 +179,9 @@ describe('ResolveSecrets over mTLS checks the grant against the calling node', (
 
   it('refuses nodes on the admin RPCs', async () => {
     expect((await failure(client(node1).listSecrets({}))).code).toBe(Code.PermissionDenied);
-    expect((await failure(client(node1).setSecret({ scope: { kind: SecretScopeKind.WORKSPACE }, name: 'X', value: new Uint8Array(1) }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(client(node1).setSecret({ scope: { kind: SecretScopeKind.WORKSPACE }, name: 'X', value: new Uint8Array(1) }))).code).toBe(
+      Code.PermissionDenied,
+    );
   });
 });
 
@@ -183,18 +203,54 @@ describe('bad input gets a clear code, writes nothing and leaves the service ser
     const before = await snapshot();
     const ws: SecretScope = create(SecretScopeSchema, { kind: SecretScopeKind.WORKSPACE });
     const cases: Array<{ call: () => Promise<unknown>; code: Code; message: RegExp }> = [
-      { call: () => client(admin).setSecret({ scope: ws, name: 'BIG', value: new Uint8Array(64 * 1024 + 1) }), code: Code.ResourceExhausted, message: /^value: 65537 bytes is over the 65536-byte limit/ },
-      { call: () => client(admin).setSecret({ scope: ws, name: 'HUGE', value: new Uint8Array(5 * 1024 * 1024) }), code: Code.ResourceExhausted, message: /message size|larger than|exceeds|limit/i },
-      { call: () => client(admin).setSecret({ scope: ws, name: '1BAD', value: new Uint8Array(1) }), code: Code.InvalidArgument, message: /^name: "1BAD" is not a valid secret name/ },
+      {
+        call: () => client(admin).setSecret({ scope: ws, name: 'BIG', value: new Uint8Array(64 * 1024 + 1) }),
+        code: Code.ResourceExhausted,
+        message: /^value: 65537 bytes is over the 65536-byte limit/,
+      },
+      {
+        call: () => client(admin).setSecret({ scope: ws, name: 'HUGE', value: new Uint8Array(5 * 1024 * 1024) }),
+        code: Code.ResourceExhausted,
+        message: /message size|larger than|exceeds|limit/i,
+      },
+      {
+        call: () => client(admin).setSecret({ scope: ws, name: '1BAD', value: new Uint8Array(1) }),
+        code: Code.InvalidArgument,
+        message: /^name: "1BAD" is not a valid secret name/,
+      },
       { call: () => client(admin).setSecret({ scope: ws, name: 'SHELLWEGO_X', value: new Uint8Array(1) }), code: Code.InvalidArgument, message: /reserved/ },
-      { call: () => client(admin).setSecret({ scope: ws, name: 'A'.repeat(129), value: new Uint8Array(1) }), code: Code.InvalidArgument, message: /at most 128/ },
-      { call: () => client(admin).setSecret({ scope: { kind: 7 as SecretScopeKind }, name: 'X', value: new Uint8Array(1) }), code: Code.InvalidArgument, message: /^scope\.kind: 7 is not a known scope kind/ },
+      {
+        call: () => client(admin).setSecret({ scope: ws, name: 'A'.repeat(129), value: new Uint8Array(1) }),
+        code: Code.InvalidArgument,
+        message: /at most 128/,
+      },
+      {
+        call: () => client(admin).setSecret({ scope: { kind: 7 as SecretScopeKind }, name: 'X', value: new Uint8Array(1) }),
+        code: Code.InvalidArgument,
+        message: /^scope\.kind: 7 is not a known scope kind/,
+      },
       { call: () => client(admin).setSecret({ name: 'X', value: new Uint8Array(1) }), code: Code.InvalidArgument, message: /^scope: a scope is required/ },
-      { call: () => client(admin).setSecret({ scope: { kind: SecretScopeKind.APP, app: 'Not An App' }, name: 'X', value: new Uint8Array(1) }), code: Code.InvalidArgument, message: /^scope\.app: / },
+      {
+        call: () => client(admin).setSecret({ scope: { kind: SecretScopeKind.APP, app: 'Not An App' }, name: 'X', value: new Uint8Array(1) }),
+        code: Code.InvalidArgument,
+        message: /^scope\.app: /,
+      },
       { call: () => client(admin).deleteSecret({ scope: ws, name: 'bad-name' }), code: Code.InvalidArgument, message: /^name: / },
-      { call: () => client(admin).listSecrets({ scope: { kind: SecretScopeKind.UNSPECIFIED } }), code: Code.InvalidArgument, message: /^scope\.kind: is unspecified/ },
-      { call: () => client(admin).listAuditEvents({ page: { pageToken: 'garbage' } }), code: Code.InvalidArgument, message: /^page\.page_token: is not a page token/ },
-      { call: () => client(admin).listAuditEvents({ action: 42 as AuditAction }), code: Code.InvalidArgument, message: /^action: 42 is not a known audit action/ },
+      {
+        call: () => client(admin).listSecrets({ scope: { kind: SecretScopeKind.UNSPECIFIED } }),
+        code: Code.InvalidArgument,
+        message: /^scope\.kind: is unspecified/,
+      },
+      {
+        call: () => client(admin).listAuditEvents({ page: { pageToken: 'garbage' } }),
+        code: Code.InvalidArgument,
+        message: /^page\.page_token: is not a page token/,
+      },
+      {
+        call: () => client(admin).listAuditEvents({ action: 42 as AuditAction }),
+        code: Code.InvalidArgument,
+        message: /^action: 42 is not a known audit action/,
+      },
     ];
     for (const c of cases) {
       const err = await failure(c.call());
@@ -210,7 +266,12 @@ describe('bad input gets a clear code, writes nothing and leaves the service ser
     const raw = async (body: Uint8Array): Promise<number> => {
       const session = http2.connect(server.url, { ca: admin.caPem, cert: admin.certPem, key: admin.keyPem });
       try {
-        const stream = session.request({ ':method': 'POST', ':path': '/shellwego.secrets.v1.SecretsService/SetSecret', 'content-type': 'application/grpc', te: 'trailers' });
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/shellwego.secrets.v1.SecretsService/SetSecret',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
         const frame = Buffer.alloc(5 + body.length);
         frame.writeUInt32BE(body.length, 1);
         Buffer.from(body).copy(frame, 5);
@@ -233,7 +294,10 @@ describe('bad input gets a clear code, writes nothing and leaves the service ser
     };
     expect(await raw(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0x0f, 0x01))).toBe(Code.InvalidArgument);
     // A valid message cut off in the middle of the value field.
-    const whole = toBinary(SetSecretRequestSchema, create(SetSecretRequestSchema, { scope: { kind: SecretScopeKind.WORKSPACE }, name: 'CUT', value: new Uint8Array(100) }));
+    const whole = toBinary(
+      SetSecretRequestSchema,
+      create(SetSecretRequestSchema, { scope: { kind: SecretScopeKind.WORKSPACE }, name: 'CUT', value: new Uint8Array(100) }),
+    );
     expect(await raw(whole.subarray(0, whole.length - 10))).toBe(Code.InvalidArgument);
     await stillServing();
     expect(await snapshot()).toBe(before);

@@ -1,29 +1,15 @@
 import type { ServiceImpl } from '@connectrpc/connect';
-import { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { principalOf } from '@shellwego/kit/auth';
 import { spiffeId } from '@shellwego/kit/pki';
 import type { AuditLog } from './audit-log.js';
 import type { KeyRotation } from './key-rotation.js';
-import {
-  auditActionFilter,
-  auditEventToProto,
-  auditOutcomeFilter,
-  masterKeyStatusToProto,
-  secretInfoToProto,
-  secretVersionToProto,
-} from './proto-mapping.js';
-import { respondThenWipe } from './resolve-secrets.js';
+import { auditActionFilter, auditEventToProto, auditOutcomeFilter, masterKeyStatusToProto, secretInfoToProto, secretVersionToProto } from './proto-mapping.js';
 import type { SecretResolver } from './resolve-secrets.js';
+import { respondThenWipe } from './resolve-secrets.js';
 import { toConnectError } from './rpc-errors.js';
 import type { SecretStore } from './secret-store.js';
-import {
-  invalidArgument,
-  quoteInput,
-  validateOptionalSecretScope,
-  validateSecretName,
-  validateSecretScope,
-  validateSecretValue,
-} from './validation/index.js';
+import { invalidArgument, quoteInput, validateOptionalSecretScope, validateSecretName, validateSecretScope, validateSecretValue } from './validation/index.js';
 
 export interface SecretsServiceParts {
   readonly store: SecretStore;

@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { toBinary, toJsonString } from '@bufbuild/protobuf';
 import { ConnectError } from '@connectrpc/connect';
-import { afterAll, describe, expect, it } from 'vitest';
 import {
   GetMasterKeyStatusResponseSchema,
   ListAuditEventsResponseSchema,
@@ -18,10 +17,11 @@ import {
   SecretScopeKind,
 } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { dumpTables, leakingRows, leaks, scanFiles, scanPostgresDataDir, withPglite, withPostgres } from '@shellwego/testing/leak-scan/leak-scan';
-import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
-import type { PostgresTestDatabase } from '@shellwego/testing/postgres';
 import { TestPlatform } from '@shellwego/testing/platform';
+import type { PostgresTestDatabase } from '@shellwego/testing/postgres';
+import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
 import { secretsClients } from '@shellwego/testing/secrets-clients';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const postgresSkip = await postgresUnavailable();
 if (postgresSkip !== undefined) console.warn(`skipping the Postgres canary test: ${postgresSkip}`);
@@ -105,7 +105,16 @@ for (const backend of backends) {
         database === undefined
           ? await withPglite(join(platform.home, 'secrets', 'db'), (query) => dumpTables(query, ['secrets']))
           : await withPostgres(database.url, (query) => dumpTables(query, ['secrets']));
-      expect([...dump.keys()]).toEqual(expect.arrayContaining(['secrets.audit_events', 'secrets.digest_key', 'secrets.keks', 'secrets.rotation', 'secrets.secret_versions', 'secrets.secrets']));
+      expect([...dump.keys()]).toEqual(
+        expect.arrayContaining([
+          'secrets.audit_events',
+          'secrets.digest_key',
+          'secrets.keks',
+          'secrets.rotation',
+          'secrets.secret_versions',
+          'secrets.secrets',
+        ]),
+      );
       expect(dump.get('secrets.secret_versions')?.length).toBe(3);
       expect(dump.get('secrets.audit_events')?.length).toBe(audit.events.length);
 
@@ -113,12 +122,20 @@ for (const backend of backends) {
       const files = await scanFiles([platform.home], canary);
       expect(files.files.some((file) => file.endsWith(join('secrets', 'master.key')))).toBe(true);
       if (database === undefined) {
-        for (const part of ['base', 'pg_wal']) expect(files.files.some((file) => file.includes(join('secrets', 'db', part))), part).toBe(true);
+        for (const part of ['base', 'pg_wal'])
+          expect(
+            files.files.some((file) => file.includes(join('secrets', 'db', part))),
+            part,
+          ).toBe(true);
       }
       // Postgres: its data directory as stored on this host, every page and WAL segment, other tests' databases too.
       const dataDir = database === undefined ? undefined : await scanPostgresDataDir(database.url, canary);
       if (dataDir !== undefined) {
-        for (const part of ['base', 'pg_wal']) expect(dataDir.files.some((file) => file.startsWith(join(dataDir.dataDir, part))), part).toBe(true);
+        for (const part of ['base', 'pg_wal'])
+          expect(
+            dataDir.files.some((file) => file.startsWith(join(dataDir.dataDir, part))),
+            part,
+          ).toBe(true);
       }
 
       expect(lines.filter((line) => leaks(line, canary))).toEqual([]);

@@ -3,12 +3,12 @@
 // others; it never creates a new key over existing secrets.
 import { access, chmod, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretScopeKind } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { startServiceProcess } from '@shellwego/kit/process';
 import { TestPlatform } from '@shellwego/testing/platform';
-import { secretsClients } from '@shellwego/testing/secrets-clients';
 import type { SecretsClients } from '@shellwego/testing/secrets-clients';
+import { secretsClients } from '@shellwego/testing/secrets-clients';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let platform: TestPlatform;
 let clients: SecretsClients;

@@ -8,14 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { expect } from 'vitest';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { isRunning } from '@shellwego/kit/process';
+import { leaks, type Secrets, scanDatabases, scanFiles } from '@shellwego/testing/leak-scan/leak-scan';
+import { scanProcesses } from '@shellwego/testing/leak-scan/process-scan';
+import { expect } from 'vitest';
 import { canaryImageArchive, canaryLine } from './canary-image.js';
 import { instanceReached, logsUntil, statesOf } from './instance-watch.js';
-import { scanDatabases, scanFiles, leaks, type Secrets } from '@shellwego/testing/leak-scan/leak-scan';
-import { readStateFile, type NodePlatform } from './node-platform.js';
-import { scanProcesses } from '@shellwego/testing/leak-scan/process-scan';
+import { type NodePlatform, readStateFile } from './node-platform.js';
 
 export interface CanaryFlowOptions {
   readonly agentKey: string;
@@ -55,8 +55,23 @@ export async function canaryFlow(p: NodePlatform, options: CanaryFlowOptions): P
 
   const from = p.events.events.length;
   const deploy = await p.cli([
-    'app', 'deploy', app, '--image', tag, '--secret', 'CANARY', '--env', `PORT=${options.port}`, '--health', `tcp:${options.port}`,
-    '--memory', options.memory, '--cpu', '250m', '--label', `role=${options.agentKey}`,
+    'app',
+    'deploy',
+    app,
+    '--image',
+    tag,
+    '--secret',
+    'CANARY',
+    '--env',
+    `PORT=${options.port}`,
+    '--health',
+    `tcp:${options.port}`,
+    '--memory',
+    options.memory,
+    '--cpu',
+    '250m',
+    '--label',
+    `role=${options.agentKey}`,
   ]);
   expect(deploy.exitCode, deploy.stderr).toBe(0);
   const healthy = await instanceReached(p.events, app, InstanceState.HEALTHY, options.healthyTimeoutMs, from);
@@ -81,7 +96,11 @@ export async function canaryFlow(p: NodePlatform, options: CanaryFlowOptions): P
 
   const rm = await p.cli(['app', 'rm', app]);
   expect(rm.exitCode, rm.stderr).toBe(0);
-  await p.events.waitFor((e) => e.instanceId === instanceId && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.STOPPED, 60_000, `${instanceId} STOPPED`);
+  await p.events.waitFor(
+    (e) => e.instanceId === instanceId && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.STOPPED,
+    60_000,
+    `${instanceId} STOPPED`,
+  );
   expect(isRunning(vm.pid)).toBe(false);
   expect(existsSync(vm.workDir)).toBe(false);
   expect(await readdir(join(agent.stateDir, 'vms'))).toEqual([]);

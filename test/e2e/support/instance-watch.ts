@@ -47,7 +47,13 @@ export async function logsUntil(agent: Client<typeof NodeAgentService>, instance
  * The first line (from index `from`) matching `predicate` of a process's output. Processes give
  * no event for a log line, so this looks every 50 ms.
  */
-export async function lineAppears(lines: readonly string[], predicate: (line: string) => boolean, from: number, timeoutMs: number, what: string): Promise<string> {
+export async function lineAppears(
+  lines: readonly string[],
+  predicate: (line: string) => boolean,
+  from: number,
+  timeoutMs: number,
+  what: string,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const found = lines.slice(from).find(predicate);

@@ -7,19 +7,19 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createClient, type Client } from '@connectrpc/connect';
-import { execa } from 'execa';
+import { type Client, createClient } from '@connectrpc/connect';
 import { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
 import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { SecretScopeKind, SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import { createMtlsClient, createMtlsTransport } from '@shellwego/kit/rpc';
 import { buildGuestAgent } from '@shellwego/guest-agent/build';
+import { createMtlsClient, createMtlsTransport } from '@shellwego/kit/rpc';
+import { type RunningService, TestPlatform } from '@shellwego/testing/platform';
 import { importBytes } from '@shellwego/testing/registry/registry-calls';
 import { EventStream } from '@shellwego/testing/scheduler/event-stream';
-import { TestPlatform, type RunningService } from '@shellwego/testing/platform';
+import { execa } from 'execa';
 
 const cliEntry = fileURLToPath(new URL('../../../cli/bin/shellwego.js', import.meta.url));
 
@@ -163,13 +163,19 @@ export class NodePlatform {
       process.execPath,
       [
         cliEntry,
-        '--scheduler', this.platform.url('scheduler'),
-        '--secrets', this.platform.url('secrets'),
-        '--registry', this.platform.url('registry'),
+        '--scheduler',
+        this.platform.url('scheduler'),
+        '--secrets',
+        this.platform.url('secrets'),
+        '--registry',
+        this.platform.url('registry'),
         ...(options.nodeAgent === undefined ? [] : ['--node-agent', options.nodeAgent]),
-        '--ca', pki.caCert,
-        '--cert', pki.admin.cert,
-        '--key', pki.admin.key,
+        '--ca',
+        pki.caCert,
+        '--cert',
+        pki.admin.cert,
+        '--key',
+        pki.admin.key,
         ...args,
       ],
       { reject: false, ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }), env: { SHELLWEGO_HOME: this.home } },

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
 import type { Client } from '@connectrpc/connect';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import type { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';

@@ -1,5 +1,5 @@
 import type { Http2Session } from 'node:http2';
-import { createClient, type Client } from '@connectrpc/connect';
+import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import type { TlsMaterial } from '@shellwego/kit/rpc';

@@ -1,11 +1,5 @@
-import { create, getOption, hasOption, type DescMethod } from '@bufbuild/protobuf';
-import {
-  AccessSchema,
-  PrincipalKind,
-  access as accessOption,
-  type Access,
-  type Caller,
-} from '@shellwego/contracts/common/v1/access_pb';
+import { create, type DescMethod, getOption, hasOption } from '@bufbuild/protobuf';
+import { type Access, AccessSchema, access as accessOption, type Caller, PrincipalKind } from '@shellwego/contracts/common/v1/access_pb';
 import type { Principal } from '../pki/identity.js';
 
 /** Who is calling: a principal from a verified certificate, or nobody. */
@@ -16,18 +10,10 @@ export type CallerIdentity = Principal | { readonly kind: 'anonymous' };
  * reflection), which carry no shellwego access option.
  */
 export const anyAuthenticated: Access = create(AccessSchema, {
-  allow: [
-    { kind: PrincipalKind.USER },
-    { kind: PrincipalKind.NODE },
-    { kind: PrincipalKind.SERVICE },
-  ],
+  allow: [{ kind: PrincipalKind.USER }, { kind: PrincipalKind.NODE }, { kind: PrincipalKind.SERVICE }],
 });
 
-const standardServices = new Set([
-  'grpc.health.v1.Health',
-  'grpc.reflection.v1.ServerReflection',
-  'grpc.reflection.v1alpha.ServerReflection',
-]);
+const standardServices = new Set(['grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection']);
 
 /**
  * The access rule of a method: its `shellwego.common.v1.access` option, the

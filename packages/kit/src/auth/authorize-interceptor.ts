@@ -1,15 +1,8 @@
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { parseSpiffeId } from '../pki/identity.js';
-import type { RevocationList } from '../pki/revocation-list.js';
 import type { PeerCertificate } from '../pki/peer-certificate.js';
-import {
-  accessOf,
-  admitsAnonymous,
-  describeAccess,
-  describeIdentity,
-  isAllowed,
-  type CallerIdentity,
-} from './access-policy.js';
+import type { RevocationList } from '../pki/revocation-list.js';
+import { accessOf, admitsAnonymous, type CallerIdentity, describeAccess, describeIdentity, isAllowed } from './access-policy.js';
 import { callerKey, peerCertificateKey } from './call-context.js';
 
 /** A call the authorizer turned away, for services that must record refusals (audit). */
@@ -79,10 +72,7 @@ function authenticate(peer: PeerCertificate, revoked: RevocationList, anonymousA
   const principals = peer.uris.map((uri) => parseSpiffeId(uri, peer.organizationalUnits)).filter((p) => p !== undefined);
   const [principal] = principals;
   if (!principal || principals.length > 1) {
-    throw new ConnectError(
-      'client certificate must carry exactly one spiffe://shellwego/{user,node,service}/<name> URI SAN',
-      Code.Unauthenticated,
-    );
+    throw new ConnectError('client certificate must carry exactly one spiffe://shellwego/{user,node,service}/<name> URI SAN', Code.Unauthenticated);
   }
   return principal;
 }

@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextKey, type HandlerContext } from '@connectrpc/connect';
-import { noPeerCertificate, type PeerCertificate } from '../pki/peer-certificate.js';
 import type { Principal } from '../pki/identity.js';
+import { noPeerCertificate, type PeerCertificate } from '../pki/peer-certificate.js';
 import type { CallerIdentity } from './access-policy.js';
 
 /** Set by the server from the TLS socket, read by the authorizer. */
@@ -9,9 +9,12 @@ export const peerCertificateKey = createContextKey<PeerCertificate>(noPeerCertif
 });
 
 /** Set by the authorizer for handlers. */
-export const callerKey = createContextKey<CallerIdentity>({ kind: 'anonymous' }, {
-  description: 'authenticated caller',
-});
+export const callerKey = createContextKey<CallerIdentity>(
+  { kind: 'anonymous' },
+  {
+    description: 'authenticated caller',
+  },
+);
 
 /** The caller of an RPC, as established by the authorizer. */
 export function callerOf(context: HandlerContext): CallerIdentity {

@@ -1,3 +1,3 @@
-export { accessOf, anyAuthenticated, describeAccess, describeIdentity, isAllowed, type CallerIdentity } from './access-policy.js';
+export { accessOf, anyAuthenticated, type CallerIdentity, describeAccess, describeIdentity, isAllowed } from './access-policy.js';
 export { authorizeInterceptor, type RefusalListener, type RefusedCall } from './authorize-interceptor.js';
 export { callerKey, callerOf, peerCertificateKey, principalOf } from './call-context.js';

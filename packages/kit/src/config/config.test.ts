@@ -5,8 +5,8 @@ import { afterAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { ConfigError } from './config-error.js';
 import { defineConfig, loadConfig, toEnvSuffix } from './define-config.js';
 import { defaultPorts, shellwegoHome } from './home.js';
-import { boolean, database, duration, hostPort, integer, keyValues, oneOf, optional, path, port, string, url } from './settings.js';
 import type { HostPort, Setting } from './settings.js';
+import { boolean, database, duration, hostPort, integer, keyValues, oneOf, optional, path, port, string, url } from './settings.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shellwego-config-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,21 +42,35 @@ describe('setting kinds', () => {
     {
       name: 'integer',
       setting: integer({ min: 1, max: 10 }),
-      valid: [['1', 1], ['10', 10], [' 7 ', 7]],
+      valid: [
+        ['1', 1],
+        ['10', 10],
+        [' 7 ', 7],
+      ],
       invalid: ['0', '11', '1.5', 'ten', '9007199254740993'],
       expected: /expected an integer between 1 and 10/,
     },
     {
       name: 'boolean',
       setting: boolean(),
-      valid: [['true', true], ['FALSE', false], ['1', true], ['no', false], ['on', true]],
+      valid: [
+        ['true', true],
+        ['FALSE', false],
+        ['1', true],
+        ['no', false],
+        ['on', true],
+      ],
       invalid: ['maybe', '2'],
       expected: /expected a boolean/,
     },
     {
       name: 'port',
       setting: port(),
-      valid: [['0', 0], ['7401', 7401], ['65535', 65535]],
+      valid: [
+        ['0', 0],
+        ['7401', 7401],
+        ['65535', 65535],
+      ],
       invalid: ['65536', '-1', 'http'],
       expected: /expected a TCP port number between 0 and 65535/,
     },
@@ -74,14 +88,24 @@ describe('setting kinds', () => {
     {
       name: 'duration',
       setting: duration(),
-      valid: [['500ms', 500], ['10s', 10_000], ['5m', 300_000], ['1h', 3_600_000], ['1h30m', 5_400_000], ['1.5s', 1500]],
+      valid: [
+        ['500ms', 500],
+        ['10s', 10_000],
+        ['5m', 300_000],
+        ['1h', 3_600_000],
+        ['1h30m', 5_400_000],
+        ['1.5s', 1500],
+      ],
       invalid: ['ten', '10', '10 s', '-5s', 's'],
       expected: /expected a duration like "10s" or "500ms"/,
     },
     {
       name: 'url',
       setting: url({ protocols: ['postgres', 'postgresql:'] }),
-      valid: [['postgres://u@db:5432/x', 'postgres://u@db:5432/x'], ['postgresql://db/x', 'postgresql://db/x']],
+      valid: [
+        ['postgres://u@db:5432/x', 'postgres://u@db:5432/x'],
+        ['postgresql://db/x', 'postgresql://db/x'],
+      ],
       invalid: ['http://db/x', 'db:5432', 'not a url'],
       expected: /expected a URL with scheme postgres or postgresql/,
     },
@@ -95,7 +119,11 @@ describe('setting kinds', () => {
     {
       name: 'keyValues',
       setting: keyValues(),
-      valid: [['zone=a,disk=ssd', { zone: 'a', disk: 'ssd' }], ['k=a=b', { k: 'a=b' }], [' x = 1 ,', { x: '1' }]],
+      valid: [
+        ['zone=a,disk=ssd', { zone: 'a', disk: 'ssd' }],
+        ['k=a=b', { k: 'a=b' }],
+        [' x = 1 ,', { x: '1' }],
+      ],
       invalid: ['zone', '=a', 'a=1,a=2'],
       expected: /expected comma-separated key=value pairs/,
     },
@@ -120,6 +148,7 @@ describe('setting kinds', () => {
     expect(one(path(), '~/state', env)).toBe('/home/op/state');
     expect(one(path(), '~', env)).toBe('/home/op');
     expect(one(path(), '$SHELLWEGO_HOME/db', env)).toBe('/srv/sw/db');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the ${VAR} form is what is under test
     expect(one(path(), '${SHELLWEGO_HOME}/db', env)).toBe('/srv/sw/db');
     expect(one(path(), '$SHELLWEGO_HOME/db', { HOME: '/home/op' })).toBe('/home/op/.shellwego/db');
     expect(one(path(), 'rel/x', env)).toBe(join(process.cwd(), 'rel/x'));

@@ -1,9 +1,9 @@
 // Typed configuration from env vars over an optional JSON file over defaults, validated all at once.
 import { readFileSync } from 'node:fs';
-import { ConfigError } from './config-error.js';
 import type { ConfigIssue, ConfigSource } from './config-error.js';
-import { expandPath } from './settings.js';
+import { ConfigError } from './config-error.js';
 import type { Setting } from './settings.js';
+import { expandPath } from './settings.js';
 
 export const CONFIG_FILE_ENV = 'SHELLWEGO_CONFIG';
 
@@ -47,10 +47,7 @@ export function defineConfig<S extends Record<string, Setting<unknown>>>(envPref
 }
 
 /** Reads and validates every setting; throws ConfigError listing every problem found. */
-export function loadConfig<S extends Record<string, Setting<unknown>>>(
-  definition: ConfigDefinition<S>,
-  options: LoadConfigOptions = {},
-): Typed<S> {
+export function loadConfig<S extends Record<string, Setting<unknown>>>(definition: ConfigDefinition<S>, options: LoadConfigOptions = {}): Typed<S> {
   const env = options.env ?? process.env;
   const issues: ConfigIssue[] = [];
   const file = readConfigFile(options.file, env, issues);

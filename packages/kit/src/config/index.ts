@@ -1,8 +1,11 @@
 // Typed, validated service configuration from env vars and an optional JSON file.
-export { defineConfig, loadConfig, toEnvSuffix, CONFIG_FILE_ENV } from './define-config.js';
-export type { ConfigDefinition, LoadConfigOptions, SettingValue, Typed } from './define-config.js';
-export { ConfigError } from './config-error.js';
+
 export type { ConfigIssue, ConfigSource } from './config-error.js';
+export { ConfigError } from './config-error.js';
+export type { ConfigDefinition, LoadConfigOptions, SettingValue, Typed } from './define-config.js';
+export { CONFIG_FILE_ENV, defineConfig, loadConfig, toEnvSuffix } from './define-config.js';
+export { defaultPorts, SHELLWEGO_HOME_ENV, shellwegoHome, userHome } from './home.js';
+export type { CommonOptions, HostPort, ParseContext, ParseResult, Setting } from './settings.js';
 export {
   boolean,
   database,
@@ -20,5 +23,3 @@ export {
   string,
   url,
 } from './settings.js';
-export type { CommonOptions, HostPort, ParseContext, ParseResult, Setting } from './settings.js';
-export { defaultPorts, shellwegoHome, userHome, SHELLWEGO_HOME_ENV } from './home.js';

@@ -1,6 +1,6 @@
 // Setting kinds: each knows how to parse an env string (or a JSON file value) into its type.
 import { join, resolve } from 'node:path';
-import { shellwegoHome, SHELLWEGO_HOME_ENV, userHome } from './home.js';
+import { SHELLWEGO_HOME_ENV, shellwegoHome, userHome } from './home.js';
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; expected: string };
 
@@ -194,8 +194,7 @@ export function pathList(options: CommonOptions & { default?: string } = {}): Se
 
 export function url(options: CommonOptions & { protocols?: readonly string[]; default?: string } = {}): Setting<string> {
   const protocols = options.protocols?.map((p) => (p.endsWith(':') ? p : `${p}:`));
-  const expected =
-    protocols === undefined ? 'a URL' : `a URL with scheme ${protocols.map((p) => p.slice(0, -1)).join(' or ')}`;
+  const expected = protocols === undefined ? 'a URL' : `a URL with scheme ${protocols.map((p) => p.slice(0, -1)).join(' or ')}`;
   return setting('url', options, (input) => {
     if (typeof input !== 'string' || !URL.canParse(input)) {
       return fail(expected);
@@ -231,10 +230,7 @@ export function database(options: CommonOptions & { default?: string } = {}): Se
   });
 }
 
-export function oneOf<const V extends readonly [string, ...string[]]>(
-  values: V,
-  options: CommonOptions & { default?: V[number] } = {},
-): Setting<V[number]> {
+export function oneOf<const V extends readonly [string, ...string[]]>(values: V, options: CommonOptions & { default?: V[number] } = {}): Setting<V[number]> {
   const expected = `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`;
   return setting('oneOf', options, (input) =>
     typeof input === 'string' && (values as readonly string[]).includes(input) ? ok(input as V[number]) : fail(expected),
@@ -242,9 +238,7 @@ export function oneOf<const V extends readonly [string, ...string[]]>(
 }
 
 /** "k=v,k2=v2" (or an object of strings in the JSON file); defaults to no entries. */
-export function keyValues(
-  options: CommonOptions & { default?: string | Record<string, string> } = {},
-): Setting<Record<string, string>> {
+export function keyValues(options: CommonOptions & { default?: string | Record<string, string> } = {}): Setting<Record<string, string>> {
   const expected = 'comma-separated key=value pairs like "zone=a,disk=ssd", each key once';
   return setting('keyValues', { ...options, default: options.default ?? '' }, (input) => {
     if (typeof input === 'object' && input !== null && !Array.isArray(input)) {

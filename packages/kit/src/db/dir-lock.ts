@@ -20,9 +20,7 @@ export function lockDataDir(dataDir: string): DirLock {
       }
       const holder = lockHolder(lockPath);
       if (holder !== undefined && isRunning(holder)) {
-        throw new Error(
-          `the PGlite data directory ${dataDir} is in use by process ${holder} (lock file ${lockPath}); only one process may open it`,
-        );
+        throw new Error(`the PGlite data directory ${dataDir} is in use by process ${holder} (lock file ${lockPath}); only one process may open it`);
       }
       rmSync(lockPath, { force: true });
       continue;

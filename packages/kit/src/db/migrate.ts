@@ -1,7 +1,7 @@
 // Runs a service's in-code migrations with kysely's Migrator, inside the service's schema.
 import type { Kysely } from 'kysely';
-import { Migrator } from 'kysely/migration';
 import type { Migration } from 'kysely/migration';
+import { Migrator } from 'kysely/migration';
 
 export class MigrationError extends Error {
   /** The migration that failed, when the failure was in one. */
@@ -18,11 +18,7 @@ export class MigrationError extends Error {
 const lexical = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Applies every pending migration; returns the names applied. Throws MigrationError. */
-export async function migrateToLatest<DB>(
-  db: Kysely<DB>,
-  schema: string,
-  migrations: Readonly<Record<string, Migration>>,
-): Promise<string[]> {
+export async function migrateToLatest<DB>(db: Kysely<DB>, schema: string, migrations: Readonly<Record<string, Migration>>): Promise<string[]> {
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => ({ ...migrations }) },

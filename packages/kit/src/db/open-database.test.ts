@@ -1,17 +1,17 @@
-import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sql } from 'kysely';
 import type { ColumnType, Generated, Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { Migration } from 'kysely/migration';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isUniqueViolation } from './errors.js';
 import { MigrationError } from './migrate.js';
-import { openDatabase } from './open-database.js';
 import type { Database } from './open-database.js';
+import { openDatabase } from './open-database.js';
 
 interface Meta {
   kind: string;
@@ -148,9 +148,7 @@ for (const backend of backends) {
 
     if (backend.name === 'pglite') {
       it('refuses a second open of the same data directory while it is open', async () => {
-        await expect(openDatabase({ url: backend.url, schema: backend.schema, migrations: {} })).rejects.toThrow(
-          `is in use by process ${process.pid}`,
-        );
+        await expect(openDatabase({ url: backend.url, schema: backend.schema, migrations: {} })).rejects.toThrow(`is in use by process ${process.pid}`);
       });
     }
 
@@ -164,7 +162,11 @@ for (const backend of backends) {
           .values({ name: 'roundtrip', payload, created_at: when, meta: JSON.stringify(meta) })
           .returning('id')
           .executeTakeFirstOrThrow();
-        await tx.updateTable('item').set({ meta: JSON.stringify({ ...meta, kind: 'updated' }) }).where('id', '=', inserted.id).execute();
+        await tx
+          .updateTable('item')
+          .set({ meta: JSON.stringify({ ...meta, kind: 'updated' }) })
+          .where('id', '=', inserted.id)
+          .execute();
         return inserted;
       });
       expect(typeof id).toBe('bigint');
@@ -183,10 +185,13 @@ for (const backend of backends) {
       let outside: Promise<Array<{ name: string }>> | undefined;
       await expect(
         db.transaction().execute(async (tx) => {
-          await tx.insertInto('item').values([
-            { name: 'rb-1', payload: Buffer.from([1]), meta: '{}' },
-            { name: 'rb-2', payload: Buffer.from([2]), meta: '{}' },
-          ]).execute();
+          await tx
+            .insertInto('item')
+            .values([
+              { name: 'rb-1', payload: Buffer.from([1]), meta: '{}' },
+              { name: 'rb-2', payload: Buffer.from([2]), meta: '{}' },
+            ])
+            .execute();
           await tx.updateTable('counter').set({ n: sql`n + 100` }).where('id', '=', 1).execute();
           // Not awaited: on a single-connection PGlite it must wait for the transaction, not join it.
           outside = db.selectFrom('item').select('name').where('name', 'like', 'rb-%').execute();
@@ -200,12 +205,18 @@ for (const backend of backends) {
     });
 
     it('detects a unique violation with isUniqueViolation', async () => {
-      await db.insertInto('item').values({ name: 'dup', payload: Buffer.from([0]), meta: '{}' }).execute();
+      await db
+        .insertInto('item')
+        .values({ name: 'dup', payload: Buffer.from([0]), meta: '{}' })
+        .execute();
       const duplicate = await db
         .insertInto('item')
         .values({ name: 'dup', payload: Buffer.from([0]), meta: '{}' })
         .execute()
-        .then(() => undefined, (err: unknown) => err);
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
       expect(isUniqueViolation(duplicate)).toBe(true);
       const notNull = await sql`INSERT INTO item (name, payload, meta) VALUES (NULL, '\\x00', '{}')`.execute(db).then(
         () => undefined,
@@ -222,11 +233,18 @@ for (const backend of backends) {
         Array.from({ length: 20 }, (_, i) =>
           db.transaction().execute(async (tx) => {
             const { n } = await tx.selectFrom('counter').select('n').where('id', '=', 1).forUpdate().executeTakeFirstOrThrow();
-            await tx.insertInto('item').values({ name: `tx-${i}`, payload: Buffer.from([i]), meta: JSON.stringify({ kind: 'tx', tags: [] }) }).execute();
+            await tx
+              .insertInto('item')
+              .values({ name: `tx-${i}`, payload: Buffer.from([i]), meta: JSON.stringify({ kind: 'tx', tags: [] }) })
+              .execute();
             // Read-modify-write across awaits: another transaction's statements landing here would be lost or fail.
             const mine = await tx.selectFrom('item').select('name').where('name', 'like', 'tx-%').execute();
             expect(mine.map((r) => r.name)).toContain(`tx-${i}`);
-            await tx.updateTable('counter').set({ n: n + 1n }).where('id', '=', 1).execute();
+            await tx
+              .updateTable('counter')
+              .set({ n: n + 1n })
+              .where('id', '=', 1)
+              .execute();
           }),
         ),
       );
@@ -267,7 +285,10 @@ for (const backend of backends) {
         expect(readFileSync(`${backend.url}.lock`, 'utf8').trim()).toBe(String(process.pid));
       }
       expect(runs).toEqual(['0001_items', '0002_counter', '0003_broken']);
-      const count = await db.selectFrom('item').select((eb) => eb.fn.countAll<string>().as('c')).executeTakeFirstOrThrow();
+      const count = await db
+        .selectFrom('item')
+        .select((eb) => eb.fn.countAll<string>().as('c'))
+        .executeTakeFirstOrThrow();
       expect(Number(count.c)).toBe(22);
       // The failed migration left nothing behind (transactional DDL).
       const halfDone = await sql<{ n: number }>`
@@ -283,7 +304,10 @@ describe.skipIf(postgresSkip !== undefined)('openDatabase on postgres: the pool'
     const a = await openDatabase<Tables>({ url: POSTGRES_URL, schema: schemaA, migrations: migrationsFor([]), poolSize: 4 });
     const b = await openDatabase<Tables>({ url: POSTGRES_URL, schema: schemaB, migrations: migrationsFor([]) });
     try {
-      await a.db.insertInto('item').values({ name: 'only-in-a', payload: Buffer.from([1]), meta: '{}' }).execute();
+      await a.db
+        .insertInto('item')
+        .values({ name: 'only-in-a', payload: Buffer.from([1]), meta: '{}' })
+        .execute();
       expect(await b.db.selectFrom('item').select('name').execute()).toEqual([]);
       // Four transactions held open at once force four distinct pooled connections.
       let arrived = 0;

@@ -6,8 +6,8 @@ import { CompiledQuery, Kysely, PGliteDialect, PostgresDialect, sql } from 'kyse
 import type { Migration } from 'kysely/migration';
 import pg from 'pg';
 import type { Logger } from '../log/logger.js';
-import { lockDataDir } from './dir-lock.js';
 import type { DirLock } from './dir-lock.js';
+import { lockDataDir } from './dir-lock.js';
 import { sqlState } from './errors.js';
 import { migrateToLatest } from './migrate.js';
 import { pgliteParsers, pgTypes } from './type-parsers.js';

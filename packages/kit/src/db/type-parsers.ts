@@ -1,6 +1,7 @@
 // Result parsing that makes pg and PGlite return the same JS types for the same query.
-import pg from 'pg';
+
 import type { CustomTypesConfig } from 'pg';
+import pg from 'pg';
 
 const INT8 = 20;
 const BYTEA = 17;

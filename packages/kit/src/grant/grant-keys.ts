@@ -1,5 +1,5 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 
 /** The scheduler's Ed25519 key for signing grants. */
 export interface GrantSigningKey {
@@ -43,7 +43,9 @@ export function loadGrantSigningKey(pem: string | Uint8Array): GrantSigningKey {
     throw new Error('grant signing key is not a readable PEM private key; expected a PKCS#8 Ed25519 key ("-----BEGIN PRIVATE KEY-----")');
   }
   if (privateKey.asymmetricKeyType !== 'ed25519') {
-    throw new Error(`grant signing key is a ${privateKey.asymmetricKeyType ?? 'unknown'} key; grants are signed with Ed25519 (generate one with generateGrantKeyPair or "openssl genpkey -algorithm ed25519")`);
+    throw new Error(
+      `grant signing key is a ${privateKey.asymmetricKeyType ?? 'unknown'} key; grants are signed with Ed25519 (generate one with generateGrantKeyPair or "openssl genpkey -algorithm ed25519")`,
+    );
   }
   const publicKey = createPublicKey(privateKey);
   return { keyId: grantKeyId(publicKey), privateKey, publicKey };

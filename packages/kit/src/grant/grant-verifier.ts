@@ -12,7 +12,7 @@ export interface GrantVerifier {
  */
 export function createGrantVerifier(publicKeyPems: readonly (string | Uint8Array)[]): GrantVerifier {
   if (publicKeyPems.length === 0) {
-    throw new Error('no grant verifying key configured; give the scheduler\'s grant public key (PEM)');
+    throw new Error("no grant verifying key configured; give the scheduler's grant public key (PEM)");
   }
   const keys = new Map<string, KeyObject>();
   for (const pem of publicKeyPems) {

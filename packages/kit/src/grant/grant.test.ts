@@ -1,11 +1,11 @@
 import { sign } from 'node:crypto';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { describe, expect, it } from 'vitest';
-import { GrantClaimsSchema, GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
-import { GrantError } from './grant-error.js';
+import { GrantClaimsSchema, GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
+import { describe, expect, it } from 'vitest';
 import type { GrantErrorReason } from './grant-error.js';
+import { GrantError } from './grant-error.js';
 import { generateGrantKeyPair, loadGrantSigningKey } from './grant-keys.js';
 import { createGrantVerifier } from './grant-verifier.js';
 import { signGrant } from './sign-grant.js';

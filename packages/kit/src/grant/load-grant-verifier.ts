@@ -11,7 +11,9 @@ export async function loadGrantVerifier(paths: readonly string[], envVar: string
       pem = await readFile(path, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-      throw new Error(`cannot read the grant public key ${path} (${code}); point ${envVar} at the scheduler's grant public key (PEM), or run \`npm start\` once to create a development PKI`);
+      throw new Error(
+        `cannot read the grant public key ${path} (${code}); point ${envVar} at the scheduler's grant public key (PEM), or run \`npm start\` once to create a development PKI`,
+      );
     }
     try {
       loadGrantPublicKey(pem);

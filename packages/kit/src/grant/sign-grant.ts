@@ -1,8 +1,8 @@
 import { sign } from 'node:crypto';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { GrantClaimsSchema, GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
+import { GrantClaimsSchema, GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import type { GrantSigningKey } from './grant-keys.js';
 import { IMAGE_DIGEST_PATTERN, MAX_GRANT_TTL_MS } from './grant-limits.js';
 
@@ -15,8 +15,7 @@ interface GrantSubject {
 }
 
 /** What to sign: the subject plus either a lifetime or an absolute expiry. */
-export type GrantClaimsInput = GrantSubject &
-  ({ readonly ttlMs: number; readonly expiresAt?: never } | { readonly expiresAt: Date; readonly ttlMs?: never });
+export type GrantClaimsInput = GrantSubject & ({ readonly ttlMs: number; readonly expiresAt?: never } | { readonly expiresAt: Date; readonly ttlMs?: never });
 
 /**
  * Signs a grant. The claims are serialized once and the signature covers

@@ -1,9 +1,9 @@
 import { verify } from 'node:crypto';
 import { fromBinary } from '@bufbuild/protobuf';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
-import { GrantClaimsSchema } from '@shellwego/contracts/common/v1/grant_pb';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Grant, GrantClaims } from '@shellwego/contracts/common/v1/grant_pb';
+import { GrantClaimsSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import { GrantError } from './grant-error.js';
 import { DEFAULT_GRANT_CLOCK_SKEW_MS, IMAGE_DIGEST_PATTERN, MAX_GRANT_TTL_MS } from './grant-limits.js';
 import type { GrantVerifier } from './grant-verifier.js';
@@ -44,7 +44,10 @@ export function verifyGrant(grant: Grant | undefined, keys: GrantVerifier, expec
   if (publicKey === undefined) {
     const trusted = [...keys.keys.keys()].join(', ');
     const named = grant.keyId === '' ? 'names no signing key' : `was signed with key ${grant.keyId}`;
-    throw new GrantError('unknown-key', `the grant ${named}, which is not trusted here (trusted keys: ${trusted}); configure this service with the scheduler's current grant public key`);
+    throw new GrantError(
+      'unknown-key',
+      `the grant ${named}, which is not trusted here (trusted keys: ${trusted}); configure this service with the scheduler's current grant public key`,
+    );
   }
   if (!verify(null, grant.claims, publicKey, grant.signature)) {
     throw new GrantError('bad-signature', `the grant signature does not verify under key ${grant.keyId}; the claims were altered or signed by another key`);
@@ -54,13 +57,25 @@ export function verifyGrant(grant: Grant | undefined, keys: GrantVerifier, expec
   const now = expect.now ?? new Date();
   const skewMs = expect.clockSkewMs ?? DEFAULT_GRANT_CLOCK_SKEW_MS;
   if (now.getTime() + skewMs < verified.issuedAt.getTime()) {
-    throw new GrantError('not-yet-valid', `the grant was issued at ${verified.issuedAt.toISOString()}, after this service's time ${now.toISOString()} (beyond the ${skewMs} ms skew allowed); check the clocks of scheduler and secrets hosts (NTP)`, verified);
+    throw new GrantError(
+      'not-yet-valid',
+      `the grant was issued at ${verified.issuedAt.toISOString()}, after this service's time ${now.toISOString()} (beyond the ${skewMs} ms skew allowed); check the clocks of scheduler and secrets hosts (NTP)`,
+      verified,
+    );
   }
   if (now.getTime() >= verified.expiresAt.getTime()) {
-    throw new GrantError('expired', `the grant for instance ${verified.instanceId} expired at ${verified.expiresAt.toISOString()}; the node agent must obtain a fresh grant from the scheduler`, verified);
+    throw new GrantError(
+      'expired',
+      `the grant for instance ${verified.instanceId} expired at ${verified.expiresAt.toISOString()}; the node agent must obtain a fresh grant from the scheduler`,
+      verified,
+    );
   }
   if (verified.nodeId !== expect.nodeId) {
-    throw new GrantError('wrong-node', `the grant was issued for node ${verified.nodeId}, but the caller is node ${expect.nodeId}; a grant can only be used by the node its instance is placed on`, verified);
+    throw new GrantError(
+      'wrong-node',
+      `the grant was issued for node ${verified.nodeId}, but the caller is node ${expect.nodeId}; a grant can only be used by the node its instance is placed on`,
+      verified,
+    );
   }
   if (expect.imageDigest !== undefined && verified.imageDigest !== expect.imageDigest) {
     throw new GrantError('wrong-image', `the grant is for image ${verified.imageDigest}, not ${expect.imageDigest}`, verified);

@@ -1,4 +1,5 @@
 // Structured logging for every service.
-export { createLogger, LOG_LEVEL_ENV, REDACTED, REDACT_PATHS } from './logger.js';
+
+export { describeBytes, toLoggable } from './loggable.js';
 export type { CreateLoggerOptions, Logger } from './logger.js';
-export { toLoggable, describeBytes } from './loggable.js';
+export { createLogger, LOG_LEVEL_ENV, REDACT_PATHS, REDACTED } from './logger.js';

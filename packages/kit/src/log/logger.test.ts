@@ -63,7 +63,10 @@ describe('createLogger', () => {
     log.info('interpolated %s %j %o', asBuffer, asArray, { deep: asBuffer });
     log.info(asBuffer);
     log.child({ key: asBuffer }).info('child');
-    log.child({ instance: 'i-1' }).child({ grant: { sig: asArray } }).info('grandchild');
+    log
+      .child({ instance: 'i-1' })
+      .child({ grant: { sig: asArray } })
+      .info('grandchild');
     expect(out.raw()).not.toContain(c);
     // Neither the text nor the byte values may appear (Buffer#toJSON would print them as numbers).
     expect(out.raw()).not.toContain(Array.from(asArray).slice(0, 8).join(','));
@@ -90,7 +93,7 @@ describe('createLogger', () => {
     expect(out.raw()).not.toContain(c);
     const [first, second, third] = out.lines();
     expect(first).toMatchObject({ msg: 'fetch failed', err: { type: 'TypeError', message: 'digest mismatch', payload: `[${c.length} bytes]` } });
-    expect(String((first?.err as { stack: string }).stack)).toContain('TypeError: digest mismatch');
+    expect(String((first?.err as { stack: string } | undefined)?.stack)).toContain('TypeError: digest mismatch');
     expect(second).toMatchObject({ msg: 'digest mismatch', err: { type: 'TypeError' } });
     expect(third).toMatchObject({ cause: { type: 'RangeError', message: 'nested' } });
   });

@@ -20,12 +20,7 @@ export const REDACTED = '[redacted]';
 const SECRET_KEYS = ['value', 'secret', 'password', 'token', 'secret_env', 'secretEnv'];
 
 // Top level and one level down (pino's `*.key`), plus the usual HTTP credential header.
-export const REDACT_PATHS: readonly string[] = [
-  ...SECRET_KEYS,
-  ...SECRET_KEYS.map((key) => `*.${key}`),
-  'req.headers.authorization',
-  'headers.authorization',
-];
+export const REDACT_PATHS: readonly string[] = [...SECRET_KEYS, ...SECRET_KEYS.map((key) => `*.${key}`), 'req.headers.authorization', 'headers.authorization'];
 
 export function createLogger(options: CreateLoggerOptions): Logger {
   const level = resolveLevel(options.level, options.env ?? process.env);
@@ -56,11 +51,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
   // pino applies formatters.bindings to the base bindings only, not to child() bindings; children
   // inherit this override through their prototype chain, so grandchildren are covered too.
   const child = logger.child;
-  logger.child = function <L extends string = never>(
-    this: Logger,
-    bindings: pino.Bindings,
-    childOptions?: pino.ChildLoggerOptions<L>,
-  ): pino.Logger<L> {
+  logger.child = function <L extends string = never>(this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions<L>): pino.Logger<L> {
     return Reflect.apply(child<L>, this, [loggableRecord(bindings), childOptions]);
   };
   return logger;

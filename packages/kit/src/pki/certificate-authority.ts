@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { ecdsaP256, subtle, x509, type CryptoKey, type EcKeyAlgorithm, type KeyUsage } from './x509-provider.js';
-import { spiffeId, trustDomain, type Principal } from './identity.js';
+import { type Principal, spiffeId, trustDomain } from './identity.js';
+import { type CryptoKey, type EcKeyAlgorithm, ecdsaP256, type KeyUsage, subtle, x509 } from './x509-provider.js';
 
 export interface IssuedCertificate {
   readonly certPem: string;

@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateGrantKeyPair } from '../grant/index.js';
 import { CertificateAuthority } from './certificate-authority.js';
-import { fileExists, privateKeyMode, publicFileMode, writeFileAtomic } from './key-files.js';
 import type { Principal } from './identity.js';
+import { fileExists, privateKeyMode, publicFileMode, writeFileAtomic } from './key-files.js';
 
 /** The local processes `npm start` runs, each with its own certificate. */
 export const devProcesses = ['scheduler', 'secrets', 'registry', 'node-agent'] as const;
@@ -36,10 +36,7 @@ export function devPkiPaths(home: string): DevPki {
     grantSigningKey: join(pki, 'grant-signing.key'),
     grantPublicKey: join(pki, 'grant-signing.pub'),
     admin: pair(pki, 'admin'),
-    processes: Object.fromEntries(devProcesses.map((name) => [name, pair(join(pki, 'services'), name)])) as Record<
-      DevProcess,
-      CertKeyPaths
-    >,
+    processes: Object.fromEntries(devProcesses.map((name) => [name, pair(join(pki, 'services'), name)])) as Record<DevProcess, CertKeyPaths>,
   };
 }
 

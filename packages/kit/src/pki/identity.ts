@@ -46,9 +46,7 @@ export function parseSpiffeId(uri: string, roles: readonly string[] = []): Princ
     case 'node':
       return { kind: 'node', id: name };
     case 'service':
-      return (serviceNames as readonly string[]).includes(name)
-        ? { kind: 'service', name: name as ServiceName }
-        : undefined;
+      return (serviceNames as readonly string[]).includes(name) ? { kind: 'service', name: name as ServiceName } : undefined;
     default:
       return undefined;
   }

@@ -1,6 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { access, mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { randomBytes } from 'node:crypto';
 
 /**
  * Writes a file atomically (temp file, fsync, rename) with `mode` applied at

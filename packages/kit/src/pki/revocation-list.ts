@@ -1,5 +1,5 @@
+import { unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { watchFile, unwatchFile } from 'node:fs';
 
 /**
  * Serial numbers of certificates that must no longer be accepted, read from a
@@ -53,5 +53,8 @@ export class RevocationList {
 
 /** Serials compare as lowercase hex without leading zeros or separators. */
 export function normalizeSerial(serial: string): string {
-  return serial.toLowerCase().replace(/[^0-9a-f]/g, '').replace(/^0+(?=.)/, '');
+  return serial
+    .toLowerCase()
+    .replace(/[^0-9a-f]/g, '')
+    .replace(/^0+(?=.)/, '');
 }

@@ -3,7 +3,16 @@ import type { ConnectError } from '@connectrpc/connect';
 // Raised by the client's own socket or HTTP/2 session, never sent by a server. connect-node maps
 // some of them to ABORTED (a reset) and some to UNAVAILABLE (a refusal); either way the peer is
 // gone or unreachable, which is not what a server's ABORTED status means.
-const TRANSPORT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_STREAM_DESTROYED', 'ERR_HTTP2_INVALID_STREAM']);
+const TRANSPORT_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_STREAM_DESTROYED',
+  'ERR_HTTP2_INVALID_STREAM',
+]);
 
 /**
  * Whether a call failed because the connection failed (refused, reset, the server process died)

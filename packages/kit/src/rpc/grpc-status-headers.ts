@@ -1,5 +1,5 @@
-import type http2 from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http';
+import type http2 from 'node:http2';
 
 type NodeHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 

@@ -1,8 +1,5 @@
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
-import {
-  Health,
-  HealthCheckResponse_ServingStatus as ServingStatus,
-} from '@shellwego/contracts/grpc/health/v1/health_pb';
+import { type Health, HealthCheckResponse_ServingStatus as ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
 
 export { ServingStatus };
 

@@ -1,8 +1,8 @@
-import { createRegistry, toBinary, type DescFile, type DescService, type Registry } from '@bufbuild/protobuf';
+import { createRegistry, type DescFile, type DescService, type Registry, toBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
-import * as v1 from '@shellwego/contracts/grpc/reflection/v1/reflection_pb';
-import * as v1alpha from '@shellwego/contracts/grpc/reflection/v1alpha/reflection_pb';
+import type * as v1 from '@shellwego/contracts/grpc/reflection/v1/reflection_pb';
+import type * as v1alpha from '@shellwego/contracts/grpc/reflection/v1alpha/reflection_pb';
 
 // v1 and v1alpha are the same protocol under two package names; grpcurl and
 // buf curl try v1 first and fall back to v1alpha.
@@ -31,7 +31,7 @@ export class ReflectionIndex {
       this.filesByName.set(file.name, file);
       file.dependencies.forEach(visit);
     };
-    services.forEach((service) => visit(service.file));
+    for (const service of services) visit(service.file);
     this.registry = createRegistry(...this.filesByName.values());
   }
 

@@ -1,6 +1,6 @@
 import { ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { describeIdentity, callerKey } from '../auth/index.js';
+import { callerKey, describeIdentity } from '../auth/index.js';
 
 /**
  * Logs one line per finished RPC: method, caller, gRPC code and duration.

@@ -1,17 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFile, mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import http2 from 'node:http2';
-import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { create, toBinary } from '@bufbuild/protobuf';
-import { SecretsService, SetSecretRequestSchema, SecretScopeKind } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
 import { ServerReflection } from '@shellwego/contracts/grpc/reflection/v1/reflection_pb';
-import { RevocationList } from '../pki/index.js';
-import { TestPki } from '@shellwego/testing/test-pki';
+import { SecretScopeKind, SecretsService, SetSecretRequestSchema } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { capturingLogger } from '@shellwego/testing/logger';
-import { createMtlsClient, createMtlsTransport, implement, serve, type RunningServer, type TlsMaterial } from './index.js';
+import { TestPki } from '@shellwego/testing/test-pki';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RevocationList } from '../pki/index.js';
+import { createMtlsClient, createMtlsTransport, implement, type RunningServer, serve, type TlsMaterial } from './index.js';
 
 let pki: TestPki;
 let server: RunningServer;
@@ -69,7 +69,9 @@ describe('serve: mutual TLS and per-RPC authorization', () => {
 
   it('refuses a call without a client certificate before the handler runs', async () => {
     const before = handlerCalls;
-    const error = await secretsClient({ caPem: admin.caPem }).listSecrets({}).catch((e) => ConnectError.from(e));
+    const error = await secretsClient({ caPem: admin.caPem })
+      .listSecrets({})
+      .catch((e) => ConnectError.from(e));
     expect(error).toBeInstanceOf(ConnectError);
     expect((error as ConnectError).code).toBe(Code.Unauthenticated);
     expect((error as ConnectError).rawMessage).toMatch(/client certificate is required/);
@@ -88,7 +90,9 @@ describe('serve: mutual TLS and per-RPC authorization', () => {
 
   it('refuses an expired certificate with a clear reason', async () => {
     const expired = await pki.tls({ kind: 'user', name: 'old', roles: ['admin'] }, -60_000);
-    const error = await secretsClient(expired).listSecrets({}).catch((e) => ConnectError.from(e));
+    const error = await secretsClient(expired)
+      .listSecrets({})
+      .catch((e) => ConnectError.from(e));
     expect((error as ConnectError).code).toBe(Code.Unauthenticated);
     expect((error as ConnectError).rawMessage).toMatch(/CERT_HAS_EXPIRED/);
   });
@@ -103,11 +107,11 @@ describe('serve: mutual TLS and per-RPC authorization', () => {
 
   it('gives PERMISSION_DENIED to a node calling an admin-only RPC', async () => {
     const before = handlerCalls;
-    const error = await secretsClient(await pki.node('n1')).listSecrets({}).catch((e) => ConnectError.from(e));
+    const error = await secretsClient(await pki.node('n1'))
+      .listSecrets({})
+      .catch((e) => ConnectError.from(e));
     expect((error as ConnectError).code).toBe(Code.PermissionDenied);
-    expect((error as ConnectError).rawMessage).toBe(
-      'node n1 may not call shellwego.secrets.v1.SecretsService/ListSecrets; allowed: users with role admin',
-    );
+    expect((error as ConnectError).rawMessage).toBe('node n1 may not call shellwego.secrets.v1.SecretsService/ListSecrets; allowed: users with role admin');
     expect(handlerCalls).toBe(before);
   });
 
@@ -176,9 +180,7 @@ describe('serve: health and reflection', () => {
   it('reports SERVING per service and for the server', async () => {
     const health = createMtlsClient(Health, { baseUrl: server.url, tls: admin });
     expect((await health.check({ service: '' })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-    expect((await health.check({ service: 'shellwego.secrets.v1.SecretsService' })).status).toBe(
-      HealthCheckResponse_ServingStatus.SERVING,
-    );
+    expect((await health.check({ service: 'shellwego.secrets.v1.SecretsService' })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     expect(await codeOf(health.check({ service: 'no.such.Service' }))).toBe(Code.NotFound);
   });
 
@@ -208,9 +210,7 @@ describe('serve: health and reflection', () => {
     const list = answers[0]?.messageResponse;
     expect(list?.case).toBe('listServicesResponse');
     const names = list?.case === 'listServicesResponse' ? list.value.service.map((s) => s.name) : [];
-    expect(names).toEqual(
-      expect.arrayContaining(['shellwego.secrets.v1.SecretsService', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection']),
-    );
+    expect(names).toEqual(expect.arrayContaining(['shellwego.secrets.v1.SecretsService', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection']));
     const files = answers[1]?.messageResponse;
     expect(files?.case).toBe('fileDescriptorResponse');
     expect(files?.case === 'fileDescriptorResponse' ? files.value.fileDescriptorProto.length : 0).toBeGreaterThan(3);
@@ -230,6 +230,6 @@ describe('serve: shutdown', () => {
     const started = Date.now();
     await server.close();
     expect(Date.now() - started).toBeLessThan(5000);
-    expect(log.lines.some((l) => l.includes("drain timeout"))).toBe(false);
+    expect(log.lines.some((l) => l.includes('drain timeout'))).toBe(false);
   });
 });

@@ -2,19 +2,19 @@ import { setMaxListeners } from 'node:events';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { DescService } from '@bufbuild/protobuf';
-import { Code, ConnectError, createContextValues, type ConnectRouter, type ServiceImpl } from '@connectrpc/connect';
+import { Code, ConnectError, type ConnectRouter, createContextValues, type ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
-import type { Logger } from 'pino';
 import { Health } from '@shellwego/contracts/grpc/health/v1/health_pb';
 import { ServerReflection as ReflectionV1 } from '@shellwego/contracts/grpc/reflection/v1/reflection_pb';
 import { ServerReflection as ReflectionV1alpha } from '@shellwego/contracts/grpc/reflection/v1alpha/reflection_pb';
+import type { Logger } from 'pino';
 import { authorizeInterceptor, peerCertificateKey, type RefusalListener } from '../auth/index.js';
 import { peerCertificateOf } from '../pki/peer-certificate.js';
 import { RevocationList } from '../pki/revocation-list.js';
-import { HealthStatus, ServingStatus, healthService } from './health-service.js';
-import { ReflectionIndex, reflectionServiceV1, reflectionServiceV1alpha } from './reflection-service.js';
 import { endUnreadRequests } from './end-unread-requests.js';
 import { conformGrpcStatus, encodeGrpcMessage } from './grpc-status-headers.js';
+import { HealthStatus, healthService, ServingStatus } from './health-service.js';
+import { ReflectionIndex, reflectionServiceV1, reflectionServiceV1alpha } from './reflection-service.js';
 import { requestLogInterceptor } from './request-log-interceptor.js';
 
 /** A service descriptor with its (possibly partial) implementation. */
@@ -152,10 +152,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       // GOAWAY: clients stop sending new calls; in-flight ones may finish.
       for (const session of sessions) session.close();
-      const drained = await Promise.race([
-        stopped.then(() => true),
-        delay(options.drainTimeoutMs ?? 10_000).then(() => false),
-      ]);
+      const drained = await Promise.race([stopped.then(() => true), delay(options.drainTimeoutMs ?? 10_000).then(() => false)]);
       if (!drained) {
         logger.warn({ openSessions: sessions.size }, 'drain timeout: cancelling in-flight calls');
         cancelInFlight.abort(new ConnectError('the server is shutting down', Code.Unavailable));

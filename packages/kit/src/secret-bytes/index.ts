@@ -1,2 +1,2 @@
 // Secret values as wipeable, self-redacting bytes.
-export { SecretBytes, REDACTED_SECRET, isSecretBytes, wipeAll } from './secret-bytes.js';
+export { isSecretBytes, REDACTED_SECRET, SecretBytes, wipeAll } from './secret-bytes.js';

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { Console } from 'node:console';
+import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { format, inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -33,7 +33,7 @@ describe('SecretBytes', () => {
     const outputs = [
       String(secret),
       `${secret}`,
-      'x' + secret,
+      `x${secret}`,
       JSON.stringify({ secret }),
       JSON.stringify([secret, { nested: { secret } }]),
       inspect(secret, { depth: 10, showHidden: true }),

@@ -78,9 +78,7 @@ export function isSecretBytes(value: unknown): value is SecretBytes {
 }
 
 /** Wipes every SecretBytes in the given values, arrays, sets and map values. */
-export function wipeAll(
-  ...items: Array<SecretBytes | Iterable<SecretBytes> | ReadonlyMap<unknown, SecretBytes> | null | undefined>
-): void {
+export function wipeAll(...items: Array<SecretBytes | Iterable<SecretBytes> | ReadonlyMap<unknown, SecretBytes> | null | undefined>): void {
   for (const item of items) {
     if (item == null) {
       continue;

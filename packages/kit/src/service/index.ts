@@ -1,3 +1,3 @@
 export { runService } from './run-service.js';
 export { databaseSettings, grantVerifierSettings, serverSettings } from './service-settings.js';
-export { startService, type ServiceContext, type ServiceParts, type StartServiceOptions, type StartedService } from './start-service.js';
+export { type ServiceContext, type ServiceParts, type StartedService, type StartServiceOptions, startService } from './start-service.js';

@@ -1,7 +1,7 @@
-import { ConfigError } from '../config/index.js';
 import type { Setting } from '../config/index.js';
+import { ConfigError } from '../config/index.js';
 import type { serverSettings } from './service-settings.js';
-import { startService, type StartServiceOptions } from './start-service.js';
+import { type StartServiceOptions, startService } from './start-service.js';
 
 /**
  * The process entry of every service: starts it, and on SIGTERM or SIGINT

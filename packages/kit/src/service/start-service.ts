@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import type { RefusalListener } from '../auth/index.js';
 import type { ConfigDefinition, Setting, Typed } from '../config/index.js';
 import { ConfigError, loadConfig } from '../config/index.js';
-import type { RefusalListener } from '../auth/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { RevocationList } from '../pki/index.js';
-import { serve, type RunningServer, type ServiceRegistration, type TlsMaterial } from '../rpc/index.js';
+import { type RunningServer, type ServiceRegistration, serve, type TlsMaterial } from '../rpc/index.js';
 import type { serverSettings } from './service-settings.js';
 
 type ServerSettings = ReturnType<typeof serverSettings>;
@@ -81,10 +81,7 @@ export async function startService<S extends ServerSettings & Record<string, Set
   return { config, server, logger, stop };
 }
 
-async function readTls(
-  config: { tlsCa: string; tlsCert: string; tlsKey: string },
-  envNames: Record<string, string>,
-): Promise<TlsMaterial> {
+async function readTls(config: { tlsCa: string; tlsCert: string; tlsKey: string }, envNames: Record<string, string>): Promise<TlsMaterial> {
   const read = async (key: 'tlsCa' | 'tlsCert' | 'tlsKey') => {
     try {
       return await readFile(config[key], 'utf8');

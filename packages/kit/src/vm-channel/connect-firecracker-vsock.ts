@@ -2,9 +2,10 @@
 // "CONNECT <port>\n", read "OK <host port>\n"; from then on the socket is the guest's vsock
 // connection. Firecracker closes the socket when nothing listens on the port in the guest
 // (still booting), so attempts repeat with backoff until the deadline.
-import { Code, ConnectError } from '@connectrpc/connect';
+
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Code, ConnectError } from '@connectrpc/connect';
 
 export interface FirecrackerVsockConnectOptions {
   /** Give up after this long. Default 60 s. */
@@ -21,11 +22,7 @@ export interface FirecrackerVsockConnectOptions {
 // "OK " + a u32 + "\n" fits easily; anything longer is not Firecracker.
 const MAX_REPLY_BYTES = 32;
 
-export async function connectFirecrackerVsock(
-  udsPath: string,
-  port: number,
-  options: FirecrackerVsockConnectOptions = {},
-): Promise<Socket> {
+export async function connectFirecrackerVsock(udsPath: string, port: number, options: FirecrackerVsockConnectOptions = {}): Promise<Socket> {
   if (!Number.isInteger(port) || port < 0 || port > 0xffffffff) {
     throw new ConnectError(`vsock port ${port} is not a 32-bit unsigned integer`, Code.InvalidArgument);
   }

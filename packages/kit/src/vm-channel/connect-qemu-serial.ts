@@ -1,8 +1,9 @@
 // Host side of a virtio-serial channel: connects to QEMU's chardev socket and runs the HELLO /
 // READY handshake (serial-handshake.ts) before HTTP/2 may start.
-import { Code, ConnectError } from '@connectrpc/connect';
+
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { helloLine, newNonce, READY_PREFIX, scanLine } from './serial-handshake.js';
 
 export interface QemuSerialConnectOptions {

@@ -1,6 +1,7 @@
 // Opens a Unix socket connection, failing with a ConnectError a caller can act on.
-import { Code, ConnectError } from '@connectrpc/connect';
+
 import { connect, type Socket } from 'node:net';
+import { Code, ConnectError } from '@connectrpc/connect';
 
 export function connectUnix(path: string, signal?: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -18,7 +19,13 @@ export function connectUnix(path: string, signal?: AbortSignal): Promise<Socket>
     const onError = (err: NodeJS.ErrnoException): void => {
       signal?.removeEventListener('abort', onAbort);
       reject(
-        new ConnectError(`guest agent socket ${path} is not reachable (${err.code ?? err.message}); is the agent running?`, Code.Unavailable, undefined, undefined, err),
+        new ConnectError(
+          `guest agent socket ${path} is not reachable (${err.code ?? err.message}); is the agent running?`,
+          Code.Unavailable,
+          undefined,
+          undefined,
+          err,
+        ),
       );
     };
     socket.once('error', onError);

@@ -6,7 +6,7 @@ import type { GuestClientChannel } from './channel.js';
 import { connectFirecrackerVsock } from './connect-firecracker-vsock.js';
 import { connectQemuSerial } from './connect-qemu-serial.js';
 import { connectUnix } from './connect-unix.js';
-import { GuestSessionManager, type GuestConnector } from './guest-session-manager.js';
+import { type GuestConnector, GuestSessionManager } from './guest-session-manager.js';
 
 export interface GuestTransportOptions {
   /** How long one connect may wait for the guest (booting VMs answer late). Default 60 s. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openCharDevice } from './byte-device.js';
 import { GoawayWatch } from './goaway-watch.js';
-import { helloLine, HELLO_PREFIX, newNonce, scanLine } from './serial-handshake.js';
+import { HELLO_PREFIX, helloLine, newNonce, scanLine } from './serial-handshake.js';
 
 describe('scanLine', () => {
   it('finds a line after garbage, keeps a partial line, drops what cannot start one', () => {

@@ -1,13 +1,14 @@
 // Guest side: serves Connect/gRPC routes over HTTP/2 cleartext on a Unix socket or a
 // virtio-serial character device. The routes never learn which.
-import type { ConnectRouter } from '@connectrpc/connect';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
+
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import * as http2 from 'node:http2';
+import type { ConnectRouter } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { ByteDevice } from './byte-device.js';
 import { openCharDevice } from './byte-device.js';
 import { describeServerChannel, type GuestServerChannel } from './channel.js';
-import { startDeviceLink, type DeviceLinkOptions } from './device-session-link.js';
+import { type DeviceLinkOptions, startDeviceLink } from './device-session-link.js';
 
 export interface GuestChannelServer {
   /** e.g. "unix:/run/guest-agent.sock". */
@@ -34,9 +35,7 @@ export async function serveGuestChannel(
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     // A broken peer must not take the agent down; the session just ends.
-    session.on('error', (err: NodeJS.ErrnoException) =>
-      options.onNotice?.('HTTP/2 session error', { code: err.code ?? 'unknown' }),
-    );
+    session.on('error', (err: NodeJS.ErrnoException) => options.onNotice?.('HTTP/2 session error', { code: err.code ?? 'unknown' }));
   });
   const closeSessions = (): void => {
     for (const session of sessions) {

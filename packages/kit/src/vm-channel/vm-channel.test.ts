@@ -1,17 +1,17 @@
-import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, createClient } from '@connectrpc/connect';
-import { createGrpcTransport } from '@connectrpc/connect-node';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
 import { GuestService, RunRequestSchema } from '@shellwego/contracts/guest/v1/guest_pb';
+import { FirecrackerVsockStandIn, SerialPortStandIn, standInGuestRoutes } from '@shellwego/testing/vm-channel-stand-ins';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { GuestClientChannel } from './channel.js';
 import { connectFirecrackerVsock } from './connect-firecracker-vsock.js';
 import { createGuestTransport, type GuestTransport } from './create-guest-transport.js';
 import { GuestSessionManager } from './guest-session-manager.js';
-import { serveGuestChannel, type GuestChannelServer } from './serve-guest-channel.js';
-import { FirecrackerVsockStandIn, SerialPortStandIn, standInGuestRoutes } from '@shellwego/testing/vm-channel-stand-ins';
-import type { GuestClientChannel } from './channel.js';
+import { type GuestChannelServer, serveGuestChannel } from './serve-guest-channel.js';
 
 let dir: string;
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -76,9 +76,13 @@ describe('GuestService over a virtio-serial port (SerialPortStandIn stands in fo
     const port = await SerialPortStandIn.listen(join(dir, 'chardev.sock'));
     cleanups.push(() => port.close());
     track(
-      await serveGuestChannel(standInGuestRoutes, { kind: 'char-device', path: '/dev/virtio-ports/stand-in' }, {
-        openDevice: async () => port.device,
-      }),
+      await serveGuestChannel(
+        standInGuestRoutes,
+        { kind: 'char-device', path: '/dev/virtio-ports/stand-in' },
+        {
+          openDevice: async () => port.device,
+        },
+      ),
     );
     return { port, channel: { kind: 'qemu-serial', path: port.hostPath } };
   }

@@ -1,5 +1,5 @@
 // The one printer of benchmark results, for `npm run bench` and for a bench file run directly.
-import { describeTarget, ratioOf, verdictOf, type BenchOutcome } from './verdict.js';
+import { type BenchOutcome, describeTarget, ratioOf, verdictOf } from './verdict.js';
 
 /** One result of one benchmark file (`bench` is the file name without `.bench.ts`). */
 export interface BenchRow {
@@ -46,6 +46,8 @@ export function printBenchTable(rows: readonly BenchRow[], write: (line: string)
     const status = verdictOf(row.outcome).status;
     counts.set(status, (counts.get(status) ?? 0) + 1);
   }
-  const summary = (['MET', 'MISSED', 'NOT RUN', 'FAILED', '-'] as const).map((status) => `${counts.get(status) ?? 0} ${status === '-' ? 'without target' : status}`);
+  const summary = (['MET', 'MISSED', 'NOT RUN', 'FAILED', '-'] as const).map(
+    (status) => `${counts.get(status) ?? 0} ${status === '-' ? 'without target' : status}`,
+  );
   write(`\n${summary.join(', ')}`);
 }

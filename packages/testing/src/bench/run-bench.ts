@@ -3,7 +3,7 @@
 import { basename, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchResult } from './bench-result.js';
-import { printBenchTable, type BenchRow } from './bench-table.js';
+import { type BenchRow, printBenchTable } from './bench-table.js';
 import { verdictOf } from './verdict.js';
 
 export type BenchRun = () => Promise<readonly BenchResult[]>;

@@ -118,7 +118,9 @@ describe('the leak sweep', () => {
       },
     });
     expect(scan.leaking).toEqual([join(root, 'leak')]);
-    expect(scan.unreadable.sort()).toEqual([`${join(dir, 'no-such-dir')} (ENOENT)`, `${join(root, 'broken')} (EIO)`, `${join(root, 'huge')} (ERR_FS_FILE_TOO_LARGE)`].sort());
+    expect(scan.unreadable.sort()).toEqual(
+      [`${join(dir, 'no-such-dir')} (ENOENT)`, `${join(root, 'broken')} (EIO)`, `${join(root, 'huge')} (ERR_FS_FILE_TOO_LARGE)`].sort(),
+    );
     expect(scan.vanished).toEqual([join(root, 'going')]);
 
     // The default reader hits the same limit on its own.

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import https from 'node:https';
 import http from 'node:http';
+import https from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
@@ -88,7 +88,14 @@ function configYaml(host: string, options: DistributionServerOptions): string {
   const auth = options.auth;
   if (auth.kind === 'htpasswd') lines.push('auth:', '  htpasswd:', '    realm: shellwego-test', `    path: ${auth.file}`);
   if (auth.kind === 'token') {
-    lines.push('auth:', '  token:', `    realm: ${auth.realm}`, `    service: ${auth.service}`, `    issuer: ${auth.issuer}`, `    rootcertbundle: ${auth.rootCertBundle}`);
+    lines.push(
+      'auth:',
+      '  token:',
+      `    realm: ${auth.realm}`,
+      `    service: ${auth.service}`,
+      `    issuer: ${auth.issuer}`,
+      `    rootcertbundle: ${auth.rootCertBundle}`,
+    );
   }
   lines.push('health:', '  storagedriver:', '    enabled: false');
   return `${lines.join('\n')}\n`;

@@ -1,15 +1,9 @@
-import { ConnectError, type Client } from '@connectrpc/connect';
-import { execa } from 'execa';
-import { cliEntry } from '../repo.js';
-import {
-  RegistryService,
-  type BlobProgress,
-  type Image,
-  type PullImageRequest,
-} from '@shellwego/contracts/registry/v1/registry_pb';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import type { PullImageRequestSchema } from '@shellwego/contracts/registry/v1/registry_pb';
+import { type Client, ConnectError } from '@connectrpc/connect';
+import type { BlobProgress, Image, PullImageRequest, PullImageRequestSchema, RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
+import { execa } from 'execa';
 import type { TestPlatform } from '../platform.js';
+import { cliEntry } from '../repo.js';
 
 export type RegistryClient = Client<typeof RegistryService>;
 
@@ -51,12 +45,22 @@ export async function callError(call: Promise<unknown>): Promise<ConnectError> {
   throw new Error('the call succeeded but was expected to fail');
 }
 
-
 /** Runs the shellwego CLI against the platform as the admin; never throws on a non-zero exit. */
 export async function cli(platform: TestPlatform, args: readonly string[], input?: string) {
   return execa(
     process.execPath,
-    [cliEntry, '--registry', platform.url('registry'), '--ca', platform.pki.caCert, '--cert', platform.pki.admin.cert, '--key', platform.pki.admin.key, ...args],
+    [
+      cliEntry,
+      '--registry',
+      platform.url('registry'),
+      '--ca',
+      platform.pki.caCert,
+      '--cert',
+      platform.pki.admin.cert,
+      '--key',
+      platform.pki.admin.key,
+      ...args,
+    ],
     { reject: false, ...(input !== undefined ? { input } : { stdin: 'ignore' }), env: { SHELLWEGO_HOME: platform.home } },
   );
 }

@@ -62,7 +62,9 @@ export class TokenServer {
       const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
       const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
       const token = `${input}.${signature.toString('base64url')}`;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() }));
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');

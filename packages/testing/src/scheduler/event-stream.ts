@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Client } from '@connectrpc/connect';
-import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import type { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
 
 /**
@@ -50,7 +50,10 @@ export class EventStream {
       };
       const timer = setTimeout(() => {
         cleanup();
-        const tail = this.events.slice(-15).map((e) => `  ${e.cursor}: ${e.message}`).join('\n');
+        const tail = this.events
+          .slice(-15)
+          .map((e) => `  ${e.cursor}: ${e.message}`)
+          .join('\n');
         reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last events:\n${tail}`));
       }, timeoutMs);
       const cleanup = () => {

@@ -4,12 +4,12 @@
 import { EventEmitter } from 'node:events';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
+import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import {
-  NodeService,
   type Assign,
   type JoinNodeResponse,
+  NodeService,
   type SessionRequestSchema,
   type SessionResponse,
   type Stop,
@@ -95,7 +95,12 @@ export class FakeNode {
   }
 
   /** JoinNode without a client certificate: a CSR made here, a certificate back. */
-  static async join(schedulerUrl: string, caPem: string, token: string, info: { hostname?: string; labels?: Record<string, string> } = {}): Promise<JoinedIdentity> {
+  static async join(
+    schedulerUrl: string,
+    caPem: string,
+    token: string,
+    info: { hostname?: string; labels?: Record<string, string> } = {},
+  ): Promise<JoinedIdentity> {
     const { csrPem, keyPem } = await createCsr(info.hostname ?? 'fake-node');
     const anonymous = createClient(NodeService, createMtlsTransport({ baseUrl: schedulerUrl, tls: { caPem } }));
     const response = await anonymous.joinNode({ token, csrPem, info: { hostname: info.hostname ?? 'fake-node', labels: info.labels ?? {} } });
@@ -130,7 +135,12 @@ export class FakeNode {
   report(instanceId: string, state: InstanceState, extra: { reason?: string; exitCode?: number } = {}): void {
     if (state === InstanceState.STOPPED || state === InstanceState.FAILED) this.instances.delete(instanceId);
     else this.instances.set(instanceId, state);
-    this.send({ msg: { case: 'instanceEvent', value: { instanceId, state, time: timestampNow(), reason: extra.reason ?? '', ...(extra.exitCode === undefined ? {} : { exitCode: extra.exitCode }) } } });
+    this.send({
+      msg: {
+        case: 'instanceEvent',
+        value: { instanceId, state, time: timestampNow(), reason: extra.reason ?? '', ...(extra.exitCode === undefined ? {} : { exitCode: extra.exitCode }) },
+      },
+    });
   }
 
   /** Sends any session message as is (for nonsense tests). */

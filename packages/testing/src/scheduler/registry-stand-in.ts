@@ -7,11 +7,11 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { pino } from 'pino';
 import { ImageConfigSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { ImageSchema, RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import type { DevPki } from '@shellwego/kit/pki';
-import { implement, serve, type RunningServer } from '@shellwego/kit/rpc';
+import { implement, type RunningServer, serve } from '@shellwego/kit/rpc';
+import { pino } from 'pino';
 
 export interface RegistryStandIn {
   readonly url: string;

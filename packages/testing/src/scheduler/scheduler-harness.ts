@@ -2,19 +2,18 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import { createClient, type Client } from '@connectrpc/connect';
-import { AppService, AppSpecSchema, type App } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { type Client, createClient } from '@connectrpc/connect';
+import { type App, AppService, AppSpecSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { ensureDevPki } from '@shellwego/kit/pki';
+import { type ServiceProcess, startServiceProcess, waitServing } from '@shellwego/kit/process';
 import { createMtlsTransport } from '@shellwego/kit/rpc';
-import { startServiceProcess, type ServiceProcess } from '@shellwego/kit/process';
-import { waitServing } from '@shellwego/kit/process';
 import { freePort } from '../free-port.js';
 import { TestPlatform } from '../platform.js';
 import { EventStream } from './event-stream.js';
-import { FakeNode, type AssignBehaviour, type Capacity } from './fake-node.js';
-import { startRegistryStandIn, type RegistryStandIn } from './registry-stand-in.js';
+import { type AssignBehaviour, type Capacity, FakeNode } from './fake-node.js';
+import { type RegistryStandIn, startRegistryStandIn } from './registry-stand-in.js';
 
 /** Short liveness settings so failure tests take seconds: DOWN after 1.5 s of silence. */
 export const HEARTBEAT_INTERVAL_MS = 500;

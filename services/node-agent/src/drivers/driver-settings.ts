@@ -1,7 +1,8 @@
 // The VM driver's settings, to spread into the node agent's config definition
 // (env SHELLWEGO_NODE_AGENT_VM_DRIVER, ..._QEMU_ACCEL, ...), and their mapping to driver config.
-import type { Logger } from '@shellwego/kit/log';
+
 import { oneOf, optional, path, string } from '@shellwego/kit/config';
+import type { Logger } from '@shellwego/kit/log';
 import type { VmDriverConfig } from './select-driver.js';
 
 export function vmDriverSettings() {
@@ -16,7 +17,12 @@ export function vmDriverSettings() {
       default: 'auto',
       description: 'QEMU accelerator: auto tries KVM on the first boot and falls back to TCG when it does not work',
     }),
-    guestAgentBundle: optional(path({ description: 'process driver: the bundled guest agent (default services/guest-agent/dist/guest-agent.mjs)' })),
+    guestAgentBundle: optional(
+      path({
+        description:
+          'the bundled guest agent (npm start builds it: services/guest-agent/dist/guest-agent.mjs); the process driver runs it, the guest image embeds it',
+      }),
+    ),
   };
 }
 

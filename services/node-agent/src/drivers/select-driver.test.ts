@@ -1,10 +1,10 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { capturingLogger } from '@shellwego/testing/logger';
 import { findExecutable } from '@shellwego/kit/process';
-import { probeHost, type HostCapabilities } from './host-capabilities.js';
+import { capturingLogger } from '@shellwego/testing/logger';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type HostCapabilities, probeHost } from './host-capabilities.js';
 import { chooseDriver, createVmDriver } from './select-driver.js';
 import { VmDriverError } from './types.js';
 
@@ -18,7 +18,10 @@ describe('chooseDriver', () => {
       kind: 'qemu',
       reason: 'auto: firecracker binary not found; /usr/bin/qemu-system-x86_64 found: real VMs with KVM if the first boot shows it works, else TCG',
     });
-    expect(chooseDriver('auto', { ...full, kvmProblem: noKvm })).toMatchObject({ kind: 'qemu', reason: expect.stringMatching(/firecracker needs KVM: .*ENOENT.*TCG software emulation/) });
+    expect(chooseDriver('auto', { ...full, kvmProblem: noKvm })).toMatchObject({
+      kind: 'qemu',
+      reason: expect.stringMatching(/firecracker needs KVM: .*ENOENT.*TCG software emulation/),
+    });
     expect(chooseDriver('auto', { firecracker: undefined, qemu: undefined, kvmProblem: noKvm })).toMatchObject({
       kind: 'process',
       reason: expect.stringMatching(/qemu-system-x86_64 not found.*WITHOUT isolation/),

@@ -3,10 +3,10 @@
 // what isolation their workloads get.
 import type { Logger } from '@shellwego/kit/log';
 import { FirecrackerDriver } from './firecracker/firecracker-driver.js';
-import { probeHost, type HostCapabilities } from './host-capabilities.js';
+import { type HostCapabilities, probeHost } from './host-capabilities.js';
 import { ProcessDriver } from './process/process-driver.js';
 import { QemuDriver } from './qemu/qemu-driver.js';
-import { VmDriverError, type VmDriver, type VmDriverKind } from './types.js';
+import { type VmDriver, VmDriverError, type VmDriverKind } from './types.js';
 
 export type VmDriverChoice = 'auto' | VmDriverKind;
 export type QemuAccelChoice = 'auto' | 'kvm' | 'tcg';
@@ -32,11 +32,7 @@ export interface DriverChoice {
 /** The decision alone, from what the host offers (no side effects). */
 export function chooseDriver(choice: VmDriverChoice, host: HostCapabilities, qemuAccel: QemuAccelChoice = 'auto'): DriverChoice {
   const firecrackerProblem =
-    host.firecracker === undefined
-      ? 'firecracker binary not found'
-      : host.kvmProblem !== undefined
-        ? `firecracker needs KVM: ${host.kvmProblem}`
-        : undefined;
+    host.firecracker === undefined ? 'firecracker binary not found' : host.kvmProblem !== undefined ? `firecracker needs KVM: ${host.kvmProblem}` : undefined;
   const qemuAccelNote =
     qemuAccel !== 'auto'
       ? `accelerator ${qemuAccel} (configured)`
@@ -46,12 +42,18 @@ export function chooseDriver(choice: VmDriverChoice, host: HostCapabilities, qem
   switch (choice) {
     case 'firecracker':
       if (firecrackerProblem !== undefined) {
-        throw new VmDriverError('unavailable', `VM driver "firecracker" is configured but ${firecrackerProblem}; install Firecracker and give the agent /dev/kvm, or choose "qemu" or "auto"`);
+        throw new VmDriverError(
+          'unavailable',
+          `VM driver "firecracker" is configured but ${firecrackerProblem}; install Firecracker and give the agent /dev/kvm, or choose "qemu" or "auto"`,
+        );
       }
       return { kind: 'firecracker', reason: `configured: ${host.firecracker} with KVM` };
     case 'qemu':
       if (host.qemu === undefined) {
-        throw new VmDriverError('unavailable', 'VM driver "qemu" is configured but qemu-system-x86_64 was not found; install the Debian package qemu-system-x86 (deploy/setup-host.sh)');
+        throw new VmDriverError(
+          'unavailable',
+          'VM driver "qemu" is configured but qemu-system-x86_64 was not found; install the Debian package qemu-system-x86 (deploy/setup-host.sh)',
+        );
       }
       return { kind: 'qemu', reason: `configured: ${host.qemu}, ${qemuAccelNote}` };
     case 'process':
@@ -95,6 +97,9 @@ export function createVmDriver(config: VmDriverConfig): { driver: VmDriver; reas
         reason,
       };
     case 'process':
-      return { driver: new ProcessDriver({ log, ...(config.guestAgentBundle !== undefined ? { guestAgentBundle: config.guestAgentBundle } : {}), ...keep }), reason };
+      if (config.guestAgentBundle === undefined) {
+        throw new Error('the process driver needs the bundled guest agent: set SHELLWEGO_NODE_AGENT_GUEST_AGENT_BUNDLE (npm start builds it)');
+      }
+      return { driver: new ProcessDriver({ log, guestAgentBundle: config.guestAgentBundle, ...keep }), reason };
   }
 }

@@ -25,7 +25,14 @@ describe('VM spec checks', () => {
 });
 
 describe('VM records', () => {
-  const record = { driver: 'qemu', instanceId: 'web-1', pid: 4242, channel: { kind: 'qemu-serial', path: '/w/guest.sock' }, workDir: '/w', bootedAt: '2025-01-01T00:00:00.000Z' } as const;
+  const record = {
+    driver: 'qemu',
+    instanceId: 'web-1',
+    pid: 4242,
+    channel: { kind: 'qemu-serial', path: '/w/guest.sock' },
+    workDir: '/w',
+    bootedAt: '2025-01-01T00:00:00.000Z',
+  } as const;
 
   it('round-trips through JSON, keeping only the persisted fields', () => {
     const handle = { ...record, detail: 'qemu tcg', consoleLogPath: '/w/console.log', exited: new Promise<never>(() => undefined) };

@@ -1,7 +1,7 @@
 // Checks on a VmSpec that every driver shares, so a bad spec fails before a VMM is spawned.
 import { access, constants } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
-import { VmDriverError, type GuestImage, type VmSpec } from './types.js';
+import { type GuestImage, VmDriverError, type VmSpec } from './types.js';
 
 // Firecracker's --id accepts letters, digits and '-' up to 64 characters; the other drivers
 // use the same rule so one id works everywhere.

@@ -3,8 +3,8 @@
 // first, by SIGKILL after a grace period.
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa, type Options } from 'execa';
 import { checkIdentity, descendantsOf, isRunning } from '@shellwego/kit/process';
+import { execa, type Options } from 'execa';
 import { VmDriverError, type VmExit } from './types.js';
 
 export interface SpawnVmmOptions {
@@ -54,10 +54,7 @@ export async function spawnVmm(command: string, args: readonly string[], options
     signal: result.signal ?? null,
     spawnError: result.exitCode === undefined && result.signal === undefined ? result.shortMessage : undefined,
   }));
-  const spawned = await Promise.race([
-    new Promise<'spawned'>((resolve) => child.once('spawn', () => resolve('spawned'))),
-    exited,
-  ]);
+  const spawned = await Promise.race([new Promise<'spawned'>((resolve) => child.once('spawn', () => resolve('spawned'))), exited]);
   if (spawned !== 'spawned' || child.pid === undefined) {
     const reason = spawned === 'spawned' ? 'no pid' : (spawned.spawnError ?? `exit code ${spawned.code}, signal ${spawned.signal}`);
     throw new VmDriverError('unavailable', `cannot start ${command}: ${reason}`);

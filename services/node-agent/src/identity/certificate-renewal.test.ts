@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { principalOf } from '@shellwego/kit/auth';
-import { implement, serve, type RunningServer } from '@shellwego/kit/rpc';
+import { implement, type RunningServer, serve } from '@shellwego/kit/rpc';
 import { capturingLogger } from '@shellwego/testing/logger';
 import { TestPki } from '@shellwego/testing/test-pki';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateRenewal } from './certificate-renewal.js';
 import { identityOf, identityPaths, loadIdentity, type NodeIdentity } from './identity-store.js';
 

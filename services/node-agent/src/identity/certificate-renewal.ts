@@ -2,7 +2,7 @@
 // passed, retrying with back-off, and hands the new identity to whoever holds clients built on
 // the old one.
 import type { Logger } from '@shellwego/kit/log';
-import { saveIdentity, type NodeIdentity } from './identity-store.js';
+import { type NodeIdentity, saveIdentity } from './identity-store.js';
 import { renewCertificate } from './join-cluster.js';
 
 const MIN_DELAY_MS = 1_000;

@@ -1,10 +1,11 @@
 // The node's identity at start-up: the stored one, or a join with the configured token, retried
 // while no scheduler answers (the control plane may still be starting). A refused token is final.
-import { Code, ConnectError } from '@connectrpc/connect';
+
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Code, ConnectError } from '@connectrpc/connect';
 import type { Logger } from '@shellwego/kit/log';
-import { loadIdentity, saveIdentity, type NodeIdentity } from './identity-store.js';
+import { loadIdentity, type NodeIdentity, saveIdentity } from './identity-store.js';
 import { joinCluster } from './join-cluster.js';
 
 export interface JoinSettings {
@@ -36,7 +37,9 @@ export async function ensureIdentity(settings: JoinSettings, log: Logger, signal
   try {
     caPem = await readFile(settings.tlsCa, 'utf8');
   } catch (error) {
-    throw new Error(`cannot read the cluster CA ${settings.tlsCa} (${(error as NodeJS.ErrnoException).code ?? 'error'}): set SHELLWEGO_NODE_AGENT_TLS_CA to the CA certificate the scheduler's certificate chains to`);
+    throw new Error(
+      `cannot read the cluster CA ${settings.tlsCa} (${(error as NodeJS.ErrnoException).code ?? 'error'}): set SHELLWEGO_NODE_AGENT_TLS_CA to the CA certificate the scheduler's certificate chains to`,
+    );
   }
   for (let attempt = 1; ; attempt++) {
     try {

@@ -1,7 +1,8 @@
 // One VM's GuestService client over its channel (one transport per VM, closed with it), and the
 // wait for the guest agent to answer after boot.
-import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
+
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
 import { GuestService } from '@shellwego/contracts/guest/v1/guest_pb';
 import { createGuestTransport, type GuestClientChannel, type GuestTransport } from '@shellwego/kit/vm-channel';
 

@@ -1,6 +1,6 @@
 // Polls GuestService.Health for one instance: quickly until the workload is first healthy (so
 // HEALTHY is reported promptly), then at the app's health check interval.
-import { ConnectError, type Client } from '@connectrpc/connect';
+import { type Client, ConnectError } from '@connectrpc/connect';
 import type { GuestService, HealthResponse } from '@shellwego/contracts/guest/v1/guest_pb';
 
 const EAGER_INTERVAL_MS = 200;

@@ -4,15 +4,15 @@
 // Secrets exist here only between ResolveSecrets and the Run / InjectSecrets call, then are wiped.
 import { create, fromBinary } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { ConnectError, type Client } from '@connectrpc/connect';
-import { GrantClaimsSchema, type Grant } from '@shellwego/contracts/common/v1/grant_pb';
+import { type Client, ConnectError } from '@connectrpc/connect';
+import { type Grant, GrantClaimsSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
-import { InjectSecretsRequestSchema, RunRequestSchema, type ProcessExited } from '@shellwego/contracts/guest/v1/guest_pb';
+import { InjectSecretsRequestSchema, type ProcessExited, RunRequestSchema } from '@shellwego/contracts/guest/v1/guest_pb';
 import type { InstanceSpec } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { Logger } from '@shellwego/kit/log';
-import { wipeAll, type SecretBytes } from '@shellwego/kit/secret-bytes';
-import { DEFAULT_MIN_VM_MEMORY_MIB, vcpusForCpuMillis, vmRecordOf, type GuestImage, type VmDriver, type VmExit, type VmHandle } from '../drivers/index.js';
+import { type SecretBytes, wipeAll } from '@shellwego/kit/secret-bytes';
+import { DEFAULT_MIN_VM_MEMORY_MIB, type GuestImage, type VmDriver, type VmExit, type VmHandle, vcpusForCpuMillis, vmRecordOf } from '../drivers/index.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { RootfsCache, RootfsLease } from '../rootfs/rootfs-cache.js';
 import type { InstanceEventInit } from '../session/scheduler-session.js';
@@ -255,7 +255,8 @@ export class Instance {
     let step = 'fetching the root filesystem';
     try {
       this.transition(InstanceState.PULLING);
-      if (grant === undefined) throw new StartError('the assignment carries no grant, so the rootfs and secrets cannot be fetched; the scheduler must send one');
+      if (grant === undefined)
+        throw new StartError('the assignment carries no grant, so the rootfs and secrets cannot be fetched; the scheduler must send one');
       const lease = await this.deps.rootfs.acquire(spec.imageDigest, grant, signal).catch((error: unknown) => {
         this.deps.metrics.rootfsFetches.inc({ outcome: 'failed' });
         throw new StartError(`cannot fetch the root filesystem of image ${spec.imageDigest}: ${messageOf(error)}`);
@@ -486,7 +487,10 @@ export class Instance {
         this.healthDeadlineAt = null;
         this.transition(InstanceState.HEALTHY, detail);
         const sinceStart = this.workloadStartedAtMs === undefined ? undefined : Date.now() - this.workloadStartedAtMs;
-        this.log.info({ sinceAssignMs: Date.now() - this.assignedAt.getTime(), ...(sinceStart === undefined ? {} : { sinceStartMs: sinceStart }) }, 'instance healthy');
+        this.log.info(
+          { sinceAssignMs: Date.now() - this.assignedAt.getTime(), ...(sinceStart === undefined ? {} : { sinceStartMs: sinceStart }) },
+          'instance healthy',
+        );
       }
       return true;
     }

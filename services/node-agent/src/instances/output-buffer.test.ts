@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
 import { OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
+import { describe, expect, it } from 'vitest';
 import { OutputBuffer } from './output-buffer.js';
 
 async function readAll(buffer: OutputBuffer, follow: boolean, signal = new AbortController().signal): Promise<string> {

@@ -6,8 +6,8 @@ import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { Assign, RefreshSecrets, SessionResponse, Stop } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { Instance, type InstanceDeps, type InstanceView } from './instance.js';
-import type { OutputBuffer } from './output-buffer.js';
 import { sweepOrphanWorkDirs } from './orphan-sweep.js';
+import type { OutputBuffer } from './output-buffer.js';
 
 /** How long (and how many) ended instances are remembered, with the tail of their output. */
 const FINISHED_TTL_MS = 15 * 60_000;
@@ -74,7 +74,10 @@ export class Reconciler {
       }
       store.remove(entry.instanceId);
       log.warn({ instance: entry.instanceId, reason }, 'instance lost across the agent restart');
-      this.remember({ instanceId: entry.instanceId, app: entry.app, state: InstanceState.FAILED, reason, assignedAt: new Date(entry.assignedAt), exitCode: undefined }, undefined);
+      this.remember(
+        { instanceId: entry.instanceId, app: entry.app, state: InstanceState.FAILED, reason, assignedAt: new Date(entry.assignedAt), exitCode: undefined },
+        undefined,
+      );
       this.deps.report({ instanceId: entry.instanceId, state: InstanceState.FAILED, time: timestampNow(), reason });
     }
     await store.flush();
@@ -120,7 +123,10 @@ export class Reconciler {
     }
     const ended = this.finished.get(spec.instanceId);
     if (ended !== undefined) {
-      this.deps.log.info({ instance: spec.instanceId, state: InstanceState[ended.view.state] }, 'assignment for an instance that already ended here; reporting how it ended');
+      this.deps.log.info(
+        { instance: spec.instanceId, state: InstanceState[ended.view.state] },
+        'assignment for an instance that already ended here; reporting how it ended',
+      );
       this.deps.report({
         instanceId: spec.instanceId,
         state: ended.view.state,

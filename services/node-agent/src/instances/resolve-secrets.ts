@@ -1,7 +1,7 @@
 // SecretsService.ResolveSecrets with an instance's grant, right before the values go into the
 // VM. The values stay in the response's own buffers, wrapped as SecretBytes, and the caller
 // wipes them as soon as they are delivered.
-import { Code, ConnectError, type Client } from '@connectrpc/connect';
+import { type Client, Code, ConnectError } from '@connectrpc/connect';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { SecretBytes } from '@shellwego/kit/secret-bytes';
@@ -9,7 +9,11 @@ import { SecretBytes } from '@shellwego/kit/secret-bytes';
 const RESOLVE_TIMEOUT_MS = 15_000;
 
 /** Name -> value; empty without a call when the instance has no secrets. */
-export async function resolveSecrets(client: Client<typeof SecretsService>, grant: Grant | undefined, names: readonly string[]): Promise<Map<string, SecretBytes>> {
+export async function resolveSecrets(
+  client: Client<typeof SecretsService>,
+  grant: Grant | undefined,
+  names: readonly string[],
+): Promise<Map<string, SecretBytes>> {
   const values = new Map<string, SecretBytes>();
   if (names.length === 0) return values;
   if (grant === undefined) throw new ConnectError('the assignment carries no grant, so its secrets cannot be resolved', Code.FailedPrecondition);

@@ -1,10 +1,10 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { capturingLogger } from '@shellwego/testing/logger';
-import { StateStore, type PersistedInstance } from './state-store.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PersistedInstance, StateStore } from './state-store.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -26,7 +26,14 @@ function entry(id: string, state = InstanceState.RUNNING): PersistedInstance {
     assignedAt: new Date('2025-01-01T00:00:00Z').toISOString(),
     healthIntervalMs: 2000,
     healthDeadlineAt: null,
-    vm: { driver: 'process', instanceId: id, pid: 4242, channel: { kind: 'unix', path: `/run/x/${id}/guest.sock` }, workDir: `/run/x/${id}`, bootedAt: '2025-01-01T00:00:01.000Z' },
+    vm: {
+      driver: 'process',
+      instanceId: id,
+      pid: 4242,
+      channel: { kind: 'unix', path: `/run/x/${id}/guest.sock` },
+      workDir: `/run/x/${id}`,
+      bootedAt: '2025-01-01T00:00:01.000Z',
+    },
   };
 }
 

@@ -102,7 +102,10 @@ export class StateStore {
         try {
           await writeFileAtomic(this.path, `${body}\n`, 0o600);
         } catch (error) {
-          this.log.error({ err: error instanceof Error ? error.message : String(error), path: this.path }, 'cannot write the instance state file; VMs started now would not be re-adopted after a restart');
+          this.log.error(
+            { err: error instanceof Error ? error.message : String(error), path: this.path },
+            'cannot write the instance state file; VMs started now would not be re-adopted after a restart',
+          );
         }
       }
     } finally {

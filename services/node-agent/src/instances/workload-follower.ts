@@ -1,9 +1,10 @@
 // Follows GuestService.Wait for one VM: output into the instance's buffer, starts and exits to
 // the instance. A Wait stream that breaks while the VM lives is opened again; the guest replays
 // what it buffered since the last start, so events older than the last one seen are skipped.
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import type { Client } from '@connectrpc/connect';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { GuestService, ProcessExited } from '@shellwego/contracts/guest/v1/guest_pb';
 import type { OutputBuffer } from './output-buffer.js';
 

@@ -6,7 +6,12 @@ describe('metrics exposition', () => {
   it('renders counters, gauges and cumulative histograms in the Prometheus text format', () => {
     const registry = new MetricsRegistry();
     const pushes = registry.register(new Counter('x_pushes_total', 'Pushes.'));
-    registry.register(new Gauge('x_instances', 'Instances by state.', () => [{ labels: { state: 'HEALTHY' }, value: 2 }, { labels: { state: 'say "hi"\n' }, value: 0 }]));
+    registry.register(
+      new Gauge('x_instances', 'Instances by state.', () => [
+        { labels: { state: 'HEALTHY' }, value: 2 },
+        { labels: { state: 'say "hi"\n' }, value: 0 },
+      ]),
+    );
     const boot = registry.register(new Histogram('x_boot_seconds', 'Boot.', [0.5, 1, 5]));
     pushes.inc({ kind: 'run', outcome: 'ok' });
     pushes.inc({ outcome: 'ok', kind: 'run' });

@@ -92,7 +92,7 @@ export class Histogram implements Metric {
   render(): string[] {
     const lines = header(this.name, this.help, 'histogram');
     for (const { labels, counts, sum, count } of this.series.values()) {
-      this.buckets.forEach((bound, i) => lines.push(`${this.name}_bucket${labelText(labels, { le: String(bound) })} ${counts[i] ?? 0}`));
+      for (const [i, bound] of this.buckets.entries()) lines.push(`${this.name}_bucket${labelText(labels, { le: String(bound) })} ${counts[i] ?? 0}`);
       lines.push(`${this.name}_bucket${labelText(labels, { le: '+Inf' })} ${count}`);
       lines.push(`${this.name}_sum${labelText(labels)} ${sum}`);
       lines.push(`${this.name}_count${labelText(labels)} ${count}`);

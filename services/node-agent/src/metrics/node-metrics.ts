@@ -34,7 +34,9 @@ export function createNodeMetrics(sources: MetricSources): NodeMetrics {
   registry.register(
     new Gauge('shellwego_node_agent_session_connected', '1 while the scheduler Session stream is open.', () => [{ value: sources.sessionConnected() ? 1 : 0 }]),
   );
-  registry.register(new Gauge('shellwego_node_agent_rootfs_cache_bytes', 'Bytes of root filesystem images cached on this node.', () => [{ value: sources.rootfsCacheBytes() }]));
+  registry.register(
+    new Gauge('shellwego_node_agent_rootfs_cache_bytes', 'Bytes of root filesystem images cached on this node.', () => [{ value: sources.rootfsCacheBytes() }]),
+  );
   registry.register(new Gauge('process_resident_memory_bytes', 'Resident memory of the node agent process.', () => [{ value: process.memoryUsage.rss() }]));
   registry.register(
     new Gauge('nodejs_heap_size_bytes', 'V8 heap of the node agent: used and total.', () => {
@@ -49,9 +51,17 @@ export function createNodeMetrics(sources: MetricSources): NodeMetrics {
   return {
     registry,
     bootSeconds: registry.register(new Histogram('shellwego_node_agent_boot_seconds', 'VM boot until its guest agent answers, in seconds.', SECONDS_BUCKETS)),
-    startSeconds: registry.register(new Histogram('shellwego_node_agent_start_seconds', 'Assignment received until the workload started, in seconds.', SECONDS_BUCKETS)),
-    secretPushes: registry.register(new Counter('shellwego_node_agent_secret_pushes_total', 'Secret sets pushed into VMs (Run and InjectSecrets), by kind and outcome.')),
-    reconcileErrors: registry.register(new Counter('shellwego_node_agent_reconcile_errors_total', 'Errors while reconciling desired instances with the VMs the driver runs.')),
-    rootfsFetches: registry.register(new Counter('shellwego_node_agent_rootfs_acquisitions_total', 'Root filesystems acquired for instances, by outcome (hit, fetched, failed).')),
+    startSeconds: registry.register(
+      new Histogram('shellwego_node_agent_start_seconds', 'Assignment received until the workload started, in seconds.', SECONDS_BUCKETS),
+    ),
+    secretPushes: registry.register(
+      new Counter('shellwego_node_agent_secret_pushes_total', 'Secret sets pushed into VMs (Run and InjectSecrets), by kind and outcome.'),
+    ),
+    reconcileErrors: registry.register(
+      new Counter('shellwego_node_agent_reconcile_errors_total', 'Errors while reconciling desired instances with the VMs the driver runs.'),
+    ),
+    rootfsFetches: registry.register(
+      new Counter('shellwego_node_agent_rootfs_acquisitions_total', 'Root filesystems acquired for instances, by outcome (hit, fetched, failed).'),
+    ),
   };
 }

@@ -1,7 +1,8 @@
 // The rootfs cache's source: RegistryService.FetchRootfs with the instance's grant, through the
 // registry's client helper (contiguous chunks, announced size, sha256 trailer, atomic rename).
-import type { ControlPlane } from '../control-plane.js';
+
 import { fetchRootfsToFile } from '@shellwego/clients/registry';
+import type { ControlPlane } from '../control-plane.js';
 import type { RootfsFetcher } from './rootfs-cache.js';
 
 export function registryFetcher(controlPlane: ControlPlane, timeoutMs: number): RootfsFetcher {

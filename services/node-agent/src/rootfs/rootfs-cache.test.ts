@@ -5,9 +5,9 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import { capturingLogger } from '@shellwego/testing/logger';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RootfsCache, type RootfsFetcher } from './rootfs-cache.js';
 
 let dir: string;

@@ -73,7 +73,15 @@ export class RootfsCache {
         await this.removeFiles(hex);
         continue;
       }
-      this.entries.set(meta.digest, { digest: meta.digest, path, sizeBytes: meta.sizeBytes, sha256: meta.sha256, lastUsedMs: info.mtimeMs, refs: 0, verified: false });
+      this.entries.set(meta.digest, {
+        digest: meta.digest,
+        path,
+        sizeBytes: meta.sizeBytes,
+        sha256: meta.sha256,
+        lastUsedMs: info.mtimeMs,
+        refs: 0,
+        verified: false,
+      });
     }
   }
 
@@ -129,7 +137,11 @@ export class RootfsCache {
     const path = join(this.options.dir, `${hex}.ext4`);
     const started = performance.now();
     const fetched = await this.options.fetch(imageDigest, grant, path, signal);
-    await writeFile(join(this.options.dir, `${hex}.json`), `${JSON.stringify({ digest: imageDigest, sha256: fetched.sha256, sizeBytes: fetched.sizeBytes })}\n`, { mode: 0o600 });
+    await writeFile(
+      join(this.options.dir, `${hex}.json`),
+      `${JSON.stringify({ digest: imageDigest, sha256: fetched.sha256, sizeBytes: fetched.sizeBytes })}\n`,
+      { mode: 0o600 },
+    );
     const entry: Entry = { digest: imageDigest, path, sizeBytes: fetched.sizeBytes, sha256: fetched.sha256, lastUsedMs: Date.now(), refs: 0, verified: true };
     this.entries.set(imageDigest, entry);
     this.options.log.info({ image: imageDigest, bytes: fetched.sizeBytes, ms: Math.round(performance.now() - started) }, 'rootfs fetched');

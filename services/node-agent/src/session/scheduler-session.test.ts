@@ -2,17 +2,18 @@
 // answers UNAVAILABLE (as a standby scheduler does) and an active one, here a scripted stand-in
 // for the scheduler's Session handler. Covers following leadership, Hello, heartbeats, messages
 // both ways, and which events a reconnect re-sends.
+
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
-import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
-import { NodeService, SessionResponseSchema, type SessionRequest, type SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
-import { createMtlsTransport, implement, serve, type RunningServer, type TlsMaterial } from '@shellwego/kit/rpc';
+import { NodeService, type SessionRequest, type SessionResponse, SessionResponseSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { createMtlsTransport, implement, type RunningServer, serve, type TlsMaterial } from '@shellwego/kit/rpc';
 import { capturingLogger } from '@shellwego/testing/logger';
 import { TestPki } from '@shellwego/testing/test-pki';
-import { SchedulerSession, type HelloInit } from './scheduler-session.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HelloInit, SchedulerSession } from './scheduler-session.js';
 
 interface OpenSession {
   readonly received: SessionRequest[];
@@ -63,6 +64,7 @@ beforeAll(async () => {
     services: [
       implement(NodeService, {
         // A standby refuses before reading anything, as the scheduler does.
+        // biome-ignore lint/correctness/useYield: a server-streaming handler that refuses at once never yields
         async *session() {
           standbyCalls += 1;
           notify();
@@ -150,7 +152,12 @@ describe('SchedulerSession', () => {
       const hello = await until(() => first.received[0], 'Hello');
       expect(hello.msg.case).toBe('hello');
       if (hello.msg.case === 'hello') {
-        expect(hello.msg.value).toMatchObject({ driver: 'process', hostname: 'h1', labels: { zone: 'a' }, capacity: { cpuMillis: 2000, memoryMib: 4096, maxInstances: 10 } });
+        expect(hello.msg.value).toMatchObject({
+          driver: 'process',
+          hostname: 'h1',
+          labels: { zone: 'a' },
+          capacity: { cpuMillis: 2000, memoryMib: 4096, maxInstances: 10 },
+        });
         expect(hello.msg.value.running.map((r) => [r.instanceId, r.state])).toEqual([['i-1', InstanceState.HEALTHY]]);
       }
       await until(() => first.received.find((r) => r.msg.case === 'heartbeat' && r.msg.value.instanceCount === 1), 'a heartbeat');
@@ -176,7 +183,10 @@ describe('SchedulerSession', () => {
       expect(again?.msg.case).toBe('hello');
       if (again?.msg.case === 'hello') expect(again.msg.value.running.map((r) => r.instanceId)).toEqual(['i-2']);
       // i-2's RUNNING is in the Hello; only i-1's terminal event is sent again.
-      expect(waited?.msg.case === 'instanceEvent' ? [waited.msg.value.instanceId, waited.msg.value.state] : waited?.msg.case).toEqual(['i-1', InstanceState.STOPPED]);
+      expect(waited?.msg.case === 'instanceEvent' ? [waited.msg.value.instanceId, waited.msg.value.state] : waited?.msg.case).toEqual([
+        'i-1',
+        InstanceState.STOPPED,
+      ]);
       expect(second.received.filter((r) => r.msg.case === 'instanceEvent')).toHaveLength(1);
     } finally {
       await session.stop();

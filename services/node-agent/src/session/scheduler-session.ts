@@ -6,9 +6,10 @@
 // failed, go on the next one, except the non-terminal ones of instances the new Hello already
 // reports in their current state. A terminal event may so arrive twice; the scheduler ignores
 // the second.
-import type { MessageInitShape } from '@bufbuild/protobuf';
-import { Code, ConnectError, type Client } from '@connectrpc/connect';
+
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { type Client, Code, ConnectError } from '@connectrpc/connect';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type {
   HeartbeatSchema,
@@ -108,7 +109,10 @@ export class SchedulerSession {
       const abort = new AbortController();
       this.abort = abort;
       const queue = this.openQueue();
-      const heartbeat = setInterval(() => queue.push({ msg: { case: 'heartbeat', value: this.options.callbacks.heartbeat() } }), this.options.heartbeatIntervalMs);
+      const heartbeat = setInterval(
+        () => queue.push({ msg: { case: 'heartbeat', value: this.options.callbacks.heartbeat() } }),
+        this.options.heartbeatIntervalMs,
+      );
       const openedAt = Date.now();
       this.url = url;
       let error: ConnectError | undefined;

@@ -9,16 +9,16 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { officialSchemaPath } from '../../src/drivers/firecracker/official-schema.js';
-import { buildGuestAgent } from '@shellwego/guest-agent/build';
-import { FirecrackerDriver } from '../../src/drivers/firecracker/firecracker-driver.js';
-import { SwaggerValidator } from '../../src/drivers/firecracker/swagger-validator.js';
 import { isRunning } from '@shellwego/kit/process';
-import { VmDriverError, type GuestImage, type VmSpec } from '../../src/drivers/types.js';
-import { parseVmRecord, vmRecordOf } from '../../src/drivers/vm-record.js';
+import { buildGuestAgent } from '@shellwego/testing/guest-agent';
 import { capturingLogger } from '@shellwego/testing/logger';
-import { openGuest, runToExit, type GuestSession } from './guest-session.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FirecrackerDriver } from '../../src/drivers/firecracker/firecracker-driver.js';
+import { officialSchemaPath } from '../../src/drivers/firecracker/official-schema.js';
+import { SwaggerValidator } from '../../src/drivers/firecracker/swagger-validator.js';
+import { type GuestImage, VmDriverError, type VmSpec } from '../../src/drivers/types.js';
+import { parseVmRecord, vmRecordOf } from '../../src/drivers/vm-record.js';
+import { type GuestSession, openGuest, runToExit } from './guest-session.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const schemaPath = officialSchemaPath;
@@ -99,7 +99,15 @@ function requestsOf(instanceId: string): Recorded[] {
 }
 
 function spec(name: string, extra: Partial<VmSpec> = {}): VmSpec {
-  return { instanceId: `${name}-${randomBytes(3).toString('hex')}`, vcpus: 2, memoryMib: 512, rootfsPath: rootfs, guestImage: image, workDir: join(dir, name), ...extra };
+  return {
+    instanceId: `${name}-${randomBytes(3).toString('hex')}`,
+    vcpus: 2,
+    memoryMib: 512,
+    rootfsPath: rootfs,
+    guestImage: image,
+    workDir: join(dir, name),
+    ...extra,
+  };
 }
 
 describe.skipIf(skipReason !== undefined)('firecracker driver (against a stand-in for Firecracker)', () => {
@@ -157,7 +165,7 @@ describe.skipIf(skipReason !== undefined)('firecracker driver (against a stand-i
     expect(existsSync(vm.workDir)).toBe(false);
   });
 
-  it('fails the boot with Firecracker\'s fault message, kills the VMM and removes its files', async () => {
+  it("fails the boot with Firecracker's fault message, kills the VMM and removes its files", async () => {
     const { logger } = capturingLogger();
     const d = new FirecrackerDriver({ log: logger, binary: await standInBinary('firecracker-failing', ['--stand-in-fail /machine-config']) });
     const s = spec('fcfail');

@@ -9,7 +9,7 @@
 //
 // Stand-in-only flags (before Firecracker's): --stand-in-record <jsonl> --stand-in-schema <yaml>
 // --stand-in-guest-agent <bundle> [--stand-in-fail <api path>].
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';

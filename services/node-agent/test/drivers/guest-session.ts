@@ -1,8 +1,9 @@
 // Test helper: talk to the guest agent behind a VmHandle's channel the way the node agent will
 // (createGuestTransport + GuestService), and collect a workload's output.
-import { create } from '@bufbuild/protobuf';
-import { createClient, type Client } from '@connectrpc/connect';
+
 import { readdir, readFile } from 'node:fs/promises';
+import { create } from '@bufbuild/protobuf';
+import { type Client, createClient } from '@connectrpc/connect';
 import { OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
 import { GuestService, RunRequestSchema, type WaitResponse } from '@shellwego/contracts/guest/v1/guest_pb';
 import { createGuestTransport, type GuestClientChannel, type GuestTransport } from '@shellwego/kit/vm-channel';

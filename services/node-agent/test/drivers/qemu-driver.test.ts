@@ -6,17 +6,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { delimiter, join } from 'node:path';
+import { isRunning } from '@shellwego/kit/process';
+import { buildGuestAgent } from '@shellwego/testing/guest-agent';
+import { capturingLogger } from '@shellwego/testing/logger';
+import { guestImageBuildScript } from '@shellwego/testing/repo';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildGuestAgent } from '@shellwego/guest-agent/build';
-import { isRunning } from '@shellwego/kit/process';
 import { QemuDriver } from '../../src/drivers/qemu/qemu-driver.js';
-import { VmDriverError, type GuestImage, type VmHandle } from '../../src/drivers/types.js';
+import { type GuestImage, VmDriverError, type VmHandle } from '../../src/drivers/types.js';
 import { vmRecordOf } from '../../src/drivers/vm-record.js';
-import { guestImageBuildScript } from '@shellwego/testing/repo';
-import { capturingLogger } from '@shellwego/testing/logger';
 import { filesContaining, openGuest, runToExit } from './guest-session.js';
 
 const buildScript = guestImageBuildScript;
@@ -73,7 +72,9 @@ async function makeRootfs(root: string): Promise<string> {
 }
 
 describe.skipIf(skipReason !== undefined)(`qemu driver, real VM${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
-  it('boots the guest image, runs a workload with a secret over virtio-serial, adopts, stops and leaves nothing behind', { timeout: 240_000 }, async ({ skip }) => {
+  it('boots the guest image, runs a workload with a secret over virtio-serial, adopts, stops and leaves nothing behind', { timeout: 240_000 }, async ({
+    skip,
+  }) => {
     dir = await mkdtemp(join(tmpdir(), 'drv-qemu-'));
     const bundle = (await buildGuestAgent()).outfile;
     const build = await execa('bash', [buildScript, '--agent', bundle], { reject: false });
@@ -147,7 +148,7 @@ describe.skipIf(skipReason !== undefined)(`qemu driver, real VM${skipReason ? ` 
     }
   });
 
-  it('fails a kernel QEMU cannot load with QEMU\'s own words, removes the work dir, and keeps KVM undecided', async () => {
+  it("fails a kernel QEMU cannot load with QEMU's own words, removes the work dir, and keeps KVM undecided", async () => {
     const bad = await mkdtemp(join(tmpdir(), 'drv-qemu-bad-'));
     try {
       for (const file of ['kernel', 'initrd', 'rootfs']) await writeFile(join(bad, file), 'not what it claims to be\n');

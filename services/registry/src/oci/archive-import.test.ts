@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { dockerArchive, flipByte, ociArchive, sha256, type FixtureImage } from '@shellwego/testing/images/image-archive';
 import { missingTools } from '@shellwego/testing/images/host-tools';
+import { dockerArchive, type FixtureImage, flipByte, ociArchive, sha256 } from '@shellwego/testing/images/image-archive';
 import { layerTar } from '@shellwego/testing/images/layer-tar';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobStore } from '../store/blob-store.js';
 import { DigestMismatchError } from '../store/errors.js';
-import { importArchive, type ImportOptions } from './archive-import.js';
+import { type ImportOptions, importArchive } from './archive-import.js';
 import { ImageFormatError, PlatformNotFoundError } from './errors.js';
 import { imageBlobDigests } from './imported-image.js';
 import { MediaType } from './media-types.js';
@@ -24,10 +24,21 @@ describe('importArchive', () => {
     store = await BlobStore.open(root);
     image = {
       layers: [
-        await layerTar([{ type: 'dir', path: 'etc/' }, { type: 'file', path: 'etc/hello', content: 'hello\n' }]),
+        await layerTar([
+          { type: 'dir', path: 'etc/' },
+          { type: 'file', path: 'etc/hello', content: 'hello\n' },
+        ]),
         await layerTar([{ type: 'file', path: 'etc/second', content: 'two\n' }]),
       ],
-      runtime: { Entrypoint: ['/bin/app'], Cmd: ['--serve'], Env: ['A=1'], WorkingDir: '/srv', User: 'app', ExposedPorts: { '8080/tcp': {} }, Labels: { team: 'x' } },
+      runtime: {
+        Entrypoint: ['/bin/app'],
+        Cmd: ['--serve'],
+        Env: ['A=1'],
+        WorkingDir: '/srv',
+        User: 'app',
+        ExposedPorts: { '8080/tcp': {} },
+        Labels: { team: 'x' },
+      },
     };
   });
   afterEach(async () => {
@@ -74,7 +85,11 @@ describe('importArchive', () => {
       labels: { team: 'x' },
       stopSignal: '',
     });
-    expect((await readdir(store.blobsDir)).sort()).toEqual(imageBlobDigests(img).map((d) => d.slice(7)).sort());
+    expect((await readdir(store.blobsDir)).sort()).toEqual(
+      imageBlobDigests(img)
+        .map((d) => d.slice(7))
+        .sort(),
+    );
     expect(await readdir(store.tmpDir)).toEqual([]);
   });
 
@@ -99,7 +114,11 @@ describe('importArchive', () => {
   });
 
   it('picks the platform from a multi-platform index', async () => {
-    const arm: FixtureImage = { ...image, layers: [await layerTar([{ type: 'file', path: 'arm', content: 'arm' }])], platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } };
+    const arm: FixtureImage = {
+      ...image,
+      layers: [await layerTar([{ type: 'file', path: 'arm', content: 'arm' }])],
+      platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+    };
     const built = await ociArchive([arm, image]);
     const amd = await importVia(built.archive);
     expect(amd.manifestDigest).toBe(built.images[1]?.manifestDigest);
@@ -126,7 +145,9 @@ describe('importArchive', () => {
   });
 
   it('rejects a docker-archive whose config does not match its name', async () => {
-    const built = await dockerArchive(image, { mutate: (name, bytes) => (name.endsWith('.json') && name !== 'manifest.json' ? Buffer.from(bytes.toString().replace('"A=1"', '"A=2"')) : bytes) });
+    const built = await dockerArchive(image, {
+      mutate: (name, bytes) => (name.endsWith('.json') && name !== 'manifest.json' ? Buffer.from(bytes.toString().replace('"A=1"', '"A=2"')) : bytes),
+    });
     await expect(importVia(built.archive)).rejects.toBeInstanceOf(DigestMismatchError);
     await storeIsEmpty();
   });
@@ -134,7 +155,9 @@ describe('importArchive', () => {
   it('rejects archives with missing blobs, broken metadata, or no image at all', async () => {
     const layer = (await ociArchive(image)).images[0]?.layerDigests[1] ?? '';
     await expect(importVia((await ociArchive(image, { omit: (n) => n === `blobs/sha256/${layer.slice(7)}` })).archive)).rejects.toThrow(/is missing/);
-    await expect(importVia((await ociArchive(image, { mutate: (n, b) => (n === 'index.json' ? Buffer.from('{') : b) })).archive)).rejects.toThrow(/index.json|not valid JSON/);
+    await expect(importVia((await ociArchive(image, { mutate: (n, b) => (n === 'index.json' ? Buffer.from('{') : b) })).archive)).rejects.toThrow(
+      /index.json|not valid JSON/,
+    );
     await expect(importVia(Buffer.alloc(4096))).rejects.toThrow(/not an image archive/);
     await expect(importVia(Buffer.from('this is not a tar file at all, just text'.repeat(20)))).rejects.toBeInstanceOf(ImageFormatError);
     await storeIsEmpty();

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { BlobWriter } from '../store/blob-store.js';
-import { DEFAULT_ARCHIVE_LIMITS, readImageArchive, type ArchiveLimits } from './archive-reader.js';
+import { type ArchiveLimits, DEFAULT_ARCHIVE_LIMITS, readImageArchive } from './archive-reader.js';
 import { resolveDockerArchive } from './docker-archive.js';
 import { ImageFormatError } from './errors.js';
 import type { ImportedImage } from './imported-image.js';

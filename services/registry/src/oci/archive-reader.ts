@@ -50,11 +50,7 @@ export class ArchiveContents {
  * (docker-archive layers and configs). Nothing is buffered but the metadata
  * files. Tar order does not matter.
  */
-export async function readImageArchive(
-  source: Readable,
-  blobs: BlobWriter,
-  limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
-): Promise<ArchiveContents> {
+export async function readImageArchive(source: Readable, blobs: BlobWriter, limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS): Promise<ArchiveContents> {
   const { head, stream } = await peekStream(source, 2);
   const input = detectCompression(head) === 'gzip' ? stream.pipe(createGunzip()) : stream;
   if (input !== stream) stream.on('error', (err) => input.destroy(err));

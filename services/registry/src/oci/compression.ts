@@ -1,4 +1,4 @@
-import { PassThrough, Readable, type Duplex } from 'node:stream';
+import { type Duplex, PassThrough, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { execa } from 'execa';
 import type { LayerCompression } from './media-types.js';

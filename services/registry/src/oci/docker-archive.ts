@@ -7,12 +7,12 @@ import { createDecompressor, detectCompression, peekStream } from './compression
 import type { Descriptor } from './descriptor.js';
 import { ImageFormatError, PlatformNotFoundError } from './errors.js';
 import { checkImage } from './image-check.js';
-import { MAX_CONFIG_BYTES, parseImageConfig, type ImageConfig } from './image-config.js';
+import { type ImageConfig, MAX_CONFIG_BYTES, parseImageConfig } from './image-config.js';
 import type { ImportedImage } from './imported-image.js';
 import { JsonObject, parseJson } from './json-check.js';
 import { canonicalManifestBytes } from './manifest.js';
-import { MediaType, type LayerCompression } from './media-types.js';
-import { formatPlatform, platformScore, type Platform } from './platform.js';
+import { type LayerCompression, MediaType } from './media-types.js';
+import { formatPlatform, type Platform, platformScore } from './platform.js';
 import { readSmallBlob } from './read-blob.js';
 
 const LAYER_MEDIA_TYPE: Record<LayerCompression, string> = {

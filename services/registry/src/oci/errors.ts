@@ -12,9 +12,7 @@ export class PlatformNotFoundError extends Error {
     readonly platform: string,
     readonly available: readonly string[],
   ) {
-    super(
-      `the image has no ${platform} variant (available: ${available.length > 0 ? available.join(', ') : 'none'})`,
-    );
+    super(`the image has no ${platform} variant (available: ${available.length > 0 ? available.join(', ') : 'none'})`);
     this.name = 'PlatformNotFoundError';
   }
 }

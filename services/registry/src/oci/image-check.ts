@@ -1,7 +1,7 @@
 import type { BlobReader } from '../store/blob-store.js';
 import { ImageFormatError } from './errors.js';
-import { MAX_CONFIG_BYTES, parseImageConfig, type ImageConfig } from './image-config.js';
-import { MAX_MANIFEST_BYTES, assertRunnableImage, parseManifest, type ImageManifest } from './manifest.js';
+import { type ImageConfig, MAX_CONFIG_BYTES, parseImageConfig } from './image-config.js';
+import { assertRunnableImage, type ImageManifest, MAX_MANIFEST_BYTES, parseManifest } from './manifest.js';
 import { readSmallBlob } from './read-blob.js';
 
 export interface CheckedImage {
@@ -16,12 +16,7 @@ export interface CheckedImage {
  * with the sizes the manifest says (their digests were verified when they
  * were stored), and there is one diff_id per layer.
  */
-export async function checkImage(
-  blobs: BlobReader,
-  manifestDigest: string,
-  declaredMediaType?: string,
-  declaredSize?: number,
-): Promise<CheckedImage> {
+export async function checkImage(blobs: BlobReader, manifestDigest: string, declaredMediaType?: string, declaredSize?: number): Promise<CheckedImage> {
   const bytes = await readSmallBlob(blobs, manifestDigest, 'manifest', MAX_MANIFEST_BYTES, declaredSize);
   const manifest = parseManifest(bytes, declaredMediaType);
   assertRunnableImage(manifest);

@@ -1,5 +1,5 @@
-import type { ImageManifest } from './manifest.js';
 import type { RuntimeConfig } from './image-config.js';
+import type { ImageManifest } from './manifest.js';
 import type { Platform } from './platform.js';
 
 /** One layer blob of an image, bottom first. */

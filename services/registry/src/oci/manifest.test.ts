@@ -66,9 +66,7 @@ describe('parseManifestOrIndex', () => {
     expect(() => parseManifestOrIndex(json({ schemaVersion: 1, name: 'x', fsLayers: [] }))).toThrow(/schema 1 is not supported/);
     expect(() => parseManifestOrIndex(Buffer.from('{"schemaVersion":'))).toThrow(/not valid JSON/);
     expect(() => parseManifestOrIndex(json(ociManifest), MediaType.DockerManifest)).toThrow(/referenced as/);
-    expect(() =>
-      parseManifestOrIndex(json({ ...ociManifest, config: { ...ociManifest.config, digest: `sha512:${'a'.repeat(128)}` } })),
-    ).toThrow(/only sha256/);
+    expect(() => parseManifestOrIndex(json({ ...ociManifest, config: { ...ociManifest.config, digest: `sha512:${'a'.repeat(128)}` } }))).toThrow(/only sha256/);
   });
 
   it('refuses images it cannot turn into a root file system', () => {
@@ -95,7 +93,15 @@ describe('parseImageConfig', () => {
       json({
         ...base,
         created: '2024-01-02T03:04:05Z',
-        config: { Entrypoint: null, Cmd: ['sh', '-c', 'x'], Env: ['A=1', 'B='], WorkingDir: '/srv', User: '1000:1000', ExposedPorts: { '8080/tcp': {}, '53/udp': {}, '9000': {} }, Labels: null },
+        config: {
+          Entrypoint: null,
+          Cmd: ['sh', '-c', 'x'],
+          Env: ['A=1', 'B='],
+          WorkingDir: '/srv',
+          User: '1000:1000',
+          ExposedPorts: { '8080/tcp': {}, '53/udp': {}, '9000': {} },
+          Labels: null,
+        },
       }),
     );
     expect(c.runtime).toEqual({

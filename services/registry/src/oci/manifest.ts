@@ -1,7 +1,7 @@
-import { parseDescriptor, type Descriptor } from './descriptor.js';
+import { type Descriptor, parseDescriptor } from './descriptor.js';
 import { ImageFormatError } from './errors.js';
 import { JsonObject, parseJson } from './json-check.js';
-import { MediaType, isIndexType, isManifestType, layerCompression } from './media-types.js';
+import { isIndexType, isManifestType, layerCompression, MediaType } from './media-types.js';
 
 /** An OCI image manifest or Docker v2 schema 2 manifest, normalised. */
 export interface ImageManifest {

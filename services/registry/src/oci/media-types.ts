@@ -21,12 +21,7 @@ export const MediaType = {
 } as const;
 
 /** Every manifest and index type, in preference order: the Accept list a pull sends. */
-export const MANIFEST_ACCEPT = [
-  MediaType.OciIndex,
-  MediaType.OciManifest,
-  MediaType.DockerManifestList,
-  MediaType.DockerManifest,
-] as const;
+export const MANIFEST_ACCEPT = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest] as const;
 
 export type LayerCompression = 'none' | 'gzip' | 'zstd';
 

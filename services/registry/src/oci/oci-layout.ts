@@ -7,8 +7,8 @@ import { MAX_CONFIG_BYTES, parseImageConfig } from './image-config.js';
 import type { ImportedImage } from './imported-image.js';
 import { JsonObject, parseJson } from './json-check.js';
 import { MAX_MANIFEST_BYTES, parseManifest, parseManifestOrIndex } from './manifest.js';
-import { MediaType, isIndexType, isManifestType } from './media-types.js';
-import { formatPlatform, platformScore, type Platform } from './platform.js';
+import { isIndexType, isManifestType, MediaType } from './media-types.js';
+import { formatPlatform, type Platform, platformScore } from './platform.js';
 import { readSmallBlob } from './read-blob.js';
 
 const MAX_INDEX_DEPTH = 4;
@@ -35,7 +35,9 @@ export async function resolveOciLayout(contents: ArchiveContents, blobs: BlobRea
 
   const candidates: Candidate[] = [];
   for (const [top, desc] of index.manifests.entries()) {
-    const tags = TAG_ANNOTATIONS.map((a) => desc.annotations[a]).filter((t): t is string => !!t).slice(0, 1);
+    const tags = TAG_ANNOTATIONS.map((a) => desc.annotations[a])
+      .filter((t): t is string => !!t)
+      .slice(0, 1);
     await collect(blobs, desc, top, tags, undefined, 0, candidates);
   }
   for (const c of candidates) c.platform ??= await platformFromConfig(blobs, c.desc);
@@ -97,9 +99,7 @@ function choose(candidates: Candidate[], wanted: Platform): Candidate {
   }
   const distinct = new Set(winners.map((c) => c.desc.digest));
   if (distinct.size > 1 && new Set(winners.map((c) => c.top)).size > 1) {
-    throw new ImageFormatError(
-      `the archive holds ${distinct.size} different images for ${formatPlatform(wanted)}; import an archive with one image`,
-    );
+    throw new ImageFormatError(`the archive holds ${distinct.size} different images for ${formatPlatform(wanted)}; import an archive with one image`);
   }
   return first;
 }

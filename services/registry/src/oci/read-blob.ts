@@ -5,13 +5,7 @@ import { ImageFormatError } from './errors.js';
  * Reads a small blob (manifest, config, index) fully, checking that it
  * exists and has the size its descriptor announced.
  */
-export async function readSmallBlob(
-  blobs: BlobReader,
-  digest: string,
-  what: string,
-  maxBytes: number,
-  expectedSize?: number,
-): Promise<Buffer> {
+export async function readSmallBlob(blobs: BlobReader, digest: string, what: string, maxBytes: number, expectedSize?: number): Promise<Buffer> {
   const info = await blobs.stat(digest);
   if (!info) throw new ImageFormatError(`${what} ${digest} is missing from the archive`);
   if (expectedSize !== undefined && info.size !== expectedSize) {

@@ -70,12 +70,21 @@ describe('DistributionClient (against stand-in servers)', () => {
     servers.push(registry.server);
     const host = registry.origin.slice('http://'.length);
     const make = (password: string) =>
-      new DistributionClient({ remote: { host, repository: 'app', tag: 'nope' }, insecureHttp: true, credentials: { username: 'u', password: Buffer.from(password) }, timeoutMs: 5000 });
-    const missing = await make('right').manifest('nope').catch((e: unknown) => e);
+      new DistributionClient({
+        remote: { host, repository: 'app', tag: 'nope' },
+        insecureHttp: true,
+        credentials: { username: 'u', password: Buffer.from(password) },
+        timeoutMs: 5000,
+      });
+    const missing = await make('right')
+      .manifest('nope')
+      .catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(RemoteRegistryError);
     expect(missing).toMatchObject({ kind: 'not-found' });
     expect((missing as Error).message).toContain('MANIFEST_UNKNOWN manifest unknown');
-    const refused = await make('wrong').ping().catch((e: unknown) => e);
+    const refused = await make('wrong')
+      .ping()
+      .catch((e: unknown) => e);
     expect(refused).toMatchObject({ kind: 'unauthenticated' });
     expect((refused as Error).message).not.toContain('wrong');
   });

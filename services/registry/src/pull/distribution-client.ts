@@ -1,11 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import { rootCertificates } from 'node:tls';
-import { MANIFEST_ACCEPT } from '../oci/media-types.js';
-import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
 import type { RemoteReference } from '../image-reference.js';
+import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
+import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 import { httpGet } from './http-get.js';
 import { RemoteRegistryError } from './remote-error.js';
-import { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate.js';
+import { type AuthChallenge, parseWwwAuthenticate } from './www-authenticate.js';
 
 export interface RegistryCredentials {
   username: string;
@@ -70,7 +70,11 @@ export class DistributionClient {
       response.destroy();
       throw new RemoteRegistryError('invalid', `the manifest of ${this.describe(reference)} is ${declared} bytes, more than the ${MAX_MANIFEST_BYTES} allowed`);
     }
-    const bytes = await readBody(response, MAX_MANIFEST_BYTES, () => new RemoteRegistryError('invalid', `the manifest of ${this.describe(reference)} is larger than ${MAX_MANIFEST_BYTES} bytes`));
+    const bytes = await readBody(
+      response,
+      MAX_MANIFEST_BYTES,
+      () => new RemoteRegistryError('invalid', `the manifest of ${this.describe(reference)} is larger than ${MAX_MANIFEST_BYTES} bytes`),
+    );
     const digestHeader = header(response, 'docker-content-digest');
     return {
       bytes,
@@ -120,7 +124,10 @@ export class DistributionClient {
       return true;
     }
     if (challenge.scheme !== 'bearer') {
-      throw new RemoteRegistryError('unauthenticated', `${this.host} asks for ${challenge.scheme} authentication, which is not supported (basic and bearer are)`);
+      throw new RemoteRegistryError(
+        'unauthenticated',
+        `${this.host} asks for ${challenge.scheme} authentication, which is not supported (basic and bearer are)`,
+      );
     }
     const scope = challenge.params.scope ?? `repository:${this.options.remote.repository}:pull`;
     const cached = this.tokens.get(scope);
@@ -159,7 +166,11 @@ export class DistributionClient {
       }
       throw new RemoteRegistryError('unavailable', `the token service ${url.host} answered HTTP ${status}${detail ? ` (${detail})` : ''}`);
     }
-    const body = await readBody(response, MAX_ERROR_BODY * 16, () => new RemoteRegistryError('invalid', `the token service ${url.host} sent an oversized answer`));
+    const body = await readBody(
+      response,
+      MAX_ERROR_BODY * 16,
+      () => new RemoteRegistryError('invalid', `the token service ${url.host} sent an oversized answer`),
+    );
     let token: unknown;
     try {
       const parsed = JSON.parse(body.toString('utf8')) as { token?: unknown; access_token?: unknown };
@@ -184,12 +195,17 @@ export class DistributionClient {
       case 401:
         return new RemoteRegistryError(
           'unauthenticated',
-          this.options.credentials ? `${this.host} refused the credentials of ${this.options.credentials.username}${suffix}` : `${this.host} requires credentials (pass --username and --password-stdin)${suffix}`,
+          this.options.credentials
+            ? `${this.host} refused the credentials of ${this.options.credentials.username}${suffix}`
+            : `${this.host} requires credentials (pass --username and --password-stdin)${suffix}`,
         );
       case 403:
         return new RemoteRegistryError('denied', `${this.host} denied access to ${what}${suffix}`);
       case 404:
-        return new RemoteRegistryError('not-found', path === '/v2/' ? `${this.host} does not serve the registry API at /v2/` : `${what} is not in ${this.host}${suffix}`);
+        return new RemoteRegistryError(
+          'not-found',
+          path === '/v2/' ? `${this.host} does not serve the registry API at /v2/` : `${what} is not in ${this.host}${suffix}`,
+        );
       default:
         if (status === 429 || status >= 500) return new RemoteRegistryError('unavailable', `${this.host} answered HTTP ${status} for ${what}${suffix}`);
         return new RemoteRegistryError('invalid', `${this.host} answered HTTP ${status} for ${what}${suffix}`);
@@ -241,7 +257,11 @@ async function errorDetail(response: IncomingMessage): Promise<string> {
   try {
     const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] };
     const first = parsed.errors?.[0];
-    if (first) return [first.code, first.message].filter((s) => typeof s === 'string' && s).join(' ').slice(0, 300);
+    if (first)
+      return [first.code, first.message]
+        .filter((s) => typeof s === 'string' && s)
+        .join(' ')
+        .slice(0, 300);
   } catch {
     return '';
   }

@@ -54,9 +54,7 @@ function getOnce(url: URL, headers: OutgoingHttpHeaders, options: HttpGetOptions
   return new Promise((resolve, reject) => {
     const common = { method: 'GET', headers, ...(options.signal ? { signal: options.signal } : {}) };
     const req =
-      url.protocol === 'https:'
-        ? https.request(url, { ...common, ...(options.ca ? { ca: options.ca } : {}) }, resolve)
-        : http.request(url, common, resolve);
+      url.protocol === 'https:' ? https.request(url, { ...common, ...(options.ca ? { ca: options.ca } : {}) }, resolve) : http.request(url, common, resolve);
     req.setTimeout(options.timeoutMs, () => {
       req.destroy(new RemoteRegistryError('unavailable', `${url.host} did not answer within ${options.timeoutMs} ms`));
     });

@@ -4,7 +4,7 @@ import { InvalidReferenceError, localNameOf, parseRemoteReference, type TagRefer
 import type { Descriptor } from '../oci/descriptor.js';
 import { ImageFormatError, PlatformNotFoundError } from '../oci/errors.js';
 import { checkImage } from '../oci/image-check.js';
-import { imageBlobDigests, type ImportedImage } from '../oci/imported-image.js';
+import { type ImportedImage, imageBlobDigests } from '../oci/imported-image.js';
 import { assertRunnableImage, parseManifest, parseManifestOrIndex } from '../oci/manifest.js';
 import { isIndexType, isManifestType, MediaType } from '../oci/media-types.js';
 import { formatPlatform, parsePlatform, platformScore } from '../oci/platform.js';
@@ -27,9 +27,7 @@ export interface PullRequest {
   signal?: AbortSignal;
 }
 
-export type PullEvent =
-  | { type: 'progress'; digest: string; done: number; total: number; cached: boolean }
-  | { type: 'image'; image: ImageRecord };
+export type PullEvent = { type: 'progress'; digest: string; done: number; total: number; cached: boolean } | { type: 'image'; image: ImageRecord };
 
 /** Downloads running at once. */
 const CONCURRENT_BLOBS = 3;
@@ -84,7 +82,10 @@ async function runPull(ctx: RegistryContext, request: PullRequest, events: Event
     manifestRef = chosen.digest;
     fetched = await fetchVerifiedManifest(client, chosen.digest, chosen.digest);
     if (fetched.bytes.length !== chosen.size) {
-      throw new RemoteRegistryError('corrupt', `manifest ${chosen.digest} from ${client.host} is ${fetched.bytes.length} bytes, but the index says ${chosen.size}`);
+      throw new RemoteRegistryError(
+        'corrupt',
+        `manifest ${chosen.digest} from ${client.host} is ${fetched.bytes.length} bytes, but the index says ${chosen.size}`,
+      );
     }
     parsed = parseManifestOrIndex(fetched.bytes, chosen.mediaType);
   }
@@ -142,7 +143,10 @@ async function fetchVerifiedManifest(client: DistributionClient, reference: stri
     throw new RemoteRegistryError('corrupt', `the manifest ${client.describe(reference)} does not match its digest: got ${digest}`);
   }
   if (fetched.digestHeader?.startsWith('sha256:') && fetched.digestHeader !== digest) {
-    throw new RemoteRegistryError('corrupt', `the manifest ${client.describe(reference)} does not match the digest the registry announced (${fetched.digestHeader}); got ${digest}`);
+    throw new RemoteRegistryError(
+      'corrupt',
+      `the manifest ${client.describe(reference)} does not match the digest the registry announced (${fetched.digestHeader}); got ${digest}`,
+    );
   }
   return { bytes: fetched.bytes, mediaType: fetched.mediaType, digest };
 }
@@ -203,7 +207,11 @@ async function downloadBlob(ctx: RegistryContext, client: DistributionClient, bl
   } catch (err) {
     body.destroy();
     if (err instanceof DigestMismatchError) {
-      throw new RemoteRegistryError('corrupt', `blob ${blob.digest} from ${client.describe()} does not match its digest (got ${err.actual}); the remote copy is corrupt`, { cause: err });
+      throw new RemoteRegistryError(
+        'corrupt',
+        `blob ${blob.digest} from ${client.describe()} does not match its digest (got ${err.actual}); the remote copy is corrupt`,
+        { cause: err },
+      );
     }
     if (err instanceof SizeMismatchError) {
       throw new RemoteRegistryError('corrupt', `blob ${blob.digest} from ${client.describe()} is not the ${blob.size} bytes its manifest says`, { cause: err });

@@ -1,10 +1,10 @@
 import { chmod, chown, lutimes, mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ext4Cat, ext4Times, ext4Tree } from '@shellwego/testing/images/debugfs';
 import { missingTools } from '@shellwego/testing/images/host-tools';
+import { execa } from 'execa';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildExt4 } from './ext4-build.js';
 
 const missing = missingTools(['mkfs.ext4', 'debugfs', 'dumpe2fs', 'e2fsck']);
@@ -53,7 +53,7 @@ describe.skipIf(!!missing)(`buildExt4${missing ? ` (skipped: ${missing})` : ''}`
     expect(result.attempts).toBe(1);
     expect(result.sizeBytes).toBeLessThan(60 * 1024 * 1024);
     await fsckClean(image);
-    expect((await ext4Cat(image, '/many/dir-with-a-long-name-7/file-149-' + 'n'.repeat(40))).toString()).toBe('7/149');
+    expect((await ext4Cat(image, `/many/dir-with-a-long-name-7/file-149-${'n'.repeat(40)}`)).toString()).toBe('7/149');
   });
 
   it('is byte-for-byte reproducible for the same tree and seed', async () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { open, rm, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { RootfsBuildError } from './errors.js';
-import { BLOCK_SIZE, INODE_SIZE, ext4Geometry, measureTree } from './ext4-sizing.js';
+import { BLOCK_SIZE, ext4Geometry, INODE_SIZE, measureTree } from './ext4-sizing.js';
 import type { OwnerRecord } from './tree-writer.js';
 
 /**
@@ -84,15 +84,24 @@ export async function buildExt4(dir: string, outFile: string, options: Ext4Optio
         [
           '-q',
           '-F',
-          '-T', 'rootfs',
-          '-b', String(BLOCK_SIZE),
-          '-I', String(INODE_SIZE),
-          '-N', String(geometry.inodes),
-          '-m', '0',
-          '-L', options.label ?? 'rootfs',
-          '-U', uuid,
-          '-E', `root_owner=0:0,hash_seed=${uuid},lazy_itable_init=0,nodiscard`,
-          '-d', dir,
+          '-T',
+          'rootfs',
+          '-b',
+          String(BLOCK_SIZE),
+          '-I',
+          String(INODE_SIZE),
+          '-N',
+          String(geometry.inodes),
+          '-m',
+          '0',
+          '-L',
+          options.label ?? 'rootfs',
+          '-U',
+          uuid,
+          '-E',
+          `root_owner=0:0,hash_seed=${uuid},lazy_itable_init=0,nodiscard`,
+          '-d',
+          dir,
           outFile,
         ],
         {
@@ -142,7 +151,7 @@ async function fixInodes(image: string, scriptFile: string, timestamp: number, o
     const path = `"/${rel.replaceAll('"', '""')}"`;
     lines.push(`sif ${path} uid ${owner.uid}`, `sif ${path} gid ${owner.gid}`, `sif ${path} mode 0${owner.mode.toString(8)}`);
   }
-  await writeFile(scriptFile, lines.join('\n') + '\n');
+  await writeFile(scriptFile, `${lines.join('\n')}\n`);
   const run = await execa('debugfs', ['-w', '-f', scriptFile, image], { reject: false, all: true, env: { LC_ALL: 'C' } });
   // debugfs exits 0 even when a command fails; every line it prints that is not an echoed command is an error.
   const errors = String(run.all ?? '')

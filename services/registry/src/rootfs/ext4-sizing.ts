@@ -87,7 +87,7 @@ export function ext4Geometry(usage: TreeUsage, headroomPercent: number, minHeadr
     const groups = Math.max(1, Math.ceil(total / BLOCKS_PER_GROUP));
     const gdtBlocks = Math.ceil((groups * 64) / BLOCK_SIZE);
     const backups = 1 + sparseBackups(groups);
-    const inodeTable = Math.ceil(roundUp(Math.ceil(inodes / groups), 16) * groups * INODE_SIZE / BLOCK_SIZE);
+    const inodeTable = Math.ceil((roundUp(Math.ceil(inodes / groups), 16) * groups * INODE_SIZE) / BLOCK_SIZE);
     total = content + inodeTable + groups * 2 + backups * (1 + gdtBlocks) + 16;
   }
   const headroom = Math.max(grow(total) - total, Math.ceil(minHeadroomBytes / BLOCK_SIZE));

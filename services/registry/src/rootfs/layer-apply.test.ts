@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { gzipLayer, layerTar, manyFilesTar, type LayerEntry } from '@shellwego/testing/images/layer-tar';
 import { sha256 } from '@shellwego/testing/images/image-archive';
-import { applyLayers, type ApplyOptions, type LayerSource } from './layer-apply.js';
+import { gzipLayer, type LayerEntry, layerTar, manyFilesTar } from '@shellwego/testing/images/layer-tar';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LayerRejectedError } from './errors.js';
+import { type ApplyOptions, applyLayers, type LayerSource } from './layer-apply.js';
 
 /**
  * Where an escape through `evil -> /` would write on the host: a harmless
@@ -140,7 +140,10 @@ describe('applyLayers', () => {
   it('creates hard links to paths already in the tree, across layers', async () => {
     const result = await apply([
       [{ type: 'file', path: 'bin/tool', content: 'tool', mode: 0o755 }],
-      [{ type: 'hardlink', path: 'bin/alias', target: 'bin/tool' }, { type: 'hardlink', path: 'again', target: './bin/tool' }],
+      [
+        { type: 'hardlink', path: 'bin/alias', target: 'bin/tool' },
+        { type: 'hardlink', path: 'again', target: './bin/tool' },
+      ],
     ]);
     const a = statSync(join(target, 'bin/tool'));
     expect(statSync(join(target, 'bin/alias')).ino).toBe(a.ino);
@@ -168,7 +171,13 @@ describe('applyLayers', () => {
 
   it('records owners instead of chowning in record mode', async () => {
     const result = await apply(
-      [[{ type: 'dir', path: 'home/u/', uid: 1000, gid: 100, mode: 0o700 }, { type: 'file', path: 'home/u/f', content: 'x', uid: 1000, gid: 100, mode: 0o4750 }, { type: 'symlink', path: 'l', target: 'x' }]],
+      [
+        [
+          { type: 'dir', path: 'home/u/', uid: 1000, gid: 100, mode: 0o700 },
+          { type: 'file', path: 'home/u/f', content: 'x', uid: 1000, gid: 100, mode: 0o4750 },
+          { type: 'symlink', path: 'l', target: 'x' },
+        ],
+      ],
       { ownership: 'record' },
     );
     expect(Object.fromEntries(result.owners ?? [])).toEqual({
@@ -213,17 +222,41 @@ describe('applyLayers', () => {
         `evil/${ESCAPE}`,
         /goes through symlink \/evil/,
       );
+      await rejects([[{ type: 'symlink', path: 'evil', target: '../outside' }], [{ type: 'file', path: 'evil/pwned', content: 'x' }]], 'evil/pwned', /symlink/);
       await rejects(
-        [[{ type: 'symlink', path: 'evil', target: '../outside' }], [{ type: 'file', path: 'evil/pwned', content: 'x' }]],
-        'evil/pwned',
-        /symlink/,
+        [
+          [
+            { type: 'dir', path: 'real/' },
+            { type: 'symlink', path: 'inner', target: 'real' },
+            { type: 'file', path: 'inner/f', content: 'x' },
+          ],
+        ],
+        'inner/f',
+        /symlink \/inner/,
       );
-      await rejects([[{ type: 'dir', path: 'real/' }, { type: 'symlink', path: 'inner', target: 'real' }, { type: 'file', path: 'inner/f', content: 'x' }]], 'inner/f', /symlink \/inner/);
     });
 
     it('writes through a symlink created earlier in the same layer', async () => {
-      await rejects([[{ type: 'symlink', path: 'evil', target: '../../..' }, { type: 'file', path: `evil/${ESCAPE}`, content: 'x' }]], `evil/${ESCAPE}`, /symlink/);
-      await rejects([[{ type: 'symlink', path: 'evil', target: '../outside' }, { type: 'dir', path: 'evil/sub/' }]], 'evil/sub/', /symlink/);
+      await rejects(
+        [
+          [
+            { type: 'symlink', path: 'evil', target: '../../..' },
+            { type: 'file', path: `evil/${ESCAPE}`, content: 'x' },
+          ],
+        ],
+        `evil/${ESCAPE}`,
+        /symlink/,
+      );
+      await rejects(
+        [
+          [
+            { type: 'symlink', path: 'evil', target: '../outside' },
+            { type: 'dir', path: 'evil/sub/' },
+          ],
+        ],
+        'evil/sub/',
+        /symlink/,
+      );
     });
 
     it('whiteouts and hard links through symlinks or out of the root', async () => {
@@ -233,8 +266,26 @@ describe('applyLayers', () => {
       await rm(join(sentinel, 'victim'), { recursive: true });
       await rejects([[{ type: 'hardlink', path: 'h', target: '../outside/x' }]], 'h', /traversal/);
       await rejects([[{ type: 'hardlink', path: 'h', target: '/etc/passwd' }]], 'h', /absolute path/);
-      await rejects([[{ type: 'symlink', path: 'up', target: '../../etc/shadow' }, { type: 'hardlink', path: 'h', target: 'up' }]], 'h', /symlink leading outside/);
-      await rejects([[{ type: 'symlink', path: 'evil', target: '/' }, { type: 'hardlink', path: 'h', target: 'evil/etc/hostname' }]], 'h', /symlink/);
+      await rejects(
+        [
+          [
+            { type: 'symlink', path: 'up', target: '../../etc/shadow' },
+            { type: 'hardlink', path: 'h', target: 'up' },
+          ],
+        ],
+        'h',
+        /symlink leading outside/,
+      );
+      await rejects(
+        [
+          [
+            { type: 'symlink', path: 'evil', target: '/' },
+            { type: 'hardlink', path: 'h', target: 'evil/etc/hostname' },
+          ],
+        ],
+        'h',
+        /symlink/,
+      );
       await rejects([[{ type: 'hardlink', path: 'h', target: 'missing' }]], 'h', /does not exist/);
     });
 

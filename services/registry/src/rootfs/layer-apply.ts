@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar, { type Header } from 'tar-stream';
 import { createDecompressor, detectCompression, peekStream } from '../oci/compression.js';
 import { entryChunks, type TarEntry } from '../oci/tar-entry.js';
 import { parseEntryPath, symlinkEscapes } from './entry-path.js';
 import { LayerRejectedError } from './errors.js';
-import { NotADirectoryError, ThroughSymlinkError, TreeWriter, type EntryMeta, type OwnerRecord, type OwnershipMode } from './tree-writer.js';
+import { type EntryMeta, NotADirectoryError, type OwnerRecord, type OwnershipMode, ThroughSymlinkError, TreeWriter } from './tree-writer.js';
 
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';

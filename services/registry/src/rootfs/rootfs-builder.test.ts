@@ -1,22 +1,22 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { busyboxLayer, busyboxMissing } from '@shellwego/testing/images/busybox';
+import { type Ext4Node, ext4Cat, ext4Tree } from '@shellwego/testing/images/debugfs';
+import { missingTools } from '@shellwego/testing/images/host-tools';
+import { dockerArchive, type FixtureImage, flipByte, ociArchive } from '@shellwego/testing/images/image-archive';
+import { type LayerEntry, layerTar, manyFilesTar } from '@shellwego/testing/images/layer-tar';
 import { execa } from 'execa';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { busyboxLayer, busyboxMissing } from '@shellwego/testing/images/busybox';
-import { ext4Cat, ext4Tree, type Ext4Node } from '@shellwego/testing/images/debugfs';
-import { missingTools } from '@shellwego/testing/images/host-tools';
-import { dockerArchive, flipByte, ociArchive, type FixtureImage } from '@shellwego/testing/images/image-archive';
-import { layerTar, manyFilesTar, type LayerEntry } from '@shellwego/testing/images/layer-tar';
 import { importArchive } from '../oci/archive-import.js';
-import { imageBlobDigests, type ImportedImage } from '../oci/imported-image.js';
+import { type ImportedImage, imageBlobDigests } from '../oci/imported-image.js';
 import { BlobStore } from '../store/blob-store.js';
 import { DigestMismatchError } from '../store/errors.js';
 import { LayerRejectedError } from './errors.js';
-import { RootfsBuilder, type RootfsArtifact, type RootfsEvent } from './rootfs-builder.js';
+import { type RootfsArtifact, RootfsBuilder, type RootfsEvent } from './rootfs-builder.js';
 
 /** Where an escape through `evil -> /` would land: harmless, and checked to stay absent. */
 const ESCAPE = `tmp/shellwego-escape-${process.pid}`;
@@ -94,7 +94,9 @@ describe.skipIf(!!missing)(`rootfs from imported images${missing ? ` (skipped: $
       expect((await execa('e2fsck', ['-fn', img], { reject: false })).exitCode).toBe(0);
     }
     // The cached file is what its recorded sha256 says.
-    const sha = `sha256:${createHash('sha256').update(await readFile(oci.rootfs.path)).digest('hex')}`;
+    const sha = `sha256:${createHash('sha256')
+      .update(await readFile(oci.rootfs.path))
+      .digest('hex')}`;
     expect(oci.rootfs.sha256).toBe(sha);
     expect(await builder.lookup(oci.image.manifestDigest)).toEqual(oci.rootfs);
   });
@@ -199,7 +201,16 @@ describe.skipIf(!!missing)(`rootfs from imported images${missing ? ` (skipped: $
       [[[{ type: 'file', path: '../x', content: 'x' }]], '../x', /traversal/],
       [[[{ type: 'file', path: '/etc/x', content: 'x' }]], '/etc/x', /absolute path/],
       [[[{ type: 'symlink', path: 'evil', target: '/' }], [{ type: 'file', path: `evil/${ESCAPE}`, content: 'x' }]], `evil/${ESCAPE}`, /symlink \/evil/],
-      [[[{ type: 'symlink', path: 'evil', target: '../../..' }, { type: 'file', path: `evil/${ESCAPE}`, content: 'x' }]], `evil/${ESCAPE}`, /symlink \/evil/],
+      [
+        [
+          [
+            { type: 'symlink', path: 'evil', target: '../../..' },
+            { type: 'file', path: `evil/${ESCAPE}`, content: 'x' },
+          ],
+        ],
+        `evil/${ESCAPE}`,
+        /symlink \/evil/,
+      ],
     ];
     for (const [layers, entry, reason] of cases) {
       const built = await ociArchive({ layers: await Promise.all(layers.map(layerTar)) });
@@ -221,7 +232,10 @@ describe.skipIf(!!missing)(`rootfs from imported images${missing ? ` (skipped: $
   });
 
   it('rejects an archive with a corrupted blob and keeps nothing', async () => {
-    const built = await ociArchive({ layers: [busybox] }, { mutate: (name, bytes) => (name.startsWith('blobs/') && bytes.length > 100_000 ? flipByte(bytes) : bytes) });
+    const built = await ociArchive(
+      { layers: [busybox] },
+      { mutate: (name, bytes) => (name.startsWith('blobs/') && bytes.length > 100_000 ? flipByte(bytes) : bytes) },
+    );
     await expect(importAndBuild(built.archive)).rejects.toBeInstanceOf(DigestMismatchError);
     await nothingLeft();
   });

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { LayerRef } from '../oci/imported-image.js';
 import type { BlobReader } from '../store/blob-store.js';
 import { digestHex, isDigest } from '../store/digest.js';
-import type { LayerRef } from '../oci/imported-image.js';
-import { applyLayers, type ApplyLimits, type ApplyResult } from './layer-apply.js';
 import { buildExt4, type Ext4Result } from './ext4-build.js';
+import { type ApplyLimits, type ApplyResult, applyLayers } from './layer-apply.js';
 import type { OwnershipMode } from './tree-writer.js';
 
 /** What a rootfs is built from; an ImportedImage fits. */

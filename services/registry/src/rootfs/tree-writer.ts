@@ -1,4 +1,5 @@
 import {
+  chmodSync,
   closeSync,
   constants,
   fchmodSync,
@@ -13,10 +14,9 @@ import {
   readdirSync,
   readlinkSync,
   rmSync,
-  symlinkSync,
-  chmodSync,
-  writeSync,
   type Stats,
+  symlinkSync,
+  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 
@@ -129,7 +129,7 @@ export class TreeWriter {
       rel = rel ? `${rel}/${parts[i]}` : (parts[i] ?? '');
       if (this.knownDirs.has(rel)) continue;
       const st = this.lstat(rel);
-      if (!st || !st.isDirectory()) {
+      if (!st?.isDirectory()) {
         if (st?.isSymbolicLink()) throw new ThroughSymlinkError(rel);
         return false;
       }

@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { link, readdir, rm, stat } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { BlobInfo, BlobSource, BlobStore, BlobWriter, IngestResult, OpenOptions } from './blob-store.js';
-import { openBlobFile, isNotFound } from './blob-file.js';
-import { digestHex, isDigest } from './digest.js';
+import type { BlobInfo, BlobPublisher, BlobSource, BlobWriter, IngestResult, OpenOptions } from './blob-types.js';
+import { DigestDir } from './digest-dir.js';
 import { BlobNotFoundError } from './errors.js';
-import { writeVerified } from './verified-write.js';
 
 /**
  * Blobs written for one operation, kept apart from the store until the
@@ -15,28 +13,18 @@ import { writeVerified } from './verified-write.js';
  */
 export class BlobStaging implements BlobWriter {
   private closed = false;
+  private readonly area: DigestDir;
 
   constructor(
-    private readonly store: BlobStore,
+    private readonly store: BlobPublisher,
     readonly dir: string,
-  ) {}
+  ) {
+    this.area = new DigestDir(dir);
+  }
 
   async ingest(source: BlobSource, expectedDigest?: string, expectedSize?: number): Promise<IngestResult> {
     this.assertOpen();
-    const tmp = join(this.dir, `ingest-${randomUUID()}`);
-    try {
-      const info = await writeVerified(source, tmp, expectedDigest, expectedSize);
-      let created = true;
-      try {
-        await link(tmp, this.stagedPath(info.digest));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        created = false;
-      }
-      return { ...info, created };
-    } finally {
-      await rm(tmp, { force: true });
-    }
+    return this.area.ingest(source, join(this.dir, `ingest-${randomUUID()}`), expectedDigest, expectedSize);
   }
 
   async has(digest: string): Promise<boolean> {
@@ -44,18 +32,12 @@ export class BlobStaging implements BlobWriter {
   }
 
   async stat(digest: string): Promise<BlobInfo | undefined> {
-    try {
-      const st = await stat(this.stagedPath(digest));
-      return { digest, size: st.size };
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    return this.store.stat(digest);
+    return (await this.area.stat(digest)) ?? this.store.stat(digest);
   }
 
   async open(digest: string, options: OpenOptions = {}): Promise<Readable> {
     try {
-      return await openBlobFile(this.stagedPath(digest), digest, options.start);
+      return await this.area.open(digest, options.start);
     } catch (err) {
       if (!(err instanceof BlobNotFoundError)) throw err;
     }
@@ -63,9 +45,8 @@ export class BlobStaging implements BlobWriter {
   }
 
   /** Digests written into this staging area so far. */
-  async staged(): Promise<string[]> {
-    const names = await readdir(this.dir);
-    return names.map((n) => `sha256:${n}`).filter(isDigest);
+  staged(): Promise<string[]> {
+    return this.area.digests();
   }
 
   /**
@@ -76,20 +57,12 @@ export class BlobStaging implements BlobWriter {
    */
   async commit(keep?: Iterable<string>): Promise<string[]> {
     this.assertOpen();
-    const wanted = keep ? [...new Set(keep)] : await this.staged();
+    const wanted = keep ? [...new Set(keep)] : await this.area.digests();
     const created: string[] = [];
     try {
       for (const digest of wanted) {
-        const staged = this.stagedPath(digest);
-        const present = await stat(staged).then(
-          () => true,
-          (err: unknown) => {
-            if (isNotFound(err)) return false;
-            throw err;
-          },
-        );
-        if (present) {
-          if (await this.store.publish(staged, digest)) created.push(digest);
+        if ((await this.area.stat(digest)) !== undefined) {
+          if (await this.store.publish(this.area.path(digest), digest)) created.push(digest);
         } else if (!(await this.store.has(digest))) {
           throw new BlobNotFoundError(digest);
         }
@@ -104,10 +77,6 @@ export class BlobStaging implements BlobWriter {
   async abort(): Promise<void> {
     this.closed = true;
     await rm(this.dir, { recursive: true, force: true });
-  }
-
-  private stagedPath(digest: string): string {
-    return join(this.dir, digestHex(digest));
   }
 
   private assertOpen(): void {

@@ -24,7 +24,7 @@ async function readAll(stream: Readable): Promise<Buffer> {
 describe('BlobStore', () => {
   let root: string;
   let store: BlobStore;
-  const content = Buffer.from('x'.repeat(10_000) + 'end');
+  const content = Buffer.from(`${'x'.repeat(10_000)}end`);
 
   beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'blob-store-'));

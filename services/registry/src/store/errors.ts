@@ -24,9 +24,7 @@ export class SizeMismatchError extends Error {
     readonly expected: number,
     readonly actual: number,
   ) {
-    super(
-      `size mismatch${digest ? ` for ${digest}` : ''}: expected ${expected} bytes, got ${actual > expected ? `more than ${expected}` : actual}`,
-    );
+    super(`size mismatch${digest ? ` for ${digest}` : ''}: expected ${expected} bytes, got ${actual > expected ? `more than ${expected}` : actual}`);
     this.name = 'SizeMismatchError';
   }
 }

@@ -44,12 +44,7 @@ class HashingCounter extends Transform {
  * gone when the promise settles: it is opened before the first byte is read
  * and closed before it is removed, so no late open can recreate it.
  */
-export async function writeVerified(
-  source: BlobSource,
-  file: string,
-  expectedDigest?: string,
-  expectedSize?: number,
-): Promise<BlobInfo> {
+export async function writeVerified(source: BlobSource, file: string, expectedDigest?: string, expectedSize?: number): Promise<BlobInfo> {
   if (expectedDigest !== undefined) digestHex(expectedDigest);
   if (expectedSize !== undefined && (!Number.isSafeInteger(expectedSize) || expectedSize < 0)) {
     throw new RangeError(`invalid expected size ${expectedSize}`);

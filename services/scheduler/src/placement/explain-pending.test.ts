@@ -101,8 +101,7 @@ describe('pending reasons', () => {
   it('names both when CPU and memory are short everywhere', () => {
     expect(pendingFor({ a: { used: [3500, 1024] }, b: { used: [3000, 3072] } }, 1500, 4000)).toEqual({
       constraint: 'cpu-and-memory',
-      reason:
-        'no node with 1500 millicores and 4000 MiB free; largest free is 3072 MiB on a; largest free is 1000 millicores on b',
+      reason: 'no node with 1500 millicores and 4000 MiB free; largest free is 3072 MiB on a; largest free is 1000 millicores on b',
     });
   });
 
@@ -128,9 +127,7 @@ describe('pending reasons', () => {
   });
 
   it('picks the smallest id among equally large free amounts and shows overcommitted nodes as 0 free', () => {
-    expect(pendingFor({ b: { used: [1, 3072] }, a: { used: [1, 3072] } }, 100, 2048).reason).toBe(
-      'no node with 2048 MiB free; largest free is 1024 MiB on a',
-    );
+    expect(pendingFor({ b: { used: [1, 3072] }, a: { used: [1, 3072] } }, 100, 2048).reason).toBe('no node with 2048 MiB free; largest free is 1024 MiB on a');
     expect(pendingFor({ a: { used: [1, 5000] } }, 100, 2048).reason).toBe('no node with 2048 MiB free; largest free is 0 MiB on a');
   });
 
@@ -138,7 +135,8 @@ describe('pending reasons', () => {
     const engine = new PlacementEngine();
     engine.upsertNode({ id: 'a', state: 'READY', labels: {}, capacity: capacity(4000, 4096) });
     engine.assign({ instanceId: 'old', app: 'db', nodeId: 'a', resources: { cpuMillis: 100, memoryMib: 3072 } });
-    const retry = (): string | undefined => engine.place({ instanceId: `big-${sequence++}`, app: 'web', resources: { cpuMillis: 100, memoryMib: 2048 } }).pending?.reason;
+    const retry = (): string | undefined =>
+      engine.place({ instanceId: `big-${sequence++}`, app: 'web', resources: { cpuMillis: 100, memoryMib: 2048 } }).pending?.reason;
     expect(retry()).toBe('no node with 2048 MiB free; largest free is 1024 MiB on a');
     engine.place({ instanceId: 'small', app: 'api', resources: { cpuMillis: 100, memoryMib: 512 } });
     expect(retry()).toBe('no node with 2048 MiB free; largest free is 512 MiB on a');

@@ -1,10 +1,11 @@
 // The placement engine's public surface for the rest of the scheduler.
-export { PlacementEngine, type PlacementEngineOptions, type PlacementStats } from './placement-engine.js';
+
 export { PlacementError, type PlacementErrorCode } from './errors.js';
 export { explainPending } from './explain-pending.js';
+export { PlacementEngine, type PlacementEngineOptions, type PlacementStats } from './placement-engine.js';
+export { nodeStateFromProto, nodeStateToProto, strategyFromProto } from './proto-mapping.js';
 export { referenceChoose } from './reference-scan.js';
 export { DEFAULT_MEMORY_MIB_PER_CPU, freeScore } from './score.js';
-export { nodeStateFromProto, nodeStateToProto, strategyFromProto } from './proto-mapping.js';
 export type {
   Allocation,
   NodeCapacity,

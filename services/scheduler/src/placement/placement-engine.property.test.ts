@@ -65,9 +65,9 @@ function randomCapacity(random: SeededRandom): NodeCapacity {
 
 function randomLabels(random: SeededRandom): Record<string, string> {
   const labels: Record<string, string> = {};
-  if (random.chance(0.9)) labels['zone'] = random.pick(['a', 'b', 'c']);
-  if (random.chance(0.5)) labels['disk'] = random.pick(['ssd', 'hdd']);
-  if (random.chance(0.08)) labels['gpu'] = 'true';
+  if (random.chance(0.9)) labels.zone = random.pick(['a', 'b', 'c']);
+  if (random.chance(0.5)) labels.disk = random.pick(['ssd', 'hdd']);
+  if (random.chance(0.08)) labels.gpu = 'true';
   return labels;
 }
 

@@ -115,7 +115,7 @@ describe('PlacementEngine anti-affinity', () => {
     use(engine, 'a', 500, 512, 'web');
     use(engine, 'b', 800, 512);
     expect(placedOn(engine, request('web', 500, 512))).toBe('a');
-    expect(engine.getNode('a')?.appInstances['web']).toBe(2);
+    expect(engine.getNode('a')?.appInstances.web).toBe(2);
   });
 
   it('forgets a replica once it is released', () => {
@@ -125,7 +125,7 @@ describe('PlacementEngine anti-affinity', () => {
     expect(placedOn(engine, request('web', 500, 512))).toBe('a');
     engine.release(replica);
     expect(engine.getNode('b')?.appInstances).toEqual({ other: 1 });
-    expect(engine.getNode('b')?.appInstances['web']).toBeUndefined();
+    expect(engine.getNode('b')?.appInstances.web).toBeUndefined();
     // a now holds web and b does not: b wins although a is fuller.
     expect(placedOn(engine, request('web', 100, 100))).toBe('b');
   });
@@ -233,7 +233,7 @@ describe('PlacementEngine bookkeeping', () => {
       instanceCount: 1,
       appInstances: { web: 1 },
     });
-    (snapshot?.labels as Record<string, string>)['zone'] = 'us';
+    (snapshot?.labels as Record<string, string>).zone = 'us';
     expect(engine.getNode('a')?.labels).toEqual({ zone: 'eu' });
     expect(engine.listNodes().map((n) => n.id)).toEqual(['a', 'b']);
     expect(engine.allocationsOn('a').map((allocation) => allocation.app)).toEqual(['web']);
@@ -275,9 +275,7 @@ describe('PlacementEngine input errors', () => {
     const bad = (spec: NodeSpec): PlacementError => errorOf(() => engine.upsertNode(spec));
     expect(bad(node('')).message).toBe('node.id must be a non-empty string');
     expect(bad(node('x', capacity(-1, 10))).message).toMatch(/^node x: capacity\.cpuMillis must be a non-negative integer/);
-    expect(bad({ ...node('x'), state: 'BROKEN' as NodeState }).message).toBe(
-      'node x: state must be one of READY, CORDONED, DRAINING, DOWN, got "BROKEN"',
-    );
+    expect(bad({ ...node('x'), state: 'BROKEN' as NodeState }).message).toBe('node x: state must be one of READY, CORDONED, DRAINING, DOWN, got "BROKEN"');
     expect(engine.getNode('x')).toBeUndefined();
   });
 
@@ -285,9 +283,7 @@ describe('PlacementEngine input errors', () => {
     const placed = request('web', 100, 100);
     engine.place(placed);
     expect(errorOf(() => engine.place(placed))).toMatchObject({ code: 'already-exists', message: `instance ${placed.instanceId} is already placed` });
-    expect(errorOf(() => engine.assign({ instanceId: placed.instanceId, app: 'web', nodeId: 'a', resources: placed.resources })).code).toBe(
-      'already-exists',
-    );
+    expect(errorOf(() => engine.assign({ instanceId: placed.instanceId, app: 'web', nodeId: 'a', resources: placed.resources })).code).toBe('already-exists');
     for (const action of [
       () => engine.setNodeState('nope', 'READY'),
       () => engine.removeNode('nope'),
@@ -311,9 +307,15 @@ describe('PlacementEngine at scale', () => {
     const random = new SeededRandom(7);
     const engine = new PlacementEngine();
     for (let i = 0; i < 2000; i++) {
-      engine.upsertNode(node(`node-${String(i).padStart(4, '0')}`, capacity(64_000, 262_144 - random.int(0, 1023), 110), { zone: random.pick(['a', 'b', 'c']) }));
+      engine.upsertNode(
+        node(`node-${String(i).padStart(4, '0')}`, capacity(64_000, 262_144 - random.int(0, 1023), 110), { zone: random.pick(['a', 'b', 'c']) }),
+      );
     }
-    const sizes = [[250, 256], [500, 512], [1000, 2048]] as const;
+    const sizes = [
+      [250, 256],
+      [500, 512],
+      [1000, 2048],
+    ] as const;
     const next = (strategy: PlacementStrategy): PlacementRequest => {
       const [cpuMillis, memoryMib] = random.pick(sizes);
       return request(`app-${random.int(0, 999)}`, cpuMillis, memoryMib, {

@@ -2,19 +2,10 @@ import { PlacementError } from './errors.js';
 import { explainPending } from './explain-pending.js';
 import { NodeRecord } from './node-record.js';
 import { referenceChoose } from './reference-scan.js';
-import { DEFAULT_MEMORY_MIB_PER_CPU, MAX_MEMORY_MIB_PER_CPU, freeScore } from './score.js';
+import { DEFAULT_MEMORY_MIB_PER_CPU, freeScore, MAX_MEMORY_MIB_PER_CPU } from './score.js';
 import { NO_POSITION, SortedNodeIndex } from './sorted-node-index.js';
-import { checkAllocation, checkNodeSpec, checkNodeState, checkRequest, type CheckedRequest } from './validate.js';
-import type {
-  Allocation,
-  NodeSnapshot,
-  NodeSpec,
-  NodeState,
-  NodeView,
-  Pending,
-  PlacementRequest,
-  PlacementResult,
-} from './types.js';
+import type { Allocation, NodeSnapshot, NodeSpec, NodeState, NodeView, Pending, PlacementRequest, PlacementResult } from './types.js';
+import { type CheckedRequest, checkAllocation, checkNodeSpec, checkNodeState, checkRequest } from './validate.js';
 
 export interface PlacementEngineOptions {
   /** MiB of memory that weigh as much as one vCPU in the free score (see score.ts). */
@@ -73,10 +64,7 @@ export class PlacementEngine {
   constructor(options: PlacementEngineOptions = {}) {
     const rate = options.memoryMibPerCpu ?? DEFAULT_MEMORY_MIB_PER_CPU;
     if (!Number.isInteger(rate) || rate < 1 || rate > MAX_MEMORY_MIB_PER_CPU) {
-      throw new PlacementError(
-        'invalid-argument',
-        `memoryMibPerCpu must be an integer from 1 to ${MAX_MEMORY_MIB_PER_CPU}, got ${String(rate)}`,
-      );
+      throw new PlacementError('invalid-argument', `memoryMibPerCpu must be an integer from 1 to ${MAX_MEMORY_MIB_PER_CPU}, got ${String(rate)}`);
     }
     this.memoryMibPerCpu = rate;
   }

@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
 import { PlacementStrategy as ProtoPlacementStrategy } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState as ProtoNodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
+import { describe, expect, it } from 'vitest';
 import { PlacementError } from './errors.js';
 import { nodeStateFromProto, nodeStateToProto, strategyFromProto } from './proto-mapping.js';
 import type { NodeState } from './types.js';

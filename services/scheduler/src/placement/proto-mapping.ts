@@ -26,10 +26,7 @@ export function nodeStateFromProto(state: ProtoNodeState): NodeState {
     case ProtoNodeState.DOWN:
       return 'DOWN';
     default:
-      throw new PlacementError(
-        'invalid-argument',
-        `node state ${ProtoNodeState[state] ?? String(state)} is not one of READY, CORDONED, DRAINING, DOWN`,
-      );
+      throw new PlacementError('invalid-argument', `node state ${ProtoNodeState[state] ?? String(state)} is not one of READY, CORDONED, DRAINING, DOWN`);
   }
 }
 

@@ -12,11 +12,7 @@ import type { NodeView, PlacementRequest } from './types.js';
  * lowest free score after placement for binpack or the highest for spread,
  * then the smallest node id.
  */
-export function referenceChoose<T extends NodeView>(
-  nodes: Iterable<T>,
-  request: PlacementRequest,
-  memoryMibPerCpu: number,
-): T | undefined {
+export function referenceChoose<T extends NodeView>(nodes: Iterable<T>, request: PlacementRequest, memoryMibPerCpu: number): T | undefined {
   const { cpuMillis, memoryMib } = request.resources;
   const required = Object.entries(request.requiredLabels ?? {});
   const spread = request.strategy === 'spread';
@@ -41,15 +37,7 @@ export function referenceChoose<T extends NodeView>(
   return best;
 }
 
-function isBetter(
-  sameApp: number,
-  score: number,
-  id: string,
-  bestSameApp: number,
-  bestScore: number,
-  bestId: string,
-  spread: boolean,
-): boolean {
+function isBetter(sameApp: number, score: number, id: string, bestSameApp: number, bestScore: number, bestId: string, spread: boolean): boolean {
   if (sameApp !== bestSameApp) return sameApp < bestSameApp;
   if (score !== bestScore) return spread ? score > bestScore : score < bestScore;
   return id < bestId;

@@ -50,15 +50,7 @@ export interface Allocation {
  * every candidate, `cpu-and-memory` when both are, `fragmentation` when some
  * node has enough CPU and some enough memory but none has both.
  */
-export type PendingConstraint =
-  | 'no-nodes'
-  | 'labels'
-  | 'node-state'
-  | 'instance-slots'
-  | 'memory'
-  | 'cpu'
-  | 'cpu-and-memory'
-  | 'fragmentation';
+export type PendingConstraint = 'no-nodes' | 'labels' | 'node-state' | 'instance-slots' | 'memory' | 'cpu' | 'cpu-and-memory' | 'fragmentation';
 
 /** Why an instance stays PENDING; `reason` is meant for a person. */
 export interface Pending {
@@ -67,9 +59,7 @@ export interface Pending {
 }
 
 /** Either the chosen node or why there is none. */
-export type PlacementResult =
-  | { readonly nodeId: string; readonly pending?: undefined }
-  | { readonly nodeId?: undefined; readonly pending: Pending };
+export type PlacementResult = { readonly nodeId: string; readonly pending?: undefined } | { readonly nodeId?: undefined; readonly pending: Pending };
 
 /** A read-only, live view of one node's bookkeeping. */
 export interface NodeView {

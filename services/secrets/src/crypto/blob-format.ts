@@ -103,7 +103,11 @@ export function parseBlob(blob: Uint8Array): BlobParts {
   const kekId = buf.toString('latin1', FIXED_HEADER_BYTES, headerEnd);
   if (!KEK_ID_PATTERN.test(kekId)) throw corrupt('the master key id holds characters no id has');
   let at = headerEnd;
-  const take = (n: number): Buffer => buf.subarray(at, (at += n));
+  const take = (n: number): Buffer => {
+    const part = buf.subarray(at, at + n);
+    at += n;
+    return part;
+  };
   const header = buf.subarray(0, headerEnd);
   const wrapNonce = take(NONCE_BYTES);
   const wrappedKey = take(DATA_KEY_BYTES);

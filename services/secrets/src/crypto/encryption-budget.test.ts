@@ -18,7 +18,12 @@ describe('ChunkedEncryptionBudget', () => {
   it('reserves from the inner budget in chunks, also under concurrency', async () => {
     const inner = new InMemoryEncryptionBudget(100);
     const calls: number[] = [];
-    const counting = { reserve: (id: string, n: number) => (calls.push(n), inner.reserve(id, n)) };
+    const counting = {
+      reserve: (id: string, n: number) => {
+        calls.push(n);
+        return inner.reserve(id, n);
+      },
+    };
     const budget = new ChunkedEncryptionBudget(counting, 8);
     await Promise.all(Array.from({ length: 20 }, () => budget.reserve('k1', 1)));
     expect(calls).toEqual([8, 8, 8]);

@@ -80,7 +80,10 @@ export class ChunkedEncryptionBudget implements EncryptionBudget {
   reserve(kekId: string, count: number): Promise<void> {
     assertCount(count);
     const run = (this.#tail.get(kekId) ?? Promise.resolve()).then(() => this.#take(kekId, count));
-    this.#tail.set(kekId, run.catch(() => undefined));
+    this.#tail.set(
+      kekId,
+      run.catch(() => undefined),
+    );
     return run;
   }
 

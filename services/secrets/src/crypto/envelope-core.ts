@@ -1,15 +1,8 @@
 import { createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { KekRing } from '../kek/kek-ring.js';
 import type { LoadedKek } from '../kek/loaded-kek.js';
-import {
-  BINDING_CHECK_BYTES,
-  DATA_KEY_BYTES,
-  NONCE_BYTES,
-  assembleBlob,
-  blobHeader,
-  parseBlob,
-} from './blob-format.js';
 import type { BlobParts } from './blob-format.js';
+import { assembleBlob, BINDING_CHECK_BYTES, blobHeader, DATA_KEY_BYTES, NONCE_BYTES, parseBlob } from './blob-format.js';
 import type { EncryptionBudget } from './encryption-budget.js';
 import { gcmDecrypt, gcmEncrypt } from './gcm.js';
 import { hkdfExpandSha256 } from './hkdf-expand.js';
@@ -62,7 +55,10 @@ function unwrapDataKey(parts: BlobParts, ring: KekRing): Buffer {
   }
   const dataKey = gcmDecrypt(kek.key, parts.wrapNonce, parts.header, parts.wrappedKey, parts.wrapTag);
   if (dataKey === undefined) {
-    throw new SecretDecryptError('auth-failed', `authentication failed: the data key does not verify under master key ${parts.kekId}; the blob is damaged or the key file holds other bytes than when it was written`);
+    throw new SecretDecryptError(
+      'auth-failed',
+      `authentication failed: the data key does not verify under master key ${parts.kekId}; the blob is damaged or the key file holds other bytes than when it was written`,
+    );
   }
   return dataKey;
 }
@@ -83,7 +79,10 @@ function unwrapKeys(parts: BlobParts, binding: Buffer, bindingLabel: string, rin
 
 function checkBinding(keys: DerivedKeys, parts: BlobParts, binding: Buffer, bindingLabel: string): void {
   if (!timingSafeEqual(bindingCheck(keys.bindingKey, binding), parts.bindingCheck)) {
-    throw new SecretDecryptError('wrong-binding', `blob was written for a different scope, name or version than ${bindingLabel}; it was copied from another row`);
+    throw new SecretDecryptError(
+      'wrong-binding',
+      `blob was written for a different scope, name or version than ${bindingLabel}; it was copied from another row`,
+    );
   }
 }
 
@@ -116,7 +115,10 @@ export function openBytes(blob: Uint8Array, binding: Buffer, bindingLabel: strin
   try {
     const plaintext = gcmDecrypt(keys.valueKey, parts.valueNonce, binding, parts.ciphertext, parts.valueTag);
     if (plaintext === undefined) {
-      throw new SecretDecryptError('auth-failed', `authentication failed: the value of ${bindingLabel} does not verify; its nonce, ciphertext or tag is damaged or truncated`);
+      throw new SecretDecryptError(
+        'auth-failed',
+        `authentication failed: the value of ${bindingLabel} does not verify; its nonce, ciphertext or tag is damaged or truncated`,
+      );
     }
     return plaintext;
   } finally {

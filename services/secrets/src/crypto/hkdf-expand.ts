@@ -13,7 +13,11 @@ export function hkdfExpandSha256(prk: Uint8Array, info: Uint8Array, length: numb
   const out = Buffer.alloc(Math.ceil(length / HASH_BYTES) * HASH_BYTES);
   let previous = Buffer.alloc(0);
   for (let i = 0; i * HASH_BYTES < length; i++) {
-    const block = createHmac('sha256', prk).update(previous).update(info).update(Uint8Array.of(i + 1)).digest();
+    const block = createHmac('sha256', prk)
+      .update(previous)
+      .update(info)
+      .update(Uint8Array.of(i + 1))
+      .digest();
     block.copy(out, i * HASH_BYTES);
     previous.fill(0);
     previous = block;

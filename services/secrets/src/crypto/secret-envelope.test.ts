@@ -3,11 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { kekIdFor } from '../kek/kek-id.js';
 import { KekRing } from '../kek/kek-ring.js';
 import type { LoadedKek } from '../kek/loaded-kek.js';
-import { MIN_BLOB_BYTES, blobKekId, parseBlob } from './blob-format.js';
+import { blobKekId, MIN_BLOB_BYTES, parseBlob } from './blob-format.js';
 import { EncryptionLimitError, InMemoryEncryptionBudget } from './encryption-budget.js';
 import type { SecretBinding } from './secret-binding.js';
-import { SecretDecryptError } from './secret-decrypt-error.js';
 import type { SecretDecryptReason } from './secret-decrypt-error.js';
+import { SecretDecryptError } from './secret-decrypt-error.js';
 import { openSecret, rewrapDataKey, sealSecret } from './secret-envelope.js';
 
 function makeKek(version: number): LoadedKek {

@@ -3,8 +3,8 @@ import type { KekRing } from '../kek/kek-ring.js';
 import type { LoadedKek } from '../kek/loaded-kek.js';
 import type { EncryptionBudget } from './encryption-budget.js';
 import { openBytes, rewrapBytes, sealBytes } from './envelope-core.js';
-import { describeSecretBinding, encodeSecretBinding } from './secret-binding.js';
 import type { SecretBinding } from './secret-binding.js';
+import { describeSecretBinding, encodeSecretBinding } from './secret-binding.js';
 
 /**
  * Encrypts one secret version under a fresh data key wrapped by `kek`
@@ -31,12 +31,6 @@ export function openSecret(blob: Uint8Array, binding: SecretBinding, ring: KekRi
  * decrypted. `fromRing` must hold the blob's current KEK. Returns the blob
  * unchanged when it is already under `toKek`.
  */
-export function rewrapDataKey(
-  blob: Uint8Array,
-  binding: SecretBinding,
-  fromRing: KekRing,
-  toKek: LoadedKek,
-  budget: EncryptionBudget,
-): Promise<Buffer> {
+export function rewrapDataKey(blob: Uint8Array, binding: SecretBinding, fromRing: KekRing, toKek: LoadedKek, budget: EncryptionBudget): Promise<Buffer> {
   return rewrapBytes(blob, encodeSecretBinding(binding), describeSecretBinding(binding), fromRing, toKek, budget);
 }

@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileKekSource, defaultMasterKeyPath } from './file-kek-source.js';
-import { KekError } from './kek-error.js';
+import { defaultMasterKeyPath, FileKekSource } from './file-kek-source.js';
 import type { KekErrorCode } from './kek-error.js';
+import { KekError } from './kek-error.js';
 import { createKeyFile } from './key-file.js';
 
 const execFileAsync = promisify(execFile);

@@ -1,6 +1,6 @@
-export { FileKekSource, MASTER_KEY_FILE_ENV, defaultMasterKeyPath } from './file-kek-source.js';
-export { KekError } from './kek-error.js';
+export { defaultMasterKeyPath, FileKekSource, MASTER_KEY_FILE_ENV } from './file-kek-source.js';
 export type { KekErrorCode } from './kek-error.js';
+export { KekError } from './kek-error.js';
 export { kekIdFor, kekIdVersion } from './kek-id.js';
 export { KekRing } from './kek-ring.js';
 export type { KekSource } from './kek-source.js';

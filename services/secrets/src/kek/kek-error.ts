@@ -1,13 +1,5 @@
 /** Why a master key (KEK) could not be used. */
-export type KekErrorCode =
-  | 'missing'
-  | 'unreadable'
-  | 'not-a-file'
-  | 'wrong-size'
-  | 'bad-permissions'
-  | 'exists'
-  | 'orphaned'
-  | 'no-key';
+export type KekErrorCode = 'missing' | 'unreadable' | 'not-a-file' | 'wrong-size' | 'bad-permissions' | 'exists' | 'orphaned' | 'no-key';
 
 /**
  * A master key problem the operator must fix. The message says what is wrong

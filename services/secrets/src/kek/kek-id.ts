@@ -1,5 +1,5 @@
-import { createHmac } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 
 const KEK_ID_PATTERN = /^k([1-9][0-9]{0,9})-([0-9a-f]{8})$/;
 

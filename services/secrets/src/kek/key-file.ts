@@ -1,8 +1,8 @@
-import { randomBytes, randomFillSync, createSecretKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { createSecretKey, randomBytes, randomFillSync } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { KekError } from './kek-error.js';
 
@@ -27,7 +27,10 @@ function errnoCode(err: unknown): string | undefined {
 function unreadable(path: string, err: unknown): KekError {
   const uid = process.getuid?.();
   const who = uid === undefined ? 'the secrets service' : `the secrets service (uid ${uid})`;
-  return new KekError('unreadable', `cannot read master key file ${path} (${errnoCode(err) ?? 'error'}); make it readable by ${who}, e.g. chown it to that user, keeping mode 600`);
+  return new KekError(
+    'unreadable',
+    `cannot read master key file ${path} (${errnoCode(err) ?? 'error'}); make it readable by ${who}, e.g. chown it to that user, keeping mode 600`,
+  );
 }
 
 /**
@@ -72,7 +75,10 @@ export async function readKeyFile(path: string): Promise<KeyFileContents | undef
       throw new KekError('bad-permissions', `master key file ${path} has mode ${octal(st.mode)}; run: chmod 600 ${path}`);
     }
     if (st.size !== KEK_BYTES) {
-      throw new KekError('wrong-size', `master key file ${path} is ${st.size} bytes; a master key is exactly ${KEK_BYTES} random bytes. Restore the right file from backup; do not edit or re-encode it`);
+      throw new KekError(
+        'wrong-size',
+        `master key file ${path} is ${st.size} bytes; a master key is exactly ${KEK_BYTES} random bytes. Restore the right file from backup; do not edit or re-encode it`,
+      );
     }
     let length: number;
     try {

@@ -7,11 +7,11 @@ export {
   validateSecretName,
   validateSecretNames,
 } from './secret-name.js';
+export type { SecretScopeRef } from './secret-scope.js';
 export {
   describeSecretScope,
   secretScopeToProto,
   validateOptionalSecretScope,
   validateSecretScope,
 } from './secret-scope.js';
-export type { SecretScopeRef } from './secret-scope.js';
 export { MAX_SECRET_VALUE_BYTES, validateSecretValue } from './secret-value.js';

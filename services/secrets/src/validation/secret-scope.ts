@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
-import { SecretScopeKind, SecretScopeSchema } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { SecretScope } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { SecretScopeKind, SecretScopeSchema } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { validateAppName } from './app-name.js';
 import { invalidArgument, quoteInput } from './invalid-argument.js';
 
@@ -15,7 +15,10 @@ export function validateSecretScope(scope: SecretScope | undefined, field = 'sco
   switch (scope.kind) {
     case SecretScopeKind.WORKSPACE:
       if (scope.app !== '') {
-        throw invalidArgument(`${field}.app`, `must be empty for the workspace scope (got ${quoteInput(scope.app)}); use SECRET_SCOPE_KIND_APP for an app secret`);
+        throw invalidArgument(
+          `${field}.app`,
+          `must be empty for the workspace scope (got ${quoteInput(scope.app)}); use SECRET_SCOPE_KIND_APP for an app secret`,
+        );
       }
       return { kind: 'workspace' };
     case SecretScopeKind.APP:

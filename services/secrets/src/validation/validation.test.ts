@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { describe, expect, it } from 'vitest';
 import { SecretScopeKind, SecretScopeSchema } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { describe, expect, it } from 'vitest';
 import { validateAppName } from './app-name.js';
 import { validateSecretName, validateSecretNames } from './secret-name.js';
 import { describeSecretScope, secretScopeToProto, validateOptionalSecretScope, validateSecretScope } from './secret-scope.js';
@@ -84,9 +84,13 @@ describe('scopes', () => {
     expect(invalid(() => validateSecretScope(undefined))).toMatch(/^scope: a scope is required/);
     expect(invalid(() => validateSecretScope(create(SecretScopeSchema, {})))).toMatch(/^scope\.kind: is unspecified/);
     expect(invalid(() => validateSecretScope(create(SecretScopeSchema, { kind: 7 as SecretScopeKind })))).toMatch(/^scope\.kind: 7 is not a known scope kind/);
-    expect(invalid(() => validateSecretScope(create(SecretScopeSchema, { kind: SecretScopeKind.WORKSPACE, app: 'shop' })))).toMatch(/^scope\.app: must be empty for the workspace scope/);
+    expect(invalid(() => validateSecretScope(create(SecretScopeSchema, { kind: SecretScopeKind.WORKSPACE, app: 'shop' })))).toMatch(
+      /^scope\.app: must be empty for the workspace scope/,
+    );
     expect(invalid(() => validateSecretScope(create(SecretScopeSchema, { kind: SecretScopeKind.APP })))).toBe('scope.app: an app name is required');
-    expect(invalid(() => validateSecretScope(create(SecretScopeSchema, { kind: SecretScopeKind.APP, app: 'Shop' })))).toMatch(/^scope\.app: "Shop" is not a valid app name/);
+    expect(invalid(() => validateSecretScope(create(SecretScopeSchema, { kind: SecretScopeKind.APP, app: 'Shop' })))).toMatch(
+      /^scope\.app: "Shop" is not a valid app name/,
+    );
   });
 
   it('treats an absent optional scope as no filter', () => {

@@ -2,19 +2,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createClient, createRouterTransport } from '@connectrpc/connect';
 import type { Client, Interceptor } from '@connectrpc/connect';
+import { createClient, createRouterTransport } from '@connectrpc/connect';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { callerKey } from '@shellwego/kit/auth';
-import { createGrantVerifier, generateGrantKeyPair, loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import type { GrantClaimsInput, GrantSigningKey, GrantVerifier } from '@shellwego/kit/grant';
+import { createGrantVerifier, generateGrantKeyPair, loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import { createLogger } from '@shellwego/kit/log';
 import type { Principal } from '@shellwego/kit/pki';
-import { FileKekSource } from '../../src/kek/index.js';
 import type { KekSource } from '../../src/kek/index.js';
-import { openSecretsDomain } from '../../src/secrets-domain.js';
+import { FileKekSource } from '../../src/kek/index.js';
 import type { SecretsDomain, SecretsDomainOptions } from '../../src/secrets-domain.js';
+import { openSecretsDomain } from '../../src/secrets-domain.js';
 
 export const ADMIN: Principal = { kind: 'user', name: 'admin', roles: ['admin'] };
 export const DIGEST = `sha256:${'ab'.repeat(32)}`;
@@ -109,7 +109,12 @@ export class SecretsHarness {
 function domainOptions(options: HarnessOptions, verifier: GrantVerifier, logLines: string[]): SecretsDomainOptions {
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      logLines.push(...chunk.toString('utf8').split('\n').filter((line) => line !== ''));
+      logLines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((line) => line !== ''),
+      );
       callback();
     },
   });

@@ -10,13 +10,7 @@ export interface ApiResponse {
 
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
-export function firecrackerApiCall(
-  socketPath: string,
-  method: string,
-  path: string,
-  body: unknown,
-  timeoutMs: number,
-): Promise<ApiResponse> {
+export function firecrackerApiCall(socketPath: string, method: string, path: string, body: unknown, timeoutMs: number): Promise<ApiResponse> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = request(

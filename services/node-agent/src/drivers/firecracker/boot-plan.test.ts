@@ -2,9 +2,9 @@
 // (vendored beside the driver from shared/reference), and the validator's ability to reject bad bodies.
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { officialSchemaPath } from './official-schema.js';
 import type { VmSpec } from '../types.js';
 import { firecrackerBootPlan } from './boot-plan.js';
+import { officialSchemaPath } from './official-schema.js';
 import { SwaggerValidator } from './swagger-validator.js';
 import { parseYamlSubset } from './yaml-subset.js';
 
@@ -12,7 +12,13 @@ const schemaPath = officialSchemaPath;
 const skipReason = existsSync(schemaPath) ? undefined : `the official Firecracker API schema is missing at ${schemaPath}`;
 
 const image = { vmlinuxPath: '/img/vmlinux', vmlinuzPath: '/img/vmlinuz', initramfsPath: '/img/initramfs.cpio.gz' };
-const spec: VmSpec = { instanceId: 'shop-3-0a1b2c3d', vcpus: 2, memoryMib: 512, rootfsPath: '/cache/rootfs/sha256-ab.ext4', workDir: '/state/vms/shop-3-0a1b2c3d' };
+const spec: VmSpec = {
+  instanceId: 'shop-3-0a1b2c3d',
+  vcpus: 2,
+  memoryMib: 512,
+  rootfsPath: '/cache/rootfs/sha256-ab.ext4',
+  workDir: '/state/vms/shop-3-0a1b2c3d',
+};
 
 function plan(extra: Partial<VmSpec> = {}) {
   return firecrackerBootPlan({ spec: { ...spec, ...extra }, image, vsockUdsPath: '/state/vms/shop-3-0a1b2c3d/vsock.sock', vsockPort: 1024, guestCid: 3 });
@@ -21,7 +27,11 @@ function plan(extra: Partial<VmSpec> = {}) {
 describe.skipIf(skipReason !== undefined)(`Firecracker boot plan vs the official schema${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   const load = () => {
     const text = readFileSync(schemaPath, 'utf8');
-    return { strict: SwaggerValidator.fromYaml(text, { rejectUndeclaredProperties: true }), plain: SwaggerValidator.fromYaml(text), doc: parseYamlSubset(text) };
+    return {
+      strict: SwaggerValidator.fromYaml(text, { rejectUndeclaredProperties: true }),
+      plain: SwaggerValidator.fromYaml(text),
+      doc: parseYamlSubset(text),
+    };
   };
 
   it('produces the full boot sequence, each body valid for its operation', () => {
@@ -53,14 +63,20 @@ describe.skipIf(skipReason !== undefined)(`Firecracker boot plan vs the official
       { at: 'body.vcpu_count', message: '33 is above the maximum 32' },
       { at: 'body.mem_size_mib', message: 'expected integer, got the number 512.5' },
     ]);
-    expect(strict.validateRequest('PUT', '/actions', { action_type: 'Reboot' })[0]?.message).toMatch(/"Reboot" is not one of "FlushMetrics", "InstanceStart", "SendCtrlAltDel"/);
-    expect(strict.validateRequest('PUT', '/vsock', { guest_cid: 2, uds_path: '/v.sock' })).toEqual([{ at: 'body.guest_cid', message: '2 is below the minimum 3' }]);
+    expect(strict.validateRequest('PUT', '/actions', { action_type: 'Reboot' })[0]?.message).toMatch(
+      /"Reboot" is not one of "FlushMetrics", "InstanceStart", "SendCtrlAltDel"/,
+    );
+    expect(strict.validateRequest('PUT', '/vsock', { guest_cid: 2, uds_path: '/v.sock' })).toEqual([
+      { at: 'body.guest_cid', message: '2 is below the minimum 3' },
+    ]);
     expect(strict.validateRequest('PUT', '/boot-source', { kernel_image_path: '/k', bootargs: 'x' })).toEqual([
       { at: 'body.bootargs', message: 'property is not declared by the schema' },
     ]);
     // Plain Swagger semantics allow undeclared properties; only strict mode catches the typo.
     expect(plain.validateRequest('PUT', '/boot-source', { kernel_image_path: '/k', bootargs: 'x' })).toEqual([]);
-    expect(strict.validateRequest('PUT', '/network-interfaces/eth0', { iface_id: 'eth0', host_dev_name: 'tap0', rx_rate_limiter: { bandwidth: { size: -1 } } })).toEqual([
+    expect(
+      strict.validateRequest('PUT', '/network-interfaces/eth0', { iface_id: 'eth0', host_dev_name: 'tap0', rx_rate_limiter: { bandwidth: { size: -1 } } }),
+    ).toEqual([
       { at: 'body.rx_rate_limiter.bandwidth.refill_time', message: 'required property is missing' },
       { at: 'body.rx_rate_limiter.bandwidth.size', message: '-1 is below the minimum 0' },
     ]);

@@ -3,8 +3,8 @@
 // InstanceStart). The guest agent is reached over the vsock device's Unix socket with the
 // CONNECT/OK handshake (lib/vm-channel). No jailer: the VMM runs as the agent's user.
 import type { Logger } from '@shellwego/kit/log';
-import { alreadyRunning, BootGuard } from '../boot-guard.js';
 import { checkIdentity } from '@shellwego/kit/process';
+import { alreadyRunning, BootGuard } from '../boot-guard.js';
 import type { AdoptResult, StopOptions, VmDriver, VmHandle, VmRecord, VmSpec } from '../types.js';
 import { VmDriverError } from '../types.js';
 import { DEFAULT_MIN_VM_MEMORY_MIB, requireGuestImage, requireMinimumMemory, requireReadable, socketPathIn, validateSpecShape } from '../vm-spec.js';

@@ -6,5 +6,4 @@ import { fileURLToPath } from 'node:url';
  * machine. SHELLWEGO_FIRECRACKER_SCHEMA points elsewhere to check another
  * Firecracker release.
  */
-export const officialSchemaPath =
-  process.env.SHELLWEGO_FIRECRACKER_SCHEMA ?? fileURLToPath(new URL('./firecracker-api.yaml', import.meta.url));
+export const officialSchemaPath = process.env.SHELLWEGO_FIRECRACKER_SCHEMA ?? fileURLToPath(new URL('./firecracker-api.yaml', import.meta.url));

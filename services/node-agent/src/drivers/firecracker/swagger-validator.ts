@@ -111,10 +111,7 @@ export class SwaggerValidator {
     return this.check({ $ref: `#/definitions/${name}` }, value, name);
   }
 
-  private operation(
-    method: string,
-    path: string,
-  ): { template: string; parameters: readonly Parameter[]; pathParams: Record<string, string> } | undefined {
+  private operation(method: string, path: string): { template: string; parameters: readonly Parameter[]; pathParams: Record<string, string> } | undefined {
     for (const [template, item] of Object.entries(this.paths)) {
       const pathParams = matchTemplate(template, path);
       const op = item[method.toLowerCase()];
@@ -185,7 +182,7 @@ export class SwaggerValidator {
       }
       if (schema.items !== undefined) {
         const items = asObject(schema.items, `${at} items`);
-        value.forEach((item, i) => issues.push(...this.check(items, item, `${at}[${i}]`)));
+        for (const [i, item] of value.entries()) issues.push(...this.check(items, item, `${at}[${i}]`));
       }
     }
     if (isPlainObject(value)) {

@@ -1,26 +1,20 @@
 // Development driver: no VM at all. The bundled guest agent runs as a local child process that
 // serves GuestService on a Unix socket in the work dir, and the workload runs on the host as the
 // agent's user (guest agent process mode). No isolation whatsoever: never use it in production.
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '@shellwego/kit/log';
 import { checkIdentity } from '@shellwego/kit/process';
+import { alreadyRunning, BootGuard } from '../boot-guard.js';
 import type { AdoptResult, StopOptions, VmDriver, VmHandle, VmRecord, VmSpec } from '../types.js';
 import { VmDriverError } from '../types.js';
-import { alreadyRunning, BootGuard } from '../boot-guard.js';
 import { requireReadable, socketPathIn, validateSpecShape } from '../vm-spec.js';
 import { logTail, sendSignal, spawnVmm, terminateVmm, watchAdopted } from '../vmm-process.js';
 import { waitForSocket } from '../wait-for-socket.js';
 import { prepareWorkDir, removeWorkDir } from '../work-dir.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
-
-/** Built by `npx tsx services/guest-agent/build.ts`. */
-export const DEFAULT_GUEST_AGENT_BUNDLE = resolve(repo, 'services/guest-agent/dist/guest-agent.mjs');
-
 export interface ProcessDriverOptions {
   readonly log: Logger;
-  readonly guestAgentBundle?: string;
+  /** The bundled guest agent (services/guest-agent/build.ts makes it). */
+  readonly guestAgentBundle: string;
   /** Node binary that runs the bundle. Default: the agent's own. */
   readonly nodeBinary?: string;
   /** The guest agent's SIGTERM-to-SIGKILL grace for the workload on shutdown. Default 5 s. */
@@ -41,7 +35,7 @@ export class ProcessDriver implements VmDriver {
   private readonly bundle: string;
 
   constructor(private readonly options: ProcessDriverOptions) {
-    this.bundle = options.guestAgentBundle ?? DEFAULT_GUEST_AGENT_BUNDLE;
+    this.bundle = options.guestAgentBundle;
     options.log.warn(
       'VM driver "process" is for development only: workloads run directly on this host as the agent user, with NO isolation from each other or from the host',
     );

@@ -1,8 +1,9 @@
 // Tells a working KVM from a broken one by the serial console: a working KVM prints the kernel
 // banner within a few seconds of SeaBIOS handing over ("Booting from ROM"); a broken one (e.g.
 // nested KVM that cannot run the stock kernel) makes QEMU exit, or hangs before the banner.
-import { readFile } from 'node:fs/promises';
+
 import { watch } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmExit } from '../types.js';
 

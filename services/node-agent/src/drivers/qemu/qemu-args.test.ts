@@ -25,7 +25,12 @@ describe('qemuArgs', () => {
     // A comma in a path is doubled, or QEMU would read the rest as another option.
     expect(values(args, '-drive')).toEqual(['file=/cache/rootfs,,v1.ext4,format=raw,if=none,id=rootfs,readonly=on']);
     expect(values(args, '-chardev')).toEqual(['socket,id=ch0,path=/w/guest.sock,server=on,wait=off']);
-    expect(values(args, '-device')).toEqual(['virtio-serial-pci', 'virtserialport,chardev=ch0,name=shellwego.0', 'virtio-blk-pci,drive=rootfs', 'virtio-rng-pci']);
+    expect(values(args, '-device')).toEqual([
+      'virtio-serial-pci',
+      'virtserialport,chardev=ch0,name=shellwego.0',
+      'virtio-blk-pci,drive=rootfs',
+      'virtio-rng-pci',
+    ]);
     expect(values(args, '-serial')).toEqual(['file:/w/console.log']);
     expect(values(args, '-pidfile')).toEqual(['/w/qemu.pid']);
     expect(values(args, '-append')[0]?.split(' ')).toEqual([
@@ -39,7 +44,13 @@ describe('qemuArgs', () => {
   });
 
   it('boots vmlinuz when asked and adds a TAP interface when networking is configured', () => {
-    const args = qemuArgs({ spec: { ...spec, network: { tapDevice: 'tap7', guestMac: '06:00:00:00:00:07', mtu: 1400 } }, image, accel: 'kvm', kernel: 'vmlinuz', paths });
+    const args = qemuArgs({
+      spec: { ...spec, network: { tapDevice: 'tap7', guestMac: '06:00:00:00:00:07', mtu: 1400 } },
+      image,
+      accel: 'kvm',
+      kernel: 'vmlinuz',
+      paths,
+    });
     expect(values(args, '-kernel')).toEqual(['/img/vmlinuz']);
     expect(values(args, '-netdev')).toEqual(['tap,id=net0,ifname=tap7,script=no,downscript=no']);
     expect(values(args, '-device')).toContain('virtio-net-pci,netdev=net0,mac=06:00:00:00:00:07,host_mtu=1400');

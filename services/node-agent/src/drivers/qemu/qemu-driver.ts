@@ -3,20 +3,21 @@
 // prints, that VM is killed and booted again under TCG, and the verdict is kept for later boots.
 // The guest channel is always a virtio-serial port: vhost-vsock would need an AF_VSOCK client on
 // the host, which Node lacks (no host-side bridge is implemented).
+
+import { accessSync, constants } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { constants, accessSync } from 'node:fs';
 import type { Logger } from '@shellwego/kit/log';
-import { alreadyRunning, BootGuard } from '../boot-guard.js';
 import { checkIdentity, readCmdline } from '@shellwego/kit/process';
+import { alreadyRunning, BootGuard } from '../boot-guard.js';
 import type { AdoptResult, GuestImage, StopOptions, VmDriver, VmExit, VmHandle, VmRecord, VmSpec } from '../types.js';
 import { VmDriverError } from '../types.js';
 import { DEFAULT_MIN_VM_MEMORY_MIB, requireGuestImage, requireMinimumMemory, requireReadable, socketPathIn, validateSpecShape } from '../vm-spec.js';
 import { logTail, sendSignal, spawnVmm, terminateVmm, waitForExit, watchAdopted } from '../vmm-process.js';
 import { waitForSocket } from '../wait-for-socket.js';
 import { clearWorkDir, prepareWorkDir, removeWorkDir } from '../work-dir.js';
-import { watchKernelStart, type KernelStartTimeouts } from './kernel-start-watch.js';
-import { qemuArgs, qemuVmName, type QemuAccel, type QemuKernel, type QemuPaths } from './qemu-args.js';
+import { type KernelStartTimeouts, watchKernelStart } from './kernel-start-watch.js';
+import { type QemuAccel, type QemuKernel, type QemuPaths, qemuArgs, qemuVmName } from './qemu-args.js';
 import { QmpClient } from './qmp-client.js';
 
 export interface QemuDriverOptions {
@@ -119,11 +120,7 @@ export class QemuDriver implements VmDriver {
     return handle;
   }
 
-  private async launchWithVerdict(
-    spec: VmSpec,
-    image: GuestImage,
-    paths: QemuPaths,
-  ): Promise<{ pid: number; exited: Promise<VmExit>; verdict: AccelVerdict }> {
+  private async launchWithVerdict(spec: VmSpec, image: GuestImage, paths: QemuPaths): Promise<{ pid: number; exited: Promise<VmExit>; verdict: AccelVerdict }> {
     // Concurrent boots wait for the first one to find out whether KVM works.
     while (this.probing !== undefined) {
       await this.probing;

@@ -10,7 +10,7 @@ import { FakeNode } from '@shellwego/testing/scheduler/fake-node';
 import { PushQueue } from '@shellwego/testing/scheduler/push-queue';
 import { HEARTBEAT_INTERVAL_MS, SchedulerHarness } from '@shellwego/testing/scheduler/scheduler-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { durationFromMs } from '../src/durations.js';
+import { durationFromMs } from '../src/model/durations.js';
 
 let harness: SchedulerHarness;
 beforeAll(async () => {

@@ -13,7 +13,7 @@ import { EventStream } from '@shellwego/testing/scheduler/event-stream';
 import { FakeNode } from '@shellwego/testing/scheduler/fake-node';
 import { SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { durationFromMs } from '../src/durations.js';
+import { durationFromMs } from '../src/model/durations.js';
 
 const skip = await postgresUnavailable();
 const database = skip === undefined ? await createPostgresTestDatabase() : undefined;

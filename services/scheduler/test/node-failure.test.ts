@@ -9,7 +9,7 @@ import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import type { FakeNode } from '@shellwego/testing/scheduler/fake-node';
 import { HEARTBEAT_GRACE_MS, HEARTBEAT_INTERVAL_MS, SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { durationFromMs } from '../src/durations.js';
+import { durationFromMs } from '../src/model/durations.js';
 
 const DEADLINE_MS = HEARTBEAT_INTERVAL_MS + HEARTBEAT_GRACE_MS;
 const capacity = { cpuMillis: 4000, memoryMib: 4096, maxInstances: 10 };

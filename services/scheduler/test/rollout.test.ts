@@ -9,7 +9,7 @@ import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
 import type { AssignBehaviour } from '@shellwego/testing/scheduler/fake-node';
 import { SchedulerHarness, type SpecInit, spec } from '@shellwego/testing/scheduler/scheduler-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { durationFromMs } from '../src/durations.js';
+import { durationFromMs } from '../src/model/durations.js';
 
 const REPLICAS = 3;
 const MAX_UNAVAILABLE = 0;

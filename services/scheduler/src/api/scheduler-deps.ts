@@ -1,12 +1,12 @@
 import type { Logger } from '@shellwego/kit/log';
-import type { EventFeed } from './event-feed.js';
-import type { ImageResolver } from './image-resolver.js';
-import type { JoinTokens } from './join-tokens.js';
-import type { Leader } from './leader.js';
-import type { Leadership } from './leadership.js';
-import type { NodeCertificates } from './node-certificates.js';
+import type { ImageResolver } from '../leader/image-resolver.js';
+import type { Leader } from '../leader/leader.js';
+import type { Leadership } from '../leader/leadership.js';
+import type { EventFeed } from '../store/event-feed.js';
+import type { JoinTokens } from '../store/join-tokens.js';
+import type { NodeCertificates } from '../store/node-certificates.js';
+import type { SchedulerDb } from '../store/tables.js';
 import { unavailable } from './rpc-errors.js';
-import type { SchedulerDb } from './tables.js';
 
 /** What the RPC handlers of one scheduler process share. */
 export interface SchedulerDeps {

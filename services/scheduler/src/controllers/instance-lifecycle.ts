@@ -3,12 +3,12 @@
 import { randomBytes } from 'node:crypto';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import { assignMessage, stopMessage } from './assignment.js';
-import type { Changes } from './changes.js';
-import type { AppRecord, InstanceRecord, VersionRecord } from './cluster-state.js';
-import { instanceStateEvent, placementEvent } from './event-drafts.js';
-import { isTerminal } from './instance-states.js';
-import type { LeaderContext } from './leader-context.js';
+import { assignMessage, stopMessage } from '../leader/assignment.js';
+import type { AppRecord, InstanceRecord, VersionRecord } from '../leader/cluster-state.js';
+import type { LeaderContext } from '../leader/leader-context.js';
+import { isTerminal } from '../model/instance-states.js';
+import type { Changes } from '../store/changes.js';
+import { instanceStateEvent, placementEvent } from '../store/event-drafts.js';
 
 const MAX_RESTART_BACKOFF_MS = 60_000;
 

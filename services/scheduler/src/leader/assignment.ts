@@ -7,8 +7,8 @@ import {
   SessionResponseSchema,
   StopSchema,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { durationFromMs } from '../model/durations.js';
 import type { InstanceRecord, VersionRecord } from './cluster-state.js';
-import { durationFromMs } from './durations.js';
 import type { GrantIssuer } from './grant-issuer.js';
 
 /** The Assign message for an instance placed on `nodeId`, with a fresh grant for that node. */

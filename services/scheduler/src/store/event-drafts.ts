@@ -9,7 +9,7 @@ import {
   PlacementDecisionSchema,
   RolloutStepSchema,
 } from '@shellwego/contracts/scheduler/v1/events_pb';
-import { stateName } from './instance-states.js';
+import { stateName } from '../model/instance-states.js';
 
 /** An event before it is stored: the log assigns its cursor. */
 export interface EventDraft {

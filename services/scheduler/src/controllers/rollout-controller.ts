@@ -4,11 +4,11 @@
 // reconciler then starts and stops instances to match the targets.
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import type { Changes } from './changes.js';
-import type { AppRecord, InstanceRecord } from './cluster-state.js';
-import { rolloutEvent } from './event-drafts.js';
+import type { AppRecord, InstanceRecord } from '../leader/cluster-state.js';
+import type { LeaderContext } from '../leader/leader-context.js';
+import type { Changes } from '../store/changes.js';
+import { rolloutEvent } from '../store/event-drafts.js';
 import { requestStop } from './instance-lifecycle.js';
-import type { LeaderContext } from './leader-context.js';
 
 /** Begins rolling `app` to `targetVersion` from whatever it runs now. */
 export function startRollout(changes: Changes, app: AppRecord, targetVersion: number): void {

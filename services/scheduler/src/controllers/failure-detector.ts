@@ -1,6 +1,6 @@
-import type { Changes } from './changes.js';
-import type { NodeRecord } from './cluster-state.js';
-import type { LeaderContext } from './leader-context.js';
+import type { NodeRecord } from '../leader/cluster-state.js';
+import type { LeaderContext } from '../leader/leader-context.js';
+import type { Changes } from '../store/changes.js';
 import { markDown } from './node-lifecycle.js';
 
 /**

@@ -3,7 +3,7 @@ import { ImageConfigSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppSpecSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { sql } from 'kysely';
-import type { AppRecord, InstanceRecord, NodeRecord, VersionRecord } from './cluster-state.js';
+import type { AppRecord, InstanceRecord, NodeRecord, VersionRecord } from '../leader/cluster-state.js';
 import type { EventDraft } from './event-drafts.js';
 import { appendEvents } from './event-log.js';
 import type { SchedulerTx, StoredDeployment } from './tables.js';

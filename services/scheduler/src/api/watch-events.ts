@@ -1,8 +1,8 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
-import type { EventFeed } from './event-feed.js';
-import { type EventFilter, matchesFilter, readEvents } from './event-log.js';
-import type { SchedulerDb } from './tables.js';
+import type { EventFeed } from '../store/event-feed.js';
+import { type EventFilter, matchesFilter, readEvents } from '../store/event-log.js';
+import type { SchedulerDb } from '../store/tables.js';
 
 const PAGE = 500;
 /** Live events held for one watcher that reads slower than they arrive. */

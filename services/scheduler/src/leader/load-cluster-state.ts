@@ -2,11 +2,11 @@ import { fromBinary } from '@bufbuild/protobuf';
 import { ImageConfigSchema, type InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppSpecSchema, type DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Logger } from '@shellwego/kit/log';
-import { rolloutLimits } from './app-spec.js';
+import { rolloutLimits } from '../api/app-spec.js';
+import { TERMINAL_STATES } from '../model/instance-states.js';
+import { PlacementError } from '../placement/index.js';
+import type { SchedulerDb, StoredDeployment } from '../store/tables.js';
 import { type AppRecord, ClusterState, engineState, type NodeRecord, nodeLabels } from './cluster-state.js';
-import { TERMINAL_STATES } from './instance-states.js';
-import { PlacementError } from './placement/index.js';
-import type { SchedulerDb, StoredDeployment } from './tables.js';
 
 /**
  * Rebuilds the active scheduler's state from the database, as on takeover.

@@ -3,9 +3,9 @@
 import type { ImageConfig, InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { AppSpec, DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
-import type { RolloutLimits } from './app-spec.js';
-import { type NodeState as EngineNodeState, PlacementEngine, type Resources } from './placement/index.js';
-import type { AdminState } from './tables.js';
+import type { RolloutLimits } from '../api/app-spec.js';
+import { type NodeState as EngineNodeState, PlacementEngine, type Resources } from '../placement/index.js';
+import type { AdminState } from '../store/tables.js';
 
 export interface NodeRecord {
   readonly id: string;

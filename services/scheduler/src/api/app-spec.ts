@@ -1,8 +1,8 @@
 import type { Duration } from '@bufbuild/protobuf/wkt';
 import type { AppSpec } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { PlacementStrategy } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import { durationMs } from './durations.js';
-import { labelProblems } from './labels.js';
+import { durationMs } from '../model/durations.js';
+import { labelProblems } from '../model/labels.js';
 
 /** Columns are int4: keep every count and size representable. */
 export const MAX_INT32 = 2_147_483_647;

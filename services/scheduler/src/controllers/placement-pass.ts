@@ -1,10 +1,10 @@
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
-import type { Changes } from './changes.js';
-import type { InstanceRecord } from './cluster-state.js';
-import { placementEvent } from './event-drafts.js';
+import type { InstanceRecord } from '../leader/cluster-state.js';
+import type { LeaderContext } from '../leader/leader-context.js';
+import { type Pending, PlacementError, type PlacementRequest, strategyFromProto } from '../placement/index.js';
+import type { Changes } from '../store/changes.js';
+import { placementEvent } from '../store/event-drafts.js';
 import { placeOn } from './instance-lifecycle.js';
-import type { LeaderContext } from './leader-context.js';
-import { type Pending, PlacementError, type PlacementRequest, strategyFromProto } from './placement/index.js';
 
 /**
  * Places every PENDING instance, oldest first. One that does not fit keeps

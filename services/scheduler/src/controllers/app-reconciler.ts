@@ -2,10 +2,10 @@
 // ones are created PENDING (placement picks them up), extra ones stopped, and
 // instances on a draining node replaced before they are stopped.
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
-import type { Changes } from './changes.js';
-import type { AppRecord, InstanceRecord } from './cluster-state.js';
+import type { AppRecord, InstanceRecord } from '../leader/cluster-state.js';
+import type { LeaderContext } from '../leader/leader-context.js';
+import type { Changes } from '../store/changes.js';
 import { createInstance, requestStop } from './instance-lifecycle.js';
-import type { LeaderContext } from './leader-context.js';
 
 export function reconcileApp(ctx: LeaderContext, changes: Changes, app: AppRecord, nowMs: number): void {
   const active = new Map<number, InstanceRecord[]>();

@@ -15,9 +15,9 @@ import {
 } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { type Node, NodeSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { Selectable } from 'kysely';
-import { nodeProtoState } from './cluster-state.js';
-import { stateName, TERMINAL_STATES } from './instance-states.js';
-import type { AppTable, AppVersionTable, InstanceTable, NodeTable, SchedulerDb } from './tables.js';
+import { nodeProtoState } from '../leader/cluster-state.js';
+import { stateName, TERMINAL_STATES } from '../model/instance-states.js';
+import type { AppTable, AppVersionTable, InstanceTable, NodeTable, SchedulerDb } from '../store/tables.js';
 
 export async function readApp(db: SchedulerDb, name: string): Promise<App | undefined> {
   const row = await db.selectFrom('app').selectAll().where('name', '=', name).where('deleted_at', 'is', null).executeTakeFirst();

@@ -2,15 +2,15 @@
 // DOWN, reconcile of what the node runs), DOWN after silence, cordon/drain.
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { Hello } from '@shellwego/contracts/scheduler/v1/nodes_pb';
-import { MAX_INT32 } from './app-spec.js';
-import type { Changes } from './changes.js';
-import { engineState, type NodeRecord, nodeLabels, nodeProtoState } from './cluster-state.js';
-import { nodeStateEvent } from './event-drafts.js';
+import { MAX_INT32 } from '../api/app-spec.js';
+import { engineState, type NodeRecord, nodeLabels, nodeProtoState } from '../leader/cluster-state.js';
+import type { LeaderContext } from '../leader/leader-context.js';
+import { refuseReportedTransition } from '../model/instance-states.js';
+import { labelProblems } from '../model/labels.js';
+import type { Changes } from '../store/changes.js';
+import { nodeStateEvent } from '../store/event-drafts.js';
+import type { AdminState } from '../store/tables.js';
 import { changeState, sendAssign, sendStop } from './instance-lifecycle.js';
-import { refuseReportedTransition } from './instance-states.js';
-import { labelProblems } from './labels.js';
-import type { LeaderContext } from './leader-context.js';
-import type { AdminState } from './tables.js';
 
 /** Problems with a Hello, each naming its field; empty when it is fine. */
 export function helloProblems(hello: Hello): string[] {

@@ -4,11 +4,11 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { type JoinNodeRequest, type JoinNodeResponse, JoinNodeResponseSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { Logger } from '@shellwego/kit/log';
-import type { JoinTokens, TokenRefusal } from './join-tokens.js';
-import { labelProblems } from './labels.js';
-import type { NodeCertificates } from './node-certificates.js';
+import { labelProblems } from '../model/labels.js';
+import type { JoinTokens, TokenRefusal } from '../store/join-tokens.js';
+import type { NodeCertificates } from '../store/node-certificates.js';
+import type { SchedulerDb } from '../store/tables.js';
 import { invalidArgument } from './rpc-errors.js';
-import type { SchedulerDb } from './tables.js';
 
 export interface JoinDeps {
   readonly db: SchedulerDb;

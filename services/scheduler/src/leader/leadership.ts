@@ -1,8 +1,8 @@
 import type { Logger } from '@shellwego/kit/log';
 import pg from 'pg';
+import type { SchedulerDb } from '../store/tables.js';
+import { LEADER_LOCK, LOCK_CLASS } from '../store/write-transaction.js';
 import type { Leader } from './leader.js';
-import type { SchedulerDb } from './tables.js';
-import { LEADER_LOCK, LOCK_CLASS } from './write-transaction.js';
 
 export interface LeadershipOptions {
   /** The Postgres URL; undefined for embedded PGlite, where this process is the only one and always active. */

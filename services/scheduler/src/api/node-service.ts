@@ -12,9 +12,9 @@ import {
   type SessionResponse,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { principalOf } from '@shellwego/kit/auth';
-import { durationMs } from './durations.js';
+import { durationMs } from '../model/durations.js';
+import { labelProblems } from '../model/labels.js';
 import { joinNode } from './join-node.js';
-import { labelProblems } from './labels.js';
 import { listNodes } from './read-model.js';
 import { failedPrecondition, invalidArgument, notFound } from './rpc-errors.js';
 import { requireLeader, type SchedulerDeps } from './scheduler-deps.js';

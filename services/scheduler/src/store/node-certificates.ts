@@ -1,5 +1,5 @@
 import { CertificateAuthority, CsrError, type IssuedCertificate } from '@shellwego/kit/pki';
-import { invalidArgument } from './rpc-errors.js';
+import { invalidArgument } from '../api/rpc-errors.js';
 
 // A hostname that is a valid DNS name also goes into the certificate, so the node agent can serve with it.
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;

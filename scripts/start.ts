@@ -1,12 +1,16 @@
-// `npm start`: the whole platform on this machine with embedded defaults.
-// State lives under $SHELLWEGO_HOME (default ~/.shellwego) and is reused.
+// `npm start`: the whole platform on this machine with embedded defaults. State lives under
+// $SHELLWEGO_HOME (default ~/.shellwego, for root /var/lib/shellwego) and is reused: the dev PKI,
+// one embedded PostgreSQL server for the three control services (unless SHELLWEGO_DATABASE_URL
+// names an external one), and the local node agent's identity.
 import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { defaultPorts, loadConfig, shellwegoHome } from '@shellwego/kit/config';
 import { ensureDevPki } from '@shellwego/kit/pki';
 import { type ServiceProcess, startServiceProcess, waitServing } from '@shellwego/kit/process';
 import { createMtlsClient } from '@shellwego/kit/rpc';
 import { hasIdentity, nodeAgentConfig } from '@shellwego/node-agent';
+import { EmbeddedPostgres } from './launcher/embedded-postgres.js';
 import { formatLogLine } from './launcher/format-log-line.js';
 import { prepareVmArtifacts } from './launcher/vm-artifacts.js';
 
@@ -16,6 +20,9 @@ const services = [
   { name: 'scheduler', port: defaultPorts.scheduler },
   { name: 'node-agent', port: defaultPorts.nodeAgent },
 ] as const;
+const controlServices = ['secrets', 'registry', 'scheduler'] as const;
+/** Restarts of a crashed embedded Postgres wait this long at first, doubling up to the maximum. */
+const POSTGRES_RESTART_MS = { first: 1_000, max: 10_000 };
 
 const home = shellwegoHome();
 const color = process.stdout.isTTY === true;
@@ -30,10 +37,28 @@ const admin = {
 };
 say(`shellwego: state in ${home}`);
 
-const env = { ...process.env, SHELLWEGO_HOME: home };
+const env: NodeJS.ProcessEnv = { ...process.env, SHELLWEGO_HOME: home };
 const running: ServiceProcess[] = [];
 const stopping = new AbortController();
 let exitCode = 0;
+
+const externalDatabase = process.env.SHELLWEGO_DATABASE_URL;
+const postgres =
+  externalDatabase === undefined || externalDatabase === ''
+    ? new EmbeddedPostgres({ dir: join(home, 'postgres'), onLine: (line) => say(formatLogLine('postgres', line, color)) })
+    : undefined;
+if (postgres !== undefined) {
+  try {
+    await postgres.start();
+  } catch (error) {
+    say(`shellwego: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
+  say(`shellwego: embedded Postgres ready (data in ${postgres.dataDir})`);
+  void superviseDatabase(postgres);
+}
+const databaseUrl = postgres?.url ?? (externalDatabase as string);
+for (const name of controlServices) env[`SHELLWEGO_${name.toUpperCase()}_DATABASE`] = databaseUrl;
 
 function launch(name: (typeof services)[number]['name'], launchEnv: NodeJS.ProcessEnv): void {
   const p = startServiceProcess(name, launchEnv, (line) => process.stdout.write(`${formatLogLine(name, line, color)}\n`));
@@ -48,6 +73,26 @@ function launch(name: (typeof services)[number]['name'], launchEnv: NodeJS.Proce
   });
 }
 
+/** A crash of the database is reported and the server restarted; the services reconnect to it. */
+async function superviseDatabase(db: EmbeddedPostgres): Promise<void> {
+  let delay = POSTGRES_RESTART_MS.first;
+  for (;;) {
+    const ended = await db.ended;
+    if (stopping.signal.aborted) return;
+    say(`shellwego: the embedded Postgres exited unexpectedly (${ended.code ?? ended.signal}); restarting it in ${delay / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    if (stopping.signal.aborted) return;
+    try {
+      await db.start();
+      say('shellwego: the embedded Postgres is back; the services reconnect on their next query');
+      delay = POSTGRES_RESTART_MS.first;
+    } catch (error) {
+      say(`shellwego: the embedded Postgres did not restart: ${error instanceof Error ? error.message : String(error)}`);
+      delay = Math.min(delay * 2, POSTGRES_RESTART_MS.max);
+    }
+  }
+}
+
 async function stopAll(code: number): Promise<never> {
   if (!stopping.signal.aborted) {
     stopping.abort();
@@ -59,6 +104,8 @@ async function stopAll(code: number): Promise<never> {
     }, 15_000);
     await Promise.all(running.map((p) => p.exited));
     clearTimeout(forced);
+    // The database last: the services drain their work into it first.
+    await postgres?.stop();
     say('shellwego: stopped');
   }
   process.exit(exitCode);
@@ -66,7 +113,7 @@ async function stopAll(code: number): Promise<never> {
 
 process.once('SIGINT', () => void stopAll(0));
 process.once('SIGTERM', () => void stopAll(0));
-for (const s of services) if (s.name !== 'node-agent') launch(s.name, env);
+for (const name of controlServices) launch(name, env);
 const artifacts = prepareVmArtifacts(env, say, stopping.signal);
 
 // The local node agent joins like any other node: with a one-time token the admin creates
@@ -102,6 +149,7 @@ if (ready.every(Boolean)) {
   say('');
   say('shellwego is up:');
   for (const s of services) say(`  ${s.name.padEnd(10)} https://127.0.0.1:${s.port}`);
+  say(`  database   ${postgres === undefined ? 'external (SHELLWEGO_DATABASE_URL)' : `embedded Postgres, socket in ${postgres.socketDir}`}`);
   say(`  CA and admin certificate in ${home}/pki`);
   say('  try: npx shellwego status     (Ctrl-C stops everything)');
   say('');

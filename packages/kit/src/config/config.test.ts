@@ -150,7 +150,7 @@ describe('setting kinds', () => {
     expect(one(path(), '$SHELLWEGO_HOME/db', env)).toBe('/srv/sw/db');
     // biome-ignore lint/suspicious/noTemplateCurlyInString: the ${VAR} form is what is under test
     expect(one(path(), '${SHELLWEGO_HOME}/db', env)).toBe('/srv/sw/db');
-    expect(one(path(), '$SHELLWEGO_HOME/db', { HOME: '/home/op' })).toBe('/home/op/.shellwego/db');
+    expect(one(path(), '$SHELLWEGO_HOME/db', { HOME: '/home/op' })).toBe(`${shellwegoHome({ HOME: '/home/op' })}/db`);
     expect(one(path(), 'rel/x', env)).toBe(join(process.cwd(), 'rel/x'));
     // A default is expanded against the env being loaded, not the process's.
     expect(one(path({ default: '$SHELLWEGO_HOME/scheduler' }), undefined, env)).toBe('/srv/sw/scheduler');
@@ -281,8 +281,10 @@ describe('loadConfig', () => {
 });
 
 describe('shellwegoHome', () => {
-  it('uses $SHELLWEGO_HOME, else ~/.shellwego', () => {
-    expect(shellwegoHome({ HOME: '/home/op' })).toBe('/home/op/.shellwego');
+  it('uses $SHELLWEGO_HOME, else ~/.shellwego, and for root /var/lib/shellwego', () => {
+    expect(shellwegoHome({ HOME: '/home/op' }, 1000)).toBe('/home/op/.shellwego');
+    expect(shellwegoHome({ HOME: '/root' }, 0)).toBe('/var/lib/shellwego');
+    expect(shellwegoHome({ HOME: '/root', SHELLWEGO_HOME: '~/sw' }, 0)).toBe('/root/sw');
     expect(shellwegoHome({ HOME: '/home/op', SHELLWEGO_HOME: '/var/lib/shellwego' })).toBe('/var/lib/shellwego');
     expect(shellwegoHome({ HOME: '/home/op', SHELLWEGO_HOME: '~/sw' })).toBe('/home/op/sw');
   });

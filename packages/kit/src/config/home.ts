@@ -12,11 +12,18 @@ export function userHome(env: NodeJS.ProcessEnv = process.env): string {
   return home !== undefined && home !== '' ? home : homedir();
 }
 
-/** `$SHELLWEGO_HOME` (a leading ~ expanded, made absolute) or `~/.shellwego`. */
-export function shellwegoHome(env: NodeJS.ProcessEnv = process.env): string {
+/** Root's state is a system service's: in /var/lib, where the services' own users can reach it. */
+export const SYSTEM_HOME = '/var/lib/shellwego';
+
+/**
+ * `$SHELLWEGO_HOME` (a leading ~ expanded, made absolute); by default `~/.shellwego`, and for root
+ * `/var/lib/shellwego` (root's home is closed to the unprivileged users some parts run as, such
+ * as the embedded Postgres server).
+ */
+export function shellwegoHome(env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.()): string {
   const fromEnv = env[SHELLWEGO_HOME_ENV];
   if (fromEnv === undefined || fromEnv === '') {
-    return join(userHome(env), '.shellwego');
+    return uid === 0 ? SYSTEM_HOME : join(userHome(env), '.shellwego');
   }
   if (fromEnv === '~' || fromEnv.startsWith('~/')) {
     return join(userHome(env), fromEnv.slice(1));

@@ -1,27 +1,26 @@
 // The firecracker driver against a STAND-IN FOR FIRECRACKER (firecracker-stand-in.ts: this host
 // has neither the binary nor a usable KVM). The driver spawns the stand-in exactly as it would
 // spawn firecracker; the test checks the API request sequence, validates every body against the
-// official schema (vendored beside the driver from shared/reference), then calls GuestService through the
+// official schema (vendored in @shellwego/testing from shared/reference), then calls GuestService through the
 // hybrid vsock handshake on the handle's channel, adopts after a simulated agent restart, stops.
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRunning } from '@shellwego/kit/process';
+import { FirecrackerSchema, firecrackerSchemaPath } from '@shellwego/testing/firecracker-schema';
 import { buildGuestAgent } from '@shellwego/testing/guest-agent';
 import { capturingLogger } from '@shellwego/testing/logger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FirecrackerDriver } from '../../src/drivers/firecracker/firecracker-driver.js';
-import { officialSchemaPath } from '../../src/drivers/firecracker/official-schema.js';
-import { SwaggerValidator } from '../../src/drivers/firecracker/swagger-validator.js';
 import { type GuestImage, VmDriverError, type VmSpec } from '../../src/drivers/types.js';
 import { parseVmRecord, vmRecordOf } from '../../src/drivers/vm-record.js';
 import { type GuestSession, openGuest, runToExit } from './guest-session.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const schemaPath = officialSchemaPath;
+const schemaPath = firecrackerSchemaPath;
 const skipReason = existsSync(schemaPath) ? undefined : `the official Firecracker API schema is missing at ${schemaPath}`;
 if (skipReason !== undefined) {
   console.warn(`[firecracker-driver] SKIPPING: ${skipReason}`);
@@ -40,7 +39,7 @@ let dir: string;
 let image: GuestImage;
 let rootfs: string;
 let recordPath: string;
-let validator: SwaggerValidator;
+let validator: FirecrackerSchema;
 let bundle: string;
 const sessions: GuestSession[] = [];
 const pids: number[] = [];
@@ -49,7 +48,7 @@ beforeAll(async () => {
   if (skipReason !== undefined) return;
   dir = await mkdtemp(join(tmpdir(), 'drv-fc-'));
   bundle = (await buildGuestAgent()).outfile;
-  validator = SwaggerValidator.fromYaml(await readFile(schemaPath, 'utf8'), { rejectUndeclaredProperties: true });
+  validator = FirecrackerSchema.load(schemaPath, { rejectUndeclaredProperties: true });
   // The stand-in only checks that Firecracker could open these; their content does not matter.
   image = { vmlinuxPath: join(dir, 'vmlinux'), vmlinuzPath: join(dir, 'vmlinuz'), initramfsPath: join(dir, 'initramfs.cpio.gz') };
   rootfs = join(dir, 'rootfs.ext4');

@@ -10,11 +10,11 @@
 // Stand-in-only flags (before Firecracker's): --stand-in-record <jsonl> --stand-in-schema <yaml>
 // --stand-in-guest-agent <bundle> [--stand-in-fail <api path>].
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
+import { FirecrackerSchema } from '@shellwego/testing/firecracker-schema';
 import { FirecrackerVsockStandIn } from '@shellwego/testing/vm-channel-stand-ins';
-import { SwaggerValidator } from '../../src/drivers/firecracker/swagger-validator.js';
 
 function flag(name: string): string | undefined {
   const index = process.argv.indexOf(name);
@@ -33,7 +33,7 @@ function required(name: string): string {
 const apiSocket = required('--api-sock');
 const id = flag('--id') ?? 'anonymous-instance';
 const recordPath = required('--stand-in-record');
-const validator = SwaggerValidator.fromYaml(readFileSync(required('--stand-in-schema'), 'utf8'), { rejectUndeclaredProperties: true });
+const validator = FirecrackerSchema.load(required('--stand-in-schema'), { rejectUndeclaredProperties: true });
 const guestAgentBundle = required('--stand-in-guest-agent');
 const failPath = flag('--stand-in-fail');
 

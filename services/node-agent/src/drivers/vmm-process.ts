@@ -1,11 +1,13 @@
 // The VMM as a host process: spawned detached (an agent restart must not take the VMs down) with
-// its output in a log file inside the work dir, watched until it exits, and terminated politely
-// first, by SIGKILL after a grace period.
+// its output in a log file inside the work dir, launched (killed again if it never serves its
+// socket or cannot be configured), watched until it exits, and terminated politely first, by
+// SIGKILL after a grace period.
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkIdentity, descendantsOf, isRunning } from '@shellwego/kit/process';
 import { execa, type Options } from 'execa';
 import { VmDriverError, type VmExit } from './types.js';
+import { waitForSocket } from './wait-for-socket.js';
 
 export interface SpawnVmmOptions {
   /** Receives the process's stdout and stderr (appended). */
@@ -25,6 +27,9 @@ export interface SpawnedVmm {
 const POLL_INTERVAL_MS = 500;
 const STOP_POLL_MS = 20;
 const KILL_WAIT_MS = 5_000;
+// After a failed start, how long the VMM gets to exit by itself: its exit status and log say
+// more than the socket error that revealed the failure.
+const EXIT_SETTLE_MS = 250;
 
 export async function spawnVmm(command: string, args: readonly string[], options: SpawnVmmOptions): Promise<SpawnedVmm> {
   const fd = openSync(options.logPath, 'a', 0o600);
@@ -62,6 +67,47 @@ export async function spawnVmm(command: string, args: readonly string[], options
   // The agent's event loop must not wait for its VMs.
   child.unref();
   return { pid: child.pid, exited: exited.then(({ code, signal }) => ({ code, signal })) };
+}
+
+export interface LaunchVmmOptions extends SpawnVmmOptions {
+  readonly command: string;
+  readonly args: readonly string[];
+  /** The Unix socket the VMM opens once it runs (API, QMP, guest agent). */
+  readonly socket: string;
+  /** For messages, e.g. "the QMP socket". */
+  readonly socketWhat: string;
+  /** How long the VMM may take to open its socket. */
+  readonly timeoutMs: number;
+  /** Runs once the socket accepts connections: configure the VM, check its status. */
+  readonly configure?: (vmm: SpawnedVmm) => Promise<void>;
+}
+
+export type VmmLaunch =
+  | { readonly ok: true; readonly vmm: SpawnedVmm }
+  /** The VMM is gone (killed and reaped); exit is set when it had exited by itself. */
+  | { readonly ok: false; readonly error: unknown; readonly exit: VmExit | undefined; readonly log: string };
+
+/**
+ * Spawns the VMM and waits until it serves its socket and is configured. A VMM that cannot be
+ * spawned throws VmDriverError('unavailable'); one that fails after that is killed and reported.
+ */
+export async function launchVmm(options: LaunchVmmOptions): Promise<VmmLaunch> {
+  const vmm = await spawnVmm(options.command, options.args, options);
+  try {
+    await waitForSocket(options.socket, {
+      timeoutMs: options.timeoutMs,
+      exited: vmm.exited,
+      what: options.socketWhat,
+      diagnostics: () => logTail(options.logPath),
+    });
+    await options.configure?.(vmm);
+    return { ok: true, vmm };
+  } catch (error) {
+    const exit = await Promise.race([vmm.exited, sleep(EXIT_SETTLE_MS).then(() => undefined)]);
+    sendSignal(vmm.pid, 'SIGKILL');
+    await waitForExit(vmm.pid, KILL_WAIT_MS, vmm.exited);
+    return { ok: false, error, exit, log: logTail(options.logPath) };
+  }
 }
 
 /** Exit of a process we did not spawn (adopted): polled from /proc, lazily, only when awaited. */

@@ -6,22 +6,18 @@
 
 import { accessSync, constants } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '@shellwego/kit/log';
-import { checkIdentity, readCmdline } from '@shellwego/kit/process';
-import { alreadyRunning, BootGuard } from '../boot-guard.js';
-import type { AdoptResult, GuestImage, StopOptions, VmDriver, VmExit, VmHandle, VmRecord, VmSpec } from '../types.js';
+import { readCmdline } from '@shellwego/kit/process';
+import type { GuestImage, VmExit, VmRecord, VmSpec } from '../types.js';
 import { VmDriverError } from '../types.js';
-import { DEFAULT_MIN_VM_MEMORY_MIB, requireGuestImage, requireMinimumMemory, requireReadable, socketPathIn, validateSpecShape } from '../vm-spec.js';
-import { logTail, sendSignal, spawnVmm, terminateVmm, waitForExit, watchAdopted } from '../vmm-process.js';
-import { waitForSocket } from '../wait-for-socket.js';
-import { clearWorkDir, prepareWorkDir, removeWorkDir } from '../work-dir.js';
+import { DEFAULT_MIN_VM_MEMORY_MIB, requireGuestImage, requireMinimumMemory, requireReadable, socketPathIn } from '../vm-spec.js';
+import { type LaunchedVm, VmmDriver, type VmmDriverOptions, type VmmProfile } from '../vmm-driver.js';
+import { launchVmm, sendSignal, waitForExit } from '../vmm-process.js';
+import { clearWorkDir } from '../work-dir.js';
 import { type KernelStartTimeouts, watchKernelStart } from './kernel-start-watch.js';
 import { type QemuAccel, type QemuKernel, type QemuPaths, qemuArgs, qemuVmName } from './qemu-args.js';
 import { QmpClient } from './qmp-client.js';
 
-export interface QemuDriverOptions {
-  readonly log: Logger;
+export interface QemuDriverOptions extends VmmDriverOptions {
   /** Default: qemu-system-x86_64 on PATH. */
   readonly binary?: string;
   /** "auto" (default): KVM if a boot proves it works, else TCG. */
@@ -36,8 +32,6 @@ export interface QemuDriverOptions {
   readonly extraKernelArgs?: readonly string[];
   /** Smallest VM this driver boots. Default DEFAULT_MIN_VM_MEMORY_MIB. */
   readonly minMemoryMib?: number;
-  /** Where stopped VMs' work dirs are moved for inspection instead of being removed (KEEP_VM_WORK_DIRS). */
-  readonly keepWorkDirsIn?: string;
 }
 
 const FILES = {
@@ -48,7 +42,7 @@ const FILES = {
   pidFile: 'qemu.pid',
 } as const;
 
-const EXIT_SETTLE_MS = 250;
+const PROFILE: VmmProfile = { process: 'qemu', channelKind: 'qemu-serial', consoleLog: FILES.consoleLog, startedMessage: 'qemu VM started' };
 
 interface AccelVerdict {
   readonly accel: QemuAccel;
@@ -59,14 +53,18 @@ type Launched =
   | { readonly ok: true; readonly pid: number; readonly exited: Promise<VmExit> }
   | { readonly ok: false; readonly why: string; readonly mentionsKvm: boolean };
 
-export class QemuDriver implements VmDriver {
+interface Prepared {
+  readonly image: GuestImage;
+  readonly paths: QemuPaths;
+}
+
+export class QemuDriver extends VmmDriver<Prepared> {
   readonly kind = 'qemu';
-  private readonly vms = new Map<string, VmHandle>();
-  private readonly booting = new BootGuard();
   private verdict: AccelVerdict | undefined;
   private probing: Promise<void> | undefined;
 
   constructor(private readonly options: QemuDriverOptions) {
+    super(options, PROFILE);
     const accel = options.accel ?? 'auto';
     if (accel !== 'auto') {
       this.verdict = { accel, why: 'configured' };
@@ -78,16 +76,8 @@ export class QemuDriver implements VmDriver {
     return this.verdict;
   }
 
-  async boot(spec: VmSpec): Promise<VmHandle> {
-    validateSpecShape(spec);
+  protected async prepare(spec: VmSpec): Promise<Prepared> {
     requireMinimumMemory(spec, this.options.minMemoryMib ?? DEFAULT_MIN_VM_MEMORY_MIB);
-    return this.booting.run(spec.instanceId, () => this.start(spec));
-  }
-
-  private async start(spec: VmSpec): Promise<VmHandle> {
-    if (this.vms.has(spec.instanceId)) {
-      throw alreadyRunning(spec.instanceId);
-    }
     const image = await requireGuestImage(spec, 'qemu');
     await requireReadable(spec.rootfsPath, 'app root filesystem');
     const paths: QemuPaths = {
@@ -96,28 +86,18 @@ export class QemuDriver implements VmDriver {
       guestSocket: socketPathIn(spec.workDir, FILES.guestSocket),
       pidFile: `${spec.workDir}/${FILES.pidFile}`,
     };
-    await prepareWorkDir(spec.workDir, spec.instanceId);
-    let running: { pid: number; exited: Promise<VmExit>; verdict: AccelVerdict };
-    try {
-      running = await this.launchWithVerdict(spec, image, paths);
-    } catch (err) {
-      await removeWorkDir(spec.workDir, this.options.keepWorkDirsIn);
-      throw err;
-    }
-    const handle: VmHandle = {
-      driver: 'qemu',
-      instanceId: spec.instanceId,
+    return { image, paths };
+  }
+
+  protected async launch(spec: VmSpec, { image, paths }: Prepared): Promise<LaunchedVm> {
+    const running = await this.launchWithVerdict(spec, image, paths);
+    return {
       pid: running.pid,
-      channel: { kind: 'qemu-serial', path: paths.guestSocket },
-      workDir: spec.workDir,
-      bootedAt: new Date().toISOString(),
-      detail: `qemu ${running.verdict.accel} (${running.verdict.why})`,
-      consoleLogPath: paths.consoleLog,
       exited: running.exited,
+      channel: { kind: 'qemu-serial', path: paths.guestSocket },
+      detail: `qemu ${running.verdict.accel} (${running.verdict.why})`,
+      logFields: { accel: running.verdict.accel },
     };
-    this.vms.set(spec.instanceId, handle);
-    this.options.log.info({ instance: spec.instanceId, pid: running.pid, accel: running.verdict.accel }, 'qemu VM started');
-    return handle;
   }
 
   private async launchWithVerdict(spec: VmSpec, image: GuestImage, paths: QemuPaths): Promise<{ pid: number; exited: Promise<VmExit>; verdict: AccelVerdict }> {
@@ -128,7 +108,7 @@ export class QemuDriver implements VmDriver {
     const known = this.verdict ?? this.kvmDeviceVerdict();
     if (known !== undefined) {
       this.verdict = known;
-      const launched = await this.launch(spec, image, paths, known.accel);
+      const launched = await this.launchQemu(spec, image, paths, known.accel);
       if (!launched.ok) {
         throw new VmDriverError('boot-failed', `qemu (${known.accel}) did not start: ${launched.why}`);
       }
@@ -137,7 +117,7 @@ export class QemuDriver implements VmDriver {
     let release: () => void = () => undefined;
     this.probing = new Promise<void>((resolve) => (release = resolve));
     try {
-      const kvm = await this.launch(spec, image, paths, 'kvm');
+      const kvm = await this.launchQemu(spec, image, paths, 'kvm');
       if (kvm.ok) {
         const start = await watchKernelStart(paths.consoleLog, kvm.exited, this.options.kvmProbe);
         if (start.ok) {
@@ -154,7 +134,7 @@ export class QemuDriver implements VmDriver {
       }
       this.options.log.warn({ reason: this.verdict.why }, 'qemu: falling back to TCG (software emulation, much slower) for this and later boots');
       await clearWorkDir(spec.workDir);
-      const tcg = await this.launch(spec, image, paths, 'tcg');
+      const tcg = await this.launchQemu(spec, image, paths, 'tcg');
       if (!tcg.ok) {
         throw new VmDriverError('boot-failed', `qemu (tcg) did not start: ${tcg.why}`);
       }
@@ -176,7 +156,7 @@ export class QemuDriver implements VmDriver {
   }
 
   /** Starts QEMU and waits until its machine is initialised (QMP greeting + status). */
-  private async launch(spec: VmSpec, image: GuestImage, paths: QemuPaths, accel: QemuAccel): Promise<Launched> {
+  private async launchQemu(spec: VmSpec, image: GuestImage, paths: QemuPaths, accel: QemuAccel): Promise<Launched> {
     const vmmLog = `${spec.workDir}/${FILES.vmmLog}`;
     // Created first so the kernel-start watch can follow it from the first byte.
     await writeFile(paths.consoleLog, '', { mode: 0o600 });
@@ -188,91 +168,53 @@ export class QemuDriver implements VmDriver {
       paths,
       ...(this.options.extraKernelArgs !== undefined ? { extraKernelArgs: this.options.extraKernelArgs } : {}),
     });
-    const spawned = await spawnVmm(this.options.binary ?? 'qemu-system-x86_64', args, { logPath: vmmLog });
     const timeoutMs = this.options.startTimeoutMs ?? 15_000;
     const deadline = Date.now() + timeoutMs;
-    try {
-      await waitForSocket(paths.qmpSocket, { timeoutMs, exited: spawned.exited, what: 'the QMP socket', diagnostics: () => logTail(vmmLog) });
-      const qmp = await QmpClient.connect(paths.qmpSocket, Math.max(1, deadline - Date.now()));
-      try {
-        const status = (await qmp.execute('query-status')) as { status?: string };
-        if (status.status !== 'running') {
-          throw new Error(`VM status is ${status.status ?? 'unknown'}, not running`);
-        }
-      } finally {
-        qmp.close();
-      }
-      return { ok: true, ...spawned };
-    } catch (err) {
-      // A socket error usually means QEMU is exiting: its exit status and log say more.
-      const exit = await Promise.race([spawned.exited, sleep(EXIT_SETTLE_MS).then(() => undefined)]);
-      sendSignal(spawned.pid, 'SIGKILL');
-      await waitForExit(spawned.pid, 5_000, spawned.exited);
-      const log = logTail(vmmLog);
-      const message = exit !== undefined ? `qemu exited (code ${exit.code}, signal ${exit.signal})` : (err as Error).message;
-      return { ok: false, why: log !== '' && !message.includes(log) ? `${message}: ${log}` : message, mentionsKvm: /kvm/i.test(log) };
-    }
-  }
-
-  async stop(record: VmRecord, options: StopOptions): Promise<void> {
-    const tracked = this.vms.get(record.instanceId);
-    const qmpSocket = `${record.workDir}/${FILES.qmpSocket}`;
-    await terminateVmm({
-      pid: record.pid,
-      identityArgs: identityArgs(record),
-      // The guest keeps nothing (read-only rootfs, tmpfs overlay), so quitting is a clean power-off.
-      // system_powerdown would need ACPI handling in the guest, which its init does not do.
-      polite: async () => {
-        const qmp = await QmpClient.connect(qmpSocket, Math.max(100, Math.min(options.graceMs, 2_000)));
+    const launched = await launchVmm({
+      command: this.options.binary ?? 'qemu-system-x86_64',
+      args,
+      logPath: vmmLog,
+      socket: paths.qmpSocket,
+      socketWhat: 'the QMP socket',
+      timeoutMs,
+      configure: async () => {
+        const qmp = await QmpClient.connect(paths.qmpSocket, Math.max(1, deadline - Date.now()));
         try {
-          await qmp.execute('quit').catch(() => undefined);
+          const status = (await qmp.execute('query-status')) as { status?: string };
+          if (status.status !== 'running') {
+            throw new Error(`VM status is ${status.status ?? 'unknown'}, not running`);
+          }
         } finally {
           qmp.close();
         }
       },
-      graceMs: options.graceMs,
-      ...(tracked !== undefined ? { exited: tracked.exited } : {}),
     });
-    this.vms.delete(record.instanceId);
-    await removeWorkDir(record.workDir, this.options.keepWorkDirsIn);
+    if (launched.ok) {
+      return { ok: true, ...launched.vmm };
+    }
+    // A socket error usually means QEMU is exiting: its exit status and log say more.
+    const { exit, log } = launched;
+    const message = exit !== undefined ? `qemu exited (code ${exit.code}, signal ${exit.signal})` : (launched.error as Error).message;
+    return { ok: false, why: log !== '' && !message.includes(log) ? `${message}: ${log}` : message, mentionsKvm: /kvm/i.test(log) };
   }
 
-  async adopt(record: VmRecord): Promise<AdoptResult> {
-    if (record.driver !== 'qemu' || record.channel.kind !== 'qemu-serial') {
-      throw new VmDriverError('invalid-spec', `instance ${record.instanceId} was booted by the ${record.driver} driver, not the qemu driver`);
+  protected identityArgs(record: VmRecord): string[] {
+    return [qemuVmName(record.instanceId), `${record.workDir}/${FILES.pidFile}`];
+  }
+
+  protected async askToStop(record: VmRecord, timeoutMs: number): Promise<void> {
+    // The guest keeps nothing (read-only rootfs, tmpfs overlay), so quitting is a clean power-off.
+    // system_powerdown would need ACPI handling in the guest, which its init does not do.
+    const qmp = await QmpClient.connect(`${record.workDir}/${FILES.qmpSocket}`, timeoutMs);
+    try {
+      await qmp.execute('quit').catch(() => undefined);
+    } finally {
+      qmp.close();
     }
-    const args = identityArgs(record);
-    const identity = checkIdentity(record.pid, args);
-    if (identity.kind !== 'match') {
-      await removeWorkDir(record.workDir, this.options.keepWorkDirsIn);
-      return {
-        kind: 'gone',
-        reason:
-          identity.kind === 'gone'
-            ? `qemu pid ${record.pid} is no longer running`
-            : `pid ${record.pid} now belongs to another process (${identity.cmdline}); left alone`,
-      };
-    }
+  }
+
+  protected override adoptedDetail(record: VmRecord): string {
     const cmdline = readCmdline(record.pid) ?? [];
-    const accel = cmdline[cmdline.indexOf('-accel') + 1] ?? 'unknown';
-    const exited = watchAdopted(record.pid, args);
-    const handle: VmHandle = {
-      ...record,
-      detail: `qemu ${accel} (adopted)`,
-      consoleLogPath: `${record.workDir}/${FILES.consoleLog}`,
-      get exited() {
-        return exited();
-      },
-    };
-    this.vms.set(record.instanceId, handle);
-    return { kind: 'adopted', handle };
+    return `qemu ${cmdline[cmdline.indexOf('-accel') + 1] ?? 'unknown'} (adopted)`;
   }
-
-  async list(): Promise<VmHandle[]> {
-    return [...this.vms.values()].filter((vm) => checkIdentity(vm.pid, identityArgs(vm)).kind === 'match');
-  }
-}
-
-function identityArgs(record: VmRecord): string[] {
-  return [qemuVmName(record.instanceId), `${record.workDir}/${FILES.pidFile}`];
 }

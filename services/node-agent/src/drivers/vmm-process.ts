@@ -177,8 +177,24 @@ export async function terminateVmm(options: TerminateOptions): Promise<void> {
     sendSignal(-descendant, 'SIGKILL');
     sendSignal(descendant, 'SIGKILL');
   }
+  const deadline = Date.now() + KILL_WAIT_MS;
   if (!(await waitForExit(pid, KILL_WAIT_MS, options.exited))) {
     throw new VmDriverError('unavailable', `VMM pid ${pid} still runs ${KILL_WAIT_MS} ms after SIGKILL (stuck in the kernel?)`);
+  }
+  // SIGKILL only starts a process's end: it runs until the kernel has torn it down (tens of ms
+  // for a workload holding a lot of memory, longer on a loaded host), and the VMM's own exit says
+  // nothing about its descendants'. Stopped means every process killed here is gone.
+  const survivors: number[] = [];
+  for (const descendant of tree) {
+    if (!(await waitForExit(descendant, Math.max(0, deadline - Date.now())))) {
+      survivors.push(descendant);
+    }
+  }
+  if (survivors.length > 0) {
+    throw new VmDriverError(
+      'unavailable',
+      `pids ${survivors.join(', ')} below VMM pid ${pid} still run ${KILL_WAIT_MS} ms after SIGKILL (stuck in the kernel?)`,
+    );
   }
 }
 

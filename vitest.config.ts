@@ -6,7 +6,7 @@ import { StrictSkipsReporter } from './packages/testing/src/strict-reporter.js';
 // test/ and each service's own in services/<name>/test/): on two cores they must not compete
 // with each other (or with the unit tests) for the CPU, so they run one file at a time after the
 // unit tests.
-const serialSuites = ['test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'services/guest-agent/build.test.ts'];
+const serialSuites = ['test/**/*.test.ts', 'services/*/test/**/*.test.ts'];
 
 export default defineConfig({
   test: {

@@ -3,8 +3,8 @@
 //   events, ResolveSecrets, the Run RPC), process driver, one assignment at a time; p50 and p99,
 //   next to the guest's Run RPC alone, with the phases that make it up.
 // - The node agent's resident memory at rest and with 100 instances (process driver), as it is
-//   deployed: the bundle from services/node-agent/build.ts through its launcher (V8 and malloc
-//   settings), and on plain node with default settings; the tsx-run agent of the tests is
+//   deployed: the bundle from @shellwego/build with the V8 and malloc settings it ships with,
+//   and on plain node with default settings; the tsx-run agent of the tests is
 //   reported beside it.
 // - A cold start on qemu/TCG by phase (rootfs fetch, boot to guest agent ready, secrets + Run,
 //   Run to healthy), so the agent's share shows next to the VMM's. NOT RUN without qemu or when
@@ -18,11 +18,11 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@connectrpc/connect';
+import { commandOf, deployables, ensureBuilt } from '@shellwego/build';
 import { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { findExecutable, waitServing } from '@shellwego/kit/process';
 import { createMtlsClient } from '@shellwego/kit/rpc';
-import { buildNodeAgent, NODE_AGENT_LAUNCHER } from '@shellwego/node-agent/build';
 import type { BenchNotRun, BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
 import { runIfMain } from '@shellwego/testing/bench/run-bench';
 import { freePort } from '@shellwego/testing/free-port';
@@ -72,14 +72,15 @@ interface BundledAgent {
   readonly client: Client<typeof NodeAgentService>;
 }
 
-/** The bundled agent, through its launcher (recommended settings) or on plain node; joined and READY. */
-async function startBundledAgent(p: NodePlatform, key: string, how: 'launcher' | 'plain node'): Promise<BundledAgent> {
-  const bundle = await buildNodeAgent();
+/** The bundled agent, with the settings it ships with or on plain node; joined and READY. */
+async function startBundledAgent(p: NodePlatform, key: string, how: 'shipped' | 'plain node'): Promise<BundledAgent> {
+  const { outfile: bundle } = await ensureBuilt('node-agent');
   const prepared = await p.prepareAgent({ key, driver: 'process', env: { SHELLWEGO_NODE_AGENT_MAX_INSTANCES: String(MANY + 10) } });
   const port = await freePort();
-  const [command, args] = how === 'launcher' ? [NODE_AGENT_LAUNCHER, []] : [process.execPath, [bundle]];
+  const [command, ...args] = how === 'shipped' ? commandOf('node-agent') : [process.execPath, bundle];
+  const shipped = how === 'shipped' ? deployables['node-agent'].env : {};
   const child = spawn(command, args, {
-    env: { ...process.env, ...prepared.env, NODE: process.execPath, SHELLWEGO_NODE_AGENT_LISTEN: `127.0.0.1:${port}` },
+    env: { ...process.env, ...shipped, ...prepared.env, SHELLWEGO_NODE_AGENT_LISTEN: `127.0.0.1:${port}` },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -154,7 +155,7 @@ export async function run(): Promise<BenchResult[]> {
   if (missing !== undefined) {
     return [
       { name: 'assign -> workload started, agent share (process driver) p50', target: AGENT_SHARE_TARGET, notRun: missing },
-      { name: `node agent RSS with ${MANY} instances, settled (process driver, launcher settings)`, target: RSS_TARGET, notRun: missing },
+      { name: `node agent RSS with ${MANY} instances, settled (process driver, shipped settings)`, target: RSS_TARGET, notRun: missing },
       { name: QEMU_NAME, notRun: missing },
     ];
   }
@@ -177,8 +178,8 @@ export async function run(): Promise<BenchResult[]> {
     await removeAll(p, 'plain');
     await stopAgent(plainAgent);
 
-    // As deployed: the launcher with the recommended settings.
-    const agent = await startBundledAgent(p, 'bench', 'launcher');
+    // As deployed: the bundle with the settings it ships with (@shellwego/build's deployables).
+    const agent = await startBundledAgent(p, 'bench', 'shipped');
     agents.push(agent);
     const atRest = rssMB(agent.child.pid ?? 0);
     await p.setSecret('sleeper', 'CANARY', Buffer.from('bench-secret-value'));
@@ -244,13 +245,13 @@ export async function run(): Promise<BenchResult[]> {
     await removeAll(p, 'sleeper');
     results.push(
       {
-        name: 'node agent RSS at rest (bundle, launcher settings)',
+        name: 'node agent RSS at rest (bundle, shipped settings)',
         value: atRest,
         unit: 'MB',
         baseline: { name: 'the same agent under tsx, as the tests run it', value: tsxAtRest },
       },
       {
-        name: `node agent RSS with ${many.live} instances, settled (process driver, launcher settings)`,
+        name: `node agent RSS with ${many.live} instances, settled (process driver, shipped settings)`,
         value: many.settled,
         unit: 'MB',
         baseline: { name: 'peak while starting them', value: many.peak },

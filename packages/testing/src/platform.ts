@@ -2,9 +2,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DevPki, ensureDevPki } from '@shellwego/kit/pki';
-import { type ServiceProcess, startServiceProcess, waitServing } from '@shellwego/kit/process';
+import { type ServiceProcess, waitServing } from '@shellwego/kit/process';
 import type { TlsMaterial } from '@shellwego/kit/rpc';
 import { freePort } from './free-port.js';
+import { startService } from './service-process.js';
 
 export type PlatformService = 'scheduler' | 'secrets' | 'registry' | 'node-agent';
 
@@ -69,7 +70,7 @@ export class TestPlatform {
 
   private async launch(name: PlatformService, port: number, env: Record<string, string> = {}, key: string = name): Promise<void> {
     const lines: string[] = [];
-    const child = startServiceProcess(
+    const child = await startService(
       name,
       { ...process.env, ...this.baseEnv, ...env, SHELLWEGO_HOME: this.home, [`${envPrefix[name]}LISTEN`]: `127.0.0.1:${port}` },
       (line) => lines.push(line),

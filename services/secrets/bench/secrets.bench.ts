@@ -17,13 +17,14 @@ import { Health } from '@shellwego/contracts/grpc/health/v1/health_pb';
 import { SecretScopeKind, SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import { ensureDevPki } from '@shellwego/kit/pki';
-import { startServiceProcess, waitServing } from '@shellwego/kit/process';
+import { waitServing } from '@shellwego/kit/process';
 import type { TlsMaterial } from '@shellwego/kit/rpc';
 import { createMtlsTransport } from '@shellwego/kit/rpc';
 import type { BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
 import { runIfMain } from '@shellwego/testing/bench/run-bench';
 import { freePort } from '@shellwego/testing/free-port';
 import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
+import { startService } from '@shellwego/testing/service-process';
 
 const SECRETS_PER_GRANT = 10;
 /** HTTP/2 connections, and calls in flight on each. */
@@ -104,7 +105,7 @@ export async function run(): Promise<BenchResult[]> {
   const home = await mkdtemp(join(tmpdir(), 'shellwego-secrets-bench-'));
   const port = await freePort();
   const lines: string[] = [];
-  const service = startServiceProcess(
+  const service = await startService(
     'secrets',
     {
       ...process.env,

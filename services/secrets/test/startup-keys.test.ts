@@ -4,10 +4,10 @@
 import { access, chmod, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SecretScopeKind } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import { startServiceProcess } from '@shellwego/kit/process';
 import { TestPlatform } from '@shellwego/testing/platform';
 import type { SecretsClients } from '@shellwego/testing/secrets-clients';
 import { secretsClients } from '@shellwego/testing/secrets-clients';
+import { startService } from '@shellwego/testing/service-process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let platform: TestPlatform;
@@ -27,7 +27,7 @@ afterAll(() => platform?.stop());
 /** Starts the secrets process on the platform's home and waits for it to exit on its own. */
 async function failedStart(): Promise<{ code: number | string; output: string }> {
   const lines: string[] = [];
-  const child = startServiceProcess(
+  const child = await startService(
     'secrets',
     { ...process.env, SHELLWEGO_HOME: platform.home, SHELLWEGO_SECRETS_LISTEN: `127.0.0.1:${platform.service('secrets').port}` },
     (line) => lines.push(line),

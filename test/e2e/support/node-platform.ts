@@ -14,7 +14,7 @@ import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { SecretScopeKind, SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import { buildGuestAgent } from '@shellwego/guest-agent/build';
+import { buildGuestAgent } from '@shellwego/testing/guest-agent';
 import { createMtlsClient, createMtlsTransport } from '@shellwego/kit/rpc';
 import { type RunningService, TestPlatform } from '@shellwego/testing/platform';
 import { importBytes } from '@shellwego/testing/registry/registry-calls';

@@ -7,10 +7,11 @@ import { type App, AppService, AppSpecSchema } from '@shellwego/contracts/schedu
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { ensureDevPki } from '@shellwego/kit/pki';
-import { type ServiceProcess, startServiceProcess, waitServing } from '@shellwego/kit/process';
+import { type ServiceProcess, waitServing } from '@shellwego/kit/process';
 import { createMtlsTransport } from '@shellwego/kit/rpc';
 import { freePort } from '../free-port.js';
 import { TestPlatform } from '../platform.js';
+import { startService } from '../service-process.js';
 import { EventStream } from './event-stream.js';
 import { type AssignBehaviour, type Capacity, FakeNode } from './fake-node.js';
 import { type RegistryStandIn, startRegistryStandIn } from './registry-stand-in.js';
@@ -140,7 +141,7 @@ export class SchedulerHarness {
   async startStandby(): Promise<{ url: string; process: ServiceProcess }> {
     const port = await freePort();
     const lines: string[] = [];
-    const child = startServiceProcess(
+    const child = await startService(
       'scheduler',
       { ...process.env, ...this.env, SHELLWEGO_HOME: this.home, SHELLWEGO_SCHEDULER_LISTEN: `127.0.0.1:${port}` },
       (line) => lines.push(line),

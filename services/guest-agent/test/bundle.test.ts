@@ -1,4 +1,4 @@
-// The bundle the guest image ships: built by build.ts, started as its own process, in process
+// The bundle the guest image ships: built by @shellwego/build, started as its own process, in process
 // mode and (when this host allows mounts in a private namespace) in VM mode on a real ext4 image.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -12,7 +12,7 @@ import { HealthCheckSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { GuestService, RunRequestSchema, type WaitResponse } from '@shellwego/contracts/guest/v1/guest_pb';
 import { createGuestTransport, type GuestTransport } from '@shellwego/kit/vm-channel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildGuestAgent } from './build.js';
+import { buildGuestAgent } from '@shellwego/testing/guest-agent';
 
 let dir: string;
 let bundle: string;

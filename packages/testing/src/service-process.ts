@@ -1,0 +1,20 @@
+// Service processes as they ship: each from its bundle (built first when a source changed), with
+// the Node options and environment it runs with in production.
+import { commandOf, type DeployableName, deployables, ensureBuilt } from '@shellwego/build';
+import { type ServiceProcess, startServiceProcess } from '@shellwego/kit/process';
+
+const built = new Map<DeployableName, Promise<unknown>>();
+
+export async function startService(
+  name: Exclude<DeployableName, 'guest-agent'>,
+  env: NodeJS.ProcessEnv,
+  onLine: (line: string) => void,
+): Promise<ServiceProcess> {
+  let building = built.get(name);
+  if (building === undefined) {
+    building = ensureBuilt(name);
+    built.set(name, building);
+  }
+  await building;
+  return startServiceProcess(name, commandOf(name), { ...deployables[name].env, ...env }, onLine);
+}

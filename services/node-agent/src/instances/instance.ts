@@ -1,9 +1,9 @@
 // One instance on this node, from its assignment (or its re-adoption after an agent restart) to
-// STOPPED or FAILED: rootfs -> VM -> guest agent -> secrets -> Run -> health, every transition an
-// event; stop (SIGTERM through the guest, grace, power-off, files removed); secret refreshes.
+// STOPPED or FAILED: rootfs -> VM -> guest agent -> secrets -> Run -> health; stop (SIGTERM
+// through the guest, grace, power-off, files removed); secret refreshes. Where it is in that life
+// is its InstanceLifecycle (instance-lifecycle.ts), which reports every change to the scheduler.
 // Secrets exist here only between ResolveSecrets and the Run / InjectSecrets call, then are wiped.
 import { create, fromBinary } from '@bufbuild/protobuf';
-import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { type Client, ConnectError } from '@connectrpc/connect';
 import { type Grant, GrantClaimsSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
@@ -18,6 +18,7 @@ import type { RootfsCache, RootfsLease } from '../rootfs/rootfs-cache.js';
 import type { InstanceEventInit } from '../session/scheduler-session.js';
 import { GuestLink } from './guest-link.js';
 import { HealthMonitor, type HealthOutcome } from './health-monitor.js';
+import { InstanceLifecycle, type InstancePhase, phaseOf } from './instance-lifecycle.js';
 import { OutputBuffer } from './output-buffer.js';
 import { resolveSecrets, secretEnv } from './resolve-secrets.js';
 import type { PersistedInstance, StateStore } from './state-store.js';
@@ -66,40 +67,36 @@ const SIGNAL_TIMEOUT_MS = 3_000;
 /** Connect timeout for a re-adopted VM's channel: it is already up. */
 const ADOPTED_CONNECT_MS = 15_000;
 
-const LIVE_WORKLOAD = new Set([InstanceState.RUNNING, InstanceState.HEALTHY]);
-
 /** A start step failed; the message is the FAILED reason. */
 class StartError extends Error {}
 
+/** The workload process while it runs; its pid is unknown after a re-adoption until the guest replays its start. */
+interface WorkloadProcess {
+  readonly pid: number | undefined;
+}
+
 export class Instance {
   readonly output: OutputBuffer;
-  state = InstanceState.ASSIGNED;
-  reason = '';
-  exitCode: number | undefined;
   /** Settles once the instance is STOPPED or FAILED and cleaned up. */
   readonly done: Promise<void>;
 
+  private readonly lifecycle: InstanceLifecycle;
   private vm: VmHandle | undefined;
   private vmExit: VmExit | undefined;
   private guest: GuestLink | undefined;
   private lease: RootfsLease | undefined;
   private follower: WorkloadFollower | undefined;
   private monitor: HealthMonitor | undefined;
-  private workloadPid: number | undefined;
-  private workloadRunning = false;
+  /** Undefined before Run and once the workload's exit was seen (in STOPPING and RESTARTING either may hold). */
+  private workload: WorkloadProcess | undefined;
   private workloadStartedAtMs: number | undefined;
   private exitWaiters: Array<() => void> = [];
-  private replacing = false;
-  private starting = false;
-  private ending: 'stop' | 'fail' | undefined;
-  private ended: Promise<void> | undefined;
   private unhealthyStreak = 0;
   private healthDeadlineAt: number | null;
   private refreshes: Promise<void> = Promise.resolve();
   private flow: Promise<void> = Promise.resolve();
   private readonly startAbort = new AbortController();
   private readonly log: Logger;
-  private detached = false;
   /** The VM's name on this host; undefined when none fits (vmNameProblem says why). */
   readonly vmName: string | undefined;
   private readonly vmNameProblem: string | undefined;
@@ -117,8 +114,9 @@ export class Instance {
     private readonly probeTimeoutMs: number,
     private readonly healthDeadlineMs: number,
     private readonly deps: InstanceDeps,
-    vmName?: string,
+    adopted?: { readonly vmName: string; readonly state: InstanceState },
   ) {
+    let vmName = adopted?.vmName;
     this.output = new OutputBuffer(deps.settings.logBufferBytes);
     let problem: string | undefined;
     try {
@@ -129,6 +127,14 @@ export class Instance {
     this.vmName = vmName;
     this.vmNameProblem = problem;
     this.log = deps.log.child({ instance: id });
+    const report = (event: InstanceEventInit): void => {
+      deps.report(event);
+      this.persist();
+    };
+    this.lifecycle =
+      adopted === undefined
+        ? new InstanceLifecycle({ instanceId: id, log: this.log, report })
+        : new InstanceLifecycle({ instanceId: id, log: this.log, report }, 'ADOPTING', adopted.state);
     this.healthDeadlineAt = null;
     this.done = new Promise((resolve) => (this.settle = resolve));
   }
@@ -168,9 +174,8 @@ export class Instance {
       DEFAULT_PROBE_TIMEOUT_MS,
       deadline === null ? DEFAULT_HEALTH_DEADLINE_MS : Math.max(0, deadline - Date.now()),
       deps,
-      vm.instanceId,
+      { vmName: vm.instanceId, state: entry.state },
     );
-    instance.state = entry.state;
     instance.healthDeadlineAt = deadline;
     instance.vm = vm;
     instance.lease = lease;
@@ -178,13 +183,32 @@ export class Instance {
     return instance;
   }
 
+  /** The contract state the scheduler was last told. */
+  get state(): InstanceState {
+    return this.lifecycle.state;
+  }
+
+  get reason(): string {
+    return this.lifecycle.reason;
+  }
+
+  get exitCode(): number | undefined {
+    return this.lifecycle.exitCode;
+  }
+
+  /** Where the instance is in its life on this node (instance-lifecycle.ts). */
+  get phase(): InstancePhase {
+    return this.lifecycle.phase;
+  }
+
+  /** Not stopping, failing, ended or detached. */
   get live(): boolean {
-    return this.ending === undefined && !this.detached;
+    return this.lifecycle.live;
   }
 
   /** True while the start (or re-adoption) flow runs. */
   get isStarting(): boolean {
-    return this.starting;
+    return this.lifecycle.starting;
   }
 
   get workDir(): string | undefined {
@@ -193,13 +217,14 @@ export class Instance {
 
   /** The reconciler found the VM gone from the driver. */
   vmVanished(): void {
-    if (!this.live || this.starting || this.vm === undefined) return;
+    if (!this.live || this.isStarting || this.vm === undefined) return;
     void this.fail(`the VM is no longer running${this.vmExit === undefined ? '' : ` (${describeVmExit(this.vmExit)})`}${consoleTail(this.vm)}`);
   }
 
   /** The agent is shutting down and leaves the VM running for the next agent process. */
   detach(): void {
-    this.detached = true;
+    if (!this.lifecycle.can('DETACHED')) return;
+    this.lifecycle.transition('DETACHED');
     this.startAbort.abort();
     this.monitor?.stop();
     this.follower?.stop();
@@ -212,13 +237,12 @@ export class Instance {
 
   /** SIGTERM to the workload through the guest, `graceMs` for it to exit, then power-off and cleanup. */
   stop(graceMs: number, reason: string): Promise<void> {
-    if (this.ending !== undefined) return this.done;
-    this.ending = 'stop';
-    this.ended = (async () => {
-      this.transition(InstanceState.STOPPING, reason);
+    if (!this.lifecycle.can('STOPPING')) return this.done;
+    this.lifecycle.transition('STOPPING', reason);
+    return (async () => {
       this.startAbort.abort();
       await this.flow;
-      if (this.guest !== undefined && this.workloadRunning) {
+      if (this.guest !== undefined && this.workload !== undefined) {
         try {
           await this.guest.client.signal({ signal: 'SIGTERM' }, { timeoutMs: SIGNAL_TIMEOUT_MS });
           await this.workloadExit(graceMs);
@@ -227,11 +251,11 @@ export class Instance {
         }
       }
       await this.teardown();
-      this.transition(InstanceState.STOPPED, reason);
+      // Detached meanwhile (the agent shut down): the scheduler hears of it from the next agent.
+      if (this.lifecycle.phase !== 'DETACHED') this.lifecycle.transition('STOPPED', reason);
       this.log.info({ reason }, 'instance stopped');
       this.finish();
     })();
-    return this.ended;
   }
 
   /** Resolves the grant's secrets again and restarts the workload with them (InjectSecrets). */
@@ -242,8 +266,12 @@ export class Instance {
   }
 
   private async start(spec: InstanceSpec, grant: Grant | undefined): Promise<void> {
-    this.starting = true;
     const signal = this.startAbort.signal;
+    // A stop or detach aborts the start: no start step is reported after it.
+    const advance = (to: InstancePhase): void => {
+      signal.throwIfAborted();
+      this.lifecycle.transition(to);
+    };
     const t0 = performance.now();
     let mark = t0;
     const lap = (): number => {
@@ -254,7 +282,7 @@ export class Instance {
     };
     let step = 'fetching the root filesystem';
     try {
-      this.transition(InstanceState.PULLING);
+      advance('PULLING');
       if (grant === undefined)
         throw new StartError('the assignment carries no grant, so the rootfs and secrets cannot be fetched; the scheduler must send one');
       const lease = await this.deps.rootfs.acquire(spec.imageDigest, grant, signal).catch((error: unknown) => {
@@ -267,7 +295,7 @@ export class Instance {
       signal.throwIfAborted();
 
       step = 'booting the VM';
-      this.transition(InstanceState.BOOTING);
+      advance('BOOTING');
       const bootStartedAt = Date.now();
       this.vm = await this.deps.driver.boot(this.vmSpec(lease.path)).catch((error: unknown) => {
         throw new StartError(`the VM did not boot: ${messageOf(error)}`);
@@ -289,7 +317,7 @@ export class Instance {
       const recordMs = lap();
 
       step = 'resolving secrets';
-      this.transition(InstanceState.STARTING);
+      advance('STARTING');
       const secrets = await resolveSecrets(this.deps.secrets(), grant, spec.secretNames).catch((error: unknown) => {
         throw new StartError(`cannot resolve the secrets ${spec.secretNames.join(', ')}: ${messageOf(error)}`);
       });
@@ -298,12 +326,12 @@ export class Instance {
       step = 'starting the workload';
       const run = await this.runWorkload(spec, secrets, signal);
       const runMs = lap();
-      this.workloadPid = run;
-      this.workloadRunning = true;
+      this.workload = { pid: run };
       this.workloadStartedAtMs = Date.now();
       this.healthDeadlineAt = Date.now() + this.healthDeadlineMs;
+      // Followed before RUNNING: a stop that comes first still sees the workload's exit.
       this.followWorkload(this.guest);
-      this.transition(InstanceState.RUNNING);
+      advance('RUNNING');
       const totalMs = performance.now() - t0;
       this.deps.metrics.startSeconds.observe(totalMs / 1000);
       this.log.info(
@@ -323,7 +351,8 @@ export class Instance {
       );
       this.monitorHealth(this.guest);
     } catch (error) {
-      if (this.ending === 'stop') return;
+      // Stopped or detached: the start was aborted on purpose.
+      if (!this.live) return;
       let reason = error instanceof StartError ? error.message : `unexpected error while ${step}: ${messageOf(error)}`;
       if (this.vmExit !== undefined && this.vm !== undefined && !(error instanceof StartError && reason.startsWith('the VM exited'))) {
         reason = `the VM exited (${describeVmExit(this.vmExit)}) while ${step}${consoleTail(this.vm)}`;
@@ -336,9 +365,8 @@ export class Instance {
 
   /** The VM watcher leaves an exit during a start to the start; one right at its end is handled here. */
   private startFinished(): void {
-    this.starting = false;
     const vm = this.vm;
-    if (vm !== undefined && this.vmExit !== undefined && this.ending === undefined) {
+    if (vm !== undefined && this.vmExit !== undefined && this.live) {
       void this.fail(`the VM exited unexpectedly (${describeVmExit(this.vmExit)})${consoleTail(vm)}`);
     }
   }
@@ -416,15 +444,17 @@ export class Instance {
   /** After an agent restart: follow the workload again, or give up on a start that was cut short. */
   private async resume(): Promise<void> {
     const vm = this.vm as VmHandle;
-    this.starting = true;
     try {
       this.guest = new GuestLink(vm.channel, ADOPTED_CONNECT_MS);
       this.watchVm(vm);
-      if (!LIVE_WORKLOAD.has(this.state)) {
+      const resumed = phaseOf(this.state);
+      if (resumed !== 'RUNNING' && resumed !== 'HEALTHY') {
         await this.fail(`the node agent restarted while the instance was ${InstanceState[this.state] ?? 'starting'}; its start cannot be resumed`);
         return;
       }
-      this.workloadRunning = true;
+      // The state the scheduler already knows: resuming into it reports nothing.
+      this.lifecycle.transition(resumed);
+      this.workload = { pid: undefined };
       this.followWorkload(this.guest);
       this.monitorHealth(this.guest);
       this.log.info({ state: InstanceState[this.state], vm: vm.detail }, 'instance re-adopted');
@@ -436,7 +466,7 @@ export class Instance {
   private watchVm(vm: VmHandle): void {
     void vm.exited.then((exit) => {
       this.vmExit = exit;
-      if (this.ending !== undefined || this.starting) return;
+      if (!this.live || this.isStarting) return;
       void this.fail(`the VM exited unexpectedly (${describeVmExit(exit)})${consoleTail(vm)}`);
     });
   }
@@ -444,24 +474,24 @@ export class Instance {
   private followWorkload(guest: GuestLink): void {
     this.follower = new WorkloadFollower(guest.client, this.output, {
       onStarted: (pid) => {
-        this.workloadPid = pid;
-        this.workloadRunning = true;
+        this.workload = { pid };
       },
       onExited: (exit) => this.onWorkloadExit(exit),
       onStreamError: (error) => {
-        if (this.ending === undefined) this.log.debug({ err: messageOf(error) }, 'Wait stream broke; reopening');
+        if (this.live) this.log.debug({ err: messageOf(error) }, 'Wait stream broke; reopening');
       },
     });
     this.follower.start();
   }
 
   private onWorkloadExit(exit: ProcessExited): void {
-    if (exit.pid !== this.workloadPid) return;
-    this.workloadRunning = false;
+    if (this.workload === undefined || exit.pid !== this.workload.pid) return;
+    this.workload = undefined;
     const waiters = this.exitWaiters;
     this.exitWaiters = [];
     for (const wake of waiters) wake();
-    if (this.ending !== undefined || this.replacing || !LIVE_WORKLOAD.has(this.state)) return;
+    // Expected while stopping or restarting; a start that has not reached RUNNING fails on its own.
+    if (!this.lifecycle.serving) return;
     const how = exit.exitCode !== undefined ? `with code ${exit.exitCode}` : `on signal ${exit.signal || 'unknown'}`;
     const after = this.workloadStartedAtMs === undefined ? '' : ` ${((Date.now() - this.workloadStartedAtMs) / 1000).toFixed(1)} s after it started`;
     void this.fail(`the workload exited ${how}${after}; its output: \`shellwego logs ${this.id}\``, exit.exitCode);
@@ -478,14 +508,14 @@ export class Instance {
 
   /** Returns whether polling may slow down (the workload has been healthy). */
   private onHealth(outcome: HealthOutcome): boolean {
-    if (this.ending !== undefined || this.replacing) return false;
+    if (!this.lifecycle.serving) return false;
     const healthy = outcome.ok && outcome.report.healthy;
     const detail = outcome.ok ? outcome.report.detail : `the guest agent did not answer Health: ${outcome.error}`;
     if (healthy) {
       this.unhealthyStreak = 0;
-      if (this.state === InstanceState.RUNNING) {
+      if (this.lifecycle.phase === 'RUNNING') {
         this.healthDeadlineAt = null;
-        this.transition(InstanceState.HEALTHY, detail);
+        this.lifecycle.transition('HEALTHY', detail);
         const sinceStart = this.workloadStartedAtMs === undefined ? undefined : Date.now() - this.workloadStartedAtMs;
         this.log.info(
           { sinceAssignMs: Date.now() - this.assignedAt.getTime(), ...(sinceStart === undefined ? {} : { sinceStartMs: sinceStart }) },
@@ -496,19 +526,19 @@ export class Instance {
     }
     // An exit is reported through Wait, with its exit code.
     if (outcome.ok && !outcome.report.workloadRunning) return false;
-    if (this.state === InstanceState.HEALTHY) {
+    if (this.lifecycle.phase === 'HEALTHY') {
       this.unhealthyStreak += 1;
-      if (this.unhealthyStreak >= UNHEALTHY_STREAK) this.transition(InstanceState.RUNNING, `health check failing: ${detail}`);
-    } else if (this.state === InstanceState.RUNNING && this.healthDeadlineAt !== null && Date.now() > this.healthDeadlineAt) {
+      if (this.unhealthyStreak >= UNHEALTHY_STREAK) this.lifecycle.transition('RUNNING', `health check failing: ${detail}`);
+    } else if (this.lifecycle.phase === 'RUNNING' && this.healthDeadlineAt !== null && Date.now() > this.healthDeadlineAt) {
       void this.fail(`the health check did not pass within ${Math.round(this.healthDeadlineMs / 1000)} s of the workload starting: ${detail}`);
     }
-    return this.state === InstanceState.HEALTHY;
+    return this.lifecycle.phase === 'HEALTHY';
   }
 
   private async injectFresh(grant: Grant): Promise<void> {
     const guest = this.guest;
-    if (this.ending !== undefined || guest === undefined || !LIVE_WORKLOAD.has(this.state)) {
-      this.log.info({ state: InstanceState[this.state] }, 'secret refresh ignored: the workload is not running (a start resolves the current values itself)');
+    if (guest === undefined || !this.lifecycle.serving) {
+      this.refreshIgnored();
       return;
     }
     let secrets: Map<string, SecretBytes>;
@@ -519,41 +549,51 @@ export class Instance {
       this.log.warn({ err: messageOf(error) }, 'secret refresh failed; the workload keeps running with its current values');
       return;
     }
-    this.replacing = true;
+    // Stopped or failed while the secrets were resolved: nothing to restart.
+    if (!this.lifecycle.serving) {
+      wipeAll(secrets);
+      this.refreshIgnored();
+      return;
+    }
+    this.lifecycle.transition('RESTARTING');
+    let pid: number;
     try {
       const response = await guest.client.injectSecrets(create(InjectSecretsRequestSchema, { secretEnv: secretEnv(secrets) }), {
         timeoutMs: this.deps.settings.runTimeoutMs,
       });
-      this.workloadPid = response.pid;
-      this.workloadRunning = true;
+      pid = response.pid;
+      this.workload = { pid };
       this.workloadStartedAtMs = Date.now();
       this.deps.metrics.secretPushes.inc({ kind: 'refresh', outcome: 'ok' });
     } catch (error) {
       this.deps.metrics.secretPushes.inc({ kind: 'refresh', outcome: 'failed' });
-      this.replacing = false;
       await this.fail(`the workload did not restart with refreshed secrets: ${messageOf(error)}`);
       return;
     } finally {
       wipeAll(secrets);
     }
-    this.replacing = false;
     this.unhealthyStreak = 0;
     this.healthDeadlineAt = Date.now() + this.healthDeadlineMs;
-    this.log.info({ pid: this.workloadPid, secrets: secrets.size }, 'workload restarted with refreshed secrets');
-    if (this.state === InstanceState.HEALTHY && this.ending === undefined) this.transition(InstanceState.RUNNING, 'restarted with refreshed secrets');
+    this.log.info({ pid, secrets: secrets.size }, 'workload restarted with refreshed secrets');
+    // RUNNING until the new workload passes its health check (reported only if it was HEALTHY).
+    if (this.lifecycle.phase === 'RESTARTING') this.lifecycle.transition('RUNNING', 'restarted with refreshed secrets');
+  }
+
+  private refreshIgnored(): void {
+    this.log.info({ state: InstanceState[this.state] }, 'secret refresh ignored: the workload is not running (a start resolves the current values itself)');
   }
 
   private fail(reason: string, exitCode?: number): Promise<void> {
-    if (this.ending !== undefined || this.detached) return this.done;
-    this.ending = 'fail';
+    if (!this.lifecycle.can('FAILING')) return this.done;
+    this.lifecycle.transition('FAILING', reason);
     this.startAbort.abort();
-    this.ended = (async () => {
+    return (async () => {
       this.log.warn({ reason }, 'instance failed');
       await this.teardown();
-      this.transition(InstanceState.FAILED, reason, exitCode);
+      // Detached meanwhile (the agent shut down): the scheduler hears of it from the next agent.
+      if (this.lifecycle.phase !== 'DETACHED') this.lifecycle.transition('FAILED', reason, exitCode);
       this.finish();
     })();
-    return this.ended;
   }
 
   /** Powers the VM off and removes everything the instance had on this host. */
@@ -584,7 +624,7 @@ export class Instance {
   }
 
   private workloadExit(timeoutMs: number): Promise<void> {
-    if (!this.workloadRunning) return Promise.resolve();
+    if (this.workload === undefined) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
       this.exitWaiters.push(() => {
@@ -592,15 +632,6 @@ export class Instance {
         resolve();
       });
     });
-  }
-
-  private transition(state: InstanceState, reason = '', exitCode?: number): void {
-    if (this.detached) return;
-    this.state = state;
-    this.reason = reason;
-    if (exitCode !== undefined) this.exitCode = exitCode;
-    this.deps.report({ instanceId: this.id, state, time: timestampNow(), reason, ...(exitCode === undefined ? {} : { exitCode }) });
-    this.persist();
   }
 
   private persist(): void {

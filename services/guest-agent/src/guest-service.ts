@@ -29,7 +29,7 @@ export function guestServiceRoutes(supervisor: WorkloadSupervisor): (router: Con
         return {};
       },
       wait(_req, context) {
-        return supervisor.events.follow(context.signal);
+        return supervisor.follow(context.signal);
       },
       async health() {
         return { agentAlive: true, ...(await supervisor.health()) };

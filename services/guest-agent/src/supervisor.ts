@@ -3,10 +3,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, readdir, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { HealthCheck } from '@shellwego/contracts/common/v1/workload_pb';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate, timestampNow } from '@bufbuild/protobuf/wkt';
+import { type HealthCheck, OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
+import { type WaitResponse, WaitResponseSchema } from '@shellwego/contracts/guest/v1/guest_pb';
+import { type OutputChunk, OutputLog, SerialQueue } from '@shellwego/kit/async';
 import type { Logger } from '@shellwego/kit/log';
 import { type SecretBytes, wipeAll } from '@shellwego/kit/secret-bytes';
-import { EventLog } from './event-log.js';
 import { type ExecOutcome, runProbe } from './health-probe.js';
 import { launch } from './launcher.js';
 import { findExecutable, resolveInRoot } from './path-in-root.js';
@@ -26,7 +29,7 @@ export interface SupervisorOptions {
   readonly defaultRootfsDevice: string | undefined;
   /** SIGTERM -> SIGKILL grace when restarting or shutting down. */
   readonly gracePeriodMs: number;
-  /** Output kept for Wait callers that connect late. */
+  /** Output (and process events) kept for Wait callers that connect late. */
   readonly outputBufferBytes: number;
 }
 
@@ -62,16 +65,30 @@ interface Workload {
   readonly exited: Promise<void>;
 }
 
+// Bookkeeping cost charged per event on top of its output bytes.
+const EVENT_OVERHEAD_BYTES = 64;
+
 export class WorkloadSupervisor {
-  readonly events: EventLog;
+  /** Process events and output since the last start, bounded in bytes. */
+  private readonly events: OutputLog<WaitResponse>;
   private readonly mounts: RootfsMounts;
+  private readonly serial = new SerialQueue();
   private spec: RunSpec | undefined;
   private current: Workload | undefined;
-  private exclusive: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: SupervisorOptions) {
-    this.events = new EventLog(options.outputBufferBytes);
+    this.events = new OutputLog(options.outputBufferBytes, { entryOverheadBytes: EVENT_OVERHEAD_BYTES });
     this.mounts = new RootfsMounts(options.stateDir, options.log);
+  }
+
+  /**
+   * What is kept since the last start, then live events, until signal aborts. A reader that falls
+   * behind by more than the buffer skips the output it missed.
+   */
+  async *follow(signal: AbortSignal): AsyncGenerator<WaitResponse> {
+    for await (const entry of this.events.read(true, signal)) {
+      yield 'stream' in entry ? outputEvent(entry) : entry;
+    }
   }
 
   /** Starts the workload. The secrets are wiped whatever happens. */
@@ -79,7 +96,7 @@ export class WorkloadSupervisor {
     try {
       validateSpec(spec);
       validateEnvironment(spec.env, secrets);
-      return await this.serially(async () => {
+      return await this.serial.run(async () => {
         this.assertNotRunning();
         // An exit still being recorded must land in the event log before the next start.
         await this.current?.exited;
@@ -100,7 +117,7 @@ export class WorkloadSupervisor {
         throw failedPrecondition('no workload was run yet; call Run first');
       }
       validateEnvironment(spec.env, secrets);
-      return await this.serially(async () => {
+      return await this.serial.run(async () => {
         await this.stop('new secrets');
         const prepared = await this.prepare(spec);
         return this.start(spec, prepared, secrets);
@@ -141,16 +158,10 @@ export class WorkloadSupervisor {
 
   /** Stops the workload (SIGTERM, grace, SIGKILL) and unmounts its root. */
   async shutdown(): Promise<void> {
-    await this.serially(async () => {
+    await this.serial.run(async () => {
       await this.stop('agent shutting down');
       await this.mounts.release();
     });
-  }
-
-  private serially<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.exclusive.then(task, task);
-    this.exclusive = result.catch(() => undefined);
-    return result;
   }
 
   private assertNotRunning(): void {
@@ -230,14 +241,14 @@ export class WorkloadSupervisor {
         workload.exit = exit;
         await this.sweep(pid, prepared.root);
         await streamsClosed(child, 1000);
-        this.events.exited(pid, exit.code, exit.signal);
+        this.events.record(exitedEvent(pid, exit));
         this.options.log.info({ workloadPid: pid, exitCode: exit.code, signal: exit.signal }, 'workload exited');
       }),
     };
     this.current = workload;
-    this.events.started(pid);
-    child.stdout?.on('data', (chunk: Buffer) => this.events.output('stdout', chunk));
-    child.stderr?.on('data', (chunk: Buffer) => this.events.output('stderr', chunk));
+    this.events.record(create(WaitResponseSchema, { time: timestampNow(), event: { case: 'started', value: { pid } } }), { restart: true });
+    child.stdout?.on('data', (chunk: Buffer) => this.events.append(OutputStream.STDOUT, chunk));
+    child.stderr?.on('data', (chunk: Buffer) => this.events.append(OutputStream.STDERR, chunk));
     this.options.log.info(
       {
         workloadPid: pid,
@@ -327,6 +338,15 @@ export class WorkloadSupervisor {
       });
     });
   }
+}
+
+function outputEvent(chunk: OutputChunk): WaitResponse {
+  return create(WaitResponseSchema, { time: timestampFromDate(chunk.time), event: { case: 'output', value: { stream: chunk.stream, data: chunk.data } } });
+}
+
+function exitedEvent(pid: number, exit: { code: number | null; signal: string | null }): WaitResponse {
+  const value = exit.code === null ? { pid, signal: exit.signal ?? '' } : { pid, exitCode: exit.code, signal: '' };
+  return create(WaitResponseSchema, { time: timestampNow(), event: { case: 'exited', value } });
 }
 
 function validateSpec(spec: RunSpec): void {

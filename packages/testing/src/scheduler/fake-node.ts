@@ -1,6 +1,7 @@
 // A test client playing a node agent: a real RPC client of the real
 // scheduler (its own node certificate, a real mTLS Session), whose "VMs" are
 // entries in a map. Reusable by any suite that needs nodes without VMs.
+
 import { EventEmitter } from 'node:events';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
@@ -14,9 +15,9 @@ import {
   type SessionResponse,
   type Stop,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { PushQueue } from '@shellwego/kit/async';
 import { createCsr } from '@shellwego/kit/pki';
 import { createMtlsTransport, isConnectionFailure, type TlsMaterial } from '@shellwego/kit/rpc';
-import { PushQueue } from './push-queue.js';
 
 type SessionRequestInit = MessageInitShape<typeof SessionRequestSchema>;
 

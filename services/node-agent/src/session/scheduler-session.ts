@@ -19,9 +19,9 @@ import type {
   SessionRequestSchema,
   SessionResponse,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { PushQueue } from '@shellwego/kit/async';
 import type { Logger } from '@shellwego/kit/log';
 import { isConnectionFailure } from '@shellwego/kit/rpc';
-import { OutboundQueue } from './outbound-queue.js';
 
 export type HelloInit = MessageInitShape<typeof HelloSchema> & { running: { instanceId: string; state: InstanceState }[] };
 export type HeartbeatInit = MessageInitShape<typeof HeartbeatSchema>;
@@ -57,13 +57,15 @@ const NEXT_URL_DELAY_MS = 50;
 // Events waiting for a stream beyond this are dropped oldest first (the next Hello still
 // reports every live instance).
 const MAX_PENDING_EVENTS = 10_000;
-// Events written this shortly before a stream failed are sent again on the next one.
+// Events written this shortly before a stream failed are sent again on the next one: an item
+// written to a stream that then failed may never have been processed (a standby reads nothing; an
+// active scheduler that steps down may not have committed it).
 const RESEND_WINDOW_MS = 10_000;
 const TERMINAL = new Set([InstanceState.STOPPED, InstanceState.FAILED]);
 
 export class SchedulerSession {
   private pending: InstanceEventInit[] = [];
-  private queue: OutboundQueue<SessionRequestInit> | undefined;
+  private queue: PushQueue<SessionRequestInit> | undefined;
   private abort: AbortController | undefined;
   private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
@@ -129,7 +131,7 @@ export class SchedulerSession {
         clearInterval(heartbeat);
         this.url = undefined;
         this.queue = undefined;
-        this.requeue(queue.close());
+        this.requeue(queue.reclaim());
       }
       if (this.stopping.signal.aborted) break;
       const lasted = Date.now() - openedAt;
@@ -150,8 +152,8 @@ export class SchedulerSession {
    * A new stream's queue: Hello first, then what waited, minus what is stale: the Hello reports
    * the current state of what runs, and an ended instance's last word is its terminal event.
    */
-  private openQueue(): OutboundQueue<SessionRequestInit> {
-    const queue = new OutboundQueue<SessionRequestInit>(RESEND_WINDOW_MS);
+  private openQueue(): PushQueue<SessionRequestInit> {
+    const queue = new PushQueue<SessionRequestInit>({ retainTakenMs: RESEND_WINDOW_MS });
     const hello = this.options.callbacks.hello();
     queue.push({ msg: { case: 'hello', value: hello } });
     const waiting = this.pending;
@@ -164,8 +166,8 @@ export class SchedulerSession {
     return queue;
   }
 
-  private requeue(untaken: SessionRequestInit[]): void {
-    const events = untaken.flatMap((request) => (request.msg?.case === 'instanceEvent' ? [request.msg.value as InstanceEventInit] : []));
+  private requeue(unsent: SessionRequestInit[]): void {
+    const events = unsent.flatMap((request) => (request.msg?.case === 'instanceEvent' ? [request.msg.value as InstanceEventInit] : []));
     this.pending = [...events, ...this.pending];
   }
 

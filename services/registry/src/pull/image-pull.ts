@@ -1,4 +1,4 @@
-import { EventQueue } from '../event-queue.js';
+import { PushQueue } from '@shellwego/kit/async';
 import type { ImageRecord } from '../image-catalog.js';
 import { InvalidReferenceError, localNameOf, parseRemoteReference, type TagReference } from '../image-reference.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -45,7 +45,7 @@ const LOCAL_FS_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', '
  * layers is never recorded. Yields progress per blob, then the image.
  */
 export function pullImage(ctx: RegistryContext, request: PullRequest): AsyncIterable<PullEvent> {
-  const events = new EventQueue<PullEvent>();
+  const events = new PushQueue<PullEvent>();
   runPull(ctx, request, events).then(
     (image) => {
       events.push({ type: 'image', image });
@@ -56,7 +56,7 @@ export function pullImage(ctx: RegistryContext, request: PullRequest): AsyncIter
   return events;
 }
 
-async function runPull(ctx: RegistryContext, request: PullRequest, events: EventQueue<PullEvent>): Promise<ImageRecord> {
+async function runPull(ctx: RegistryContext, request: PullRequest, events: PushQueue<PullEvent>): Promise<ImageRecord> {
   const remote = parseRemoteReference(request.reference);
   if (request.insecureHttp && !isLoopbackHost(remote.host.replace(/:\d+$/, ''))) {
     throw new InvalidReferenceError(request.reference, 'plain HTTP (insecure_http) is only allowed for registries on this machine (127.0.0.1, ::1, localhost)');
@@ -178,7 +178,7 @@ function choosePlatform(manifests: readonly Descriptor[], wanted: ReturnType<typ
  * download runs to its end even when another fails, so what was verified
  * stays for the next attempt; the first failure is thrown afterwards.
  */
-async function downloadAll(ctx: RegistryContext, client: DistributionClient, blobs: readonly Descriptor[], events: EventQueue<PullEvent>): Promise<void> {
+async function downloadAll(ctx: RegistryContext, client: DistributionClient, blobs: readonly Descriptor[], events: PushQueue<PullEvent>): Promise<void> {
   const queue = [...new Map(blobs.map((b) => [b.digest, b])).values()];
   const errors: unknown[] = [];
   const worker = async () => {
@@ -194,7 +194,7 @@ async function downloadAll(ctx: RegistryContext, client: DistributionClient, blo
   if (errors.length > 0) throw errors[0];
 }
 
-async function downloadBlob(ctx: RegistryContext, client: DistributionClient, blob: Descriptor, events: EventQueue<PullEvent>): Promise<void> {
+async function downloadBlob(ctx: RegistryContext, client: DistributionClient, blob: Descriptor, events: PushQueue<PullEvent>): Promise<void> {
   const present = await ctx.store.stat(blob.digest);
   if (present && present.size === blob.size) {
     events.push({ type: 'progress', digest: blob.digest, done: blob.size, total: blob.size, cached: true });
@@ -224,7 +224,7 @@ async function downloadBlob(ctx: RegistryContext, client: DistributionClient, bl
 }
 
 /** Passes a blob's bytes on their way into the store, reporting progress every PROGRESS_STEP bytes. */
-async function* withProgress(body: AsyncIterable<Buffer>, blob: Descriptor, events: EventQueue<PullEvent>): AsyncGenerator<Buffer> {
+async function* withProgress(body: AsyncIterable<Buffer>, blob: Descriptor, events: PushQueue<PullEvent>): AsyncGenerator<Buffer> {
   let done = 0;
   let reported = 0;
   for await (const chunk of body) {

@@ -4,6 +4,7 @@ import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { AppSpec } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Hello, InstanceEvent, SessionRequest } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { SerialQueue } from '@shellwego/kit/async';
 import type { Logger } from '@shellwego/kit/log';
 import { sql } from 'kysely';
 import { rolloutLimits } from '../api/app-spec.js';
@@ -25,7 +26,6 @@ import type { GrantIssuer } from './grant-issuer.js';
 import type { ResolvedImage } from './image-resolver.js';
 import type { LeaderContext } from './leader-context.js';
 import { loadClusterState } from './load-cluster-state.js';
-import { SerialQueue } from './serial-queue.js';
 import { type NodeSession, SessionHub } from './session-hub.js';
 
 /** States in which the workload has received its secrets, so a refresh means something. */

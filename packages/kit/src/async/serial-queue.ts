@@ -1,4 +1,4 @@
-/** Runs async work one piece at a time, in the order it was queued. */
+/** Runs async work one piece at a time, in the order it was queued; a failure does not stop the queue. */
 export class SerialQueue {
   private tail: Promise<unknown> = Promise.resolve();
 

@@ -11,8 +11,8 @@ import { type Client, createClient } from '@connectrpc/connect';
 import { HealthCheckSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { GuestService, RunRequestSchema, type WaitResponse } from '@shellwego/contracts/guest/v1/guest_pb';
 import { createGuestTransport, type GuestTransport } from '@shellwego/kit/vm-channel';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuestAgent } from '@shellwego/testing/guest-agent';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let dir: string;
 let bundle: string;

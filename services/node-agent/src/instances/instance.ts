@@ -251,7 +251,7 @@ export class Instance {
         }
       }
       await this.teardown();
-      // Detached meanwhile (the agent shut down): the scheduler hears of it from the next agent.
+      // Detached meanwhile: the agent is shutting down and reports nothing more; the record is gone, so the next agent's Hello does not list the instance.
       if (this.lifecycle.phase !== 'DETACHED') this.lifecycle.transition('STOPPED', reason);
       this.log.info({ reason }, 'instance stopped');
       this.finish();
@@ -590,7 +590,7 @@ export class Instance {
     return (async () => {
       this.log.warn({ reason }, 'instance failed');
       await this.teardown();
-      // Detached meanwhile (the agent shut down): the scheduler hears of it from the next agent.
+      // Detached meanwhile: the agent is shutting down and reports nothing more; the record is gone, so the next agent's Hello does not list the instance.
       if (this.lifecycle.phase !== 'DETACHED') this.lifecycle.transition('FAILED', reason, exitCode);
       this.finish();
     })();

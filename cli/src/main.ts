@@ -1,36 +1,21 @@
-import { ConnectError } from '@connectrpc/connect';
 import { Command } from 'commander';
-import { appCommands } from './commands/app.js';
-import { eventsCommand } from './commands/events.js';
-import { imageCommands } from './commands/image.js';
-import { instanceCommands } from './commands/instance.js';
-import { logsCommand } from './commands/logs.js';
-import { nodeCommands } from './commands/node.js';
-import { pkiCommands } from './commands/pki.js';
-import { secretCommands } from './commands/secret.js';
-import { statusCommand } from './commands/status.js';
+import { addTopLevelCommands } from './command-table.js';
 import { addGlobalOptions, CliError } from './global-options.js';
 
 const program = addGlobalOptions(new Command('shellwego')).description('operate a shellwego cluster').showHelpAfterError();
-statusCommand(program);
-pkiCommands(program);
-imageCommands(program);
-secretCommands(program);
-nodeCommands(program);
-appCommands(program);
-instanceCommands(program);
-eventsCommand(program);
-logsCommand(program);
+addTopLevelCommands(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  process.stderr.write(`shellwego: ${describe(error)}\n`);
+  process.stderr.write(`shellwego: ${await describe(error)}\n`);
   process.exitCode = 1;
 }
 
-function describe(error: unknown): string {
+async function describe(error: unknown): Promise<string> {
   if (error instanceof CliError) return error.message;
+  // Imported here, not at the top: connect brings protobuf, whose start-up `--help` need not pay.
+  const { ConnectError } = await import('@connectrpc/connect');
   if (error instanceof ConnectError) return `${codeName(error.code)}: ${error.rawMessage}`;
   return error instanceof Error ? error.message : String(error);
 }

@@ -37,9 +37,7 @@ interface DeployOptions {
 }
 
 /** `shellwego app ...`: deploy, list, inspect, scale, roll back and remove apps. */
-export function appCommands(program: Command): void {
-  const app = program.command('app').description('apps: deploy, list, inspect, scale, roll back, remove');
-
+export function appCommands(app: Command): void {
   app
     .command('deploy')
     .description('create an app or roll out a new version of it')

@@ -15,10 +15,8 @@ interface EventsOptions {
 }
 
 /** `shellwego events`: the scheduler's event log, one line per event; `--follow` keeps streaming. */
-export function eventsCommand(program: Command): void {
-  program
-    .command('events')
-    .description('scheduler events (instance states, placements, rollouts, nodes), oldest first')
+export function eventsCommand(events: Command): void {
+  events
     .option('--app <name>', 'only this app')
     .option('--node <id>', 'only this node')
     .option('--instance <id>', 'only this instance')

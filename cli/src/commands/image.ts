@@ -14,9 +14,7 @@ const CHUNK_BYTES = 1024 * 1024;
 /** Registry tokens (JWTs, cloud access tokens) fit comfortably. */
 const MAX_PASSWORD_BYTES = 64 * 1024;
 
-export function imageCommands(program: Command): void {
-  const image = program.command('image').description('OCI images and their root filesystems in the registry');
-
+export function imageCommands(image: Command): void {
   image
     .command('import')
     .description('import an OCI image layout tar (oci-archive) or a `docker save` tar')

@@ -8,10 +8,8 @@ import { type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable } from '../output.js';
 
 /** `shellwego instance ls`: where instances run and in which state. */
-export function instanceCommands(program: Command): void {
-  program
-    .command('instance')
-    .description('app instances')
+export function instanceCommands(instance: Command): void {
+  instance
     .command('ls')
     .description('list instances (live ones unless --all)')
     .option('--app <name>', 'only this app')

@@ -10,10 +10,8 @@ import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 const ENDED = new Set([InstanceState.STOPPED, InstanceState.FAILED, InstanceState.LOST]);
 
 /** `shellwego logs INSTANCE_OR_APP [--follow]`: a workload's output, from the node agent that runs it. */
-export function logsCommand(program: Command): void {
-  program
-    .command('logs')
-    .description("print a workload's output (stdout and stderr) as its node agent keeps it; --node-agent names the node")
+export function logsCommand(logs: Command): void {
+  logs
     .argument('<instance-or-app>', 'an instance id, or an app name (each of its instances on that node)')
     .option('-f, --follow', 'keep printing new output (Ctrl-C stops)')
     .action(async (target: string, options: { follow?: boolean }, command: Command) => {

@@ -9,9 +9,7 @@ import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
 
 /** `shellwego node ...`: join tokens, the node list, cordon and drain. */
-export function nodeCommands(program: Command): void {
-  const node = program.command('node').description('worker nodes: join tokens, list, cordon, drain');
-
+export function nodeCommands(node: Command): void {
   node
     .command('token')
     .description('join tokens for new nodes')

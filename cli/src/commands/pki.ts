@@ -15,8 +15,8 @@ import type { Command } from 'commander';
 import { CliError, type GlobalOptions } from '../global-options.js';
 import { printValue } from '../output.js';
 
-export function pkiCommands(program: Command): void {
-  const ca = program.command('ca').description('the cluster certificate authority');
+/** `shellwego ca init`. */
+export function caCommands(ca: Command): void {
   ca.command('init')
     .description('create a new cluster CA at --ca (its key beside it, mode 0600)')
     .option('--force', 'replace an existing CA (every issued certificate stops working)')
@@ -31,8 +31,10 @@ export function pkiCommands(program: Command): void {
       await writeFileAtomic(globals.ca, authority.certPem, publicFileMode);
       printValue(globals.output, { ca: globals.ca, key: keyPath }, `created CA ${globals.ca} (key ${keyPath})`);
     });
+}
 
-  const cert = program.command('cert').description('client and service certificates');
+/** `shellwego cert issue` and `cert revoke`. */
+export function certCommands(cert: Command): void {
   cert
     .command('issue')
     .description('issue a certificate signed by the CA at --ca (needs its key beside it)')

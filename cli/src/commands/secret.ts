@@ -127,11 +127,7 @@ interface AuditOptions {
   after?: bigint;
 }
 
-export function secretCommands(program: Command): void {
-  const secret = program
-    .command('secret')
-    .description('secret values (workspace scope, or one app with --app): set, list, delete, master key rotation and the audit log');
-
+export function secretCommands(secret: Command): void {
   secret
     .command('set')
     .description('store a new version of a secret; the value comes from stdin (byte for byte) or a hidden prompt')

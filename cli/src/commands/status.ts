@@ -5,36 +5,33 @@ import type { Command } from 'commander';
 import { type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable } from '../output.js';
 
-export function statusCommand(program: Command): void {
-  program
-    .command('status')
-    .description('health of every shellwego service')
-    .action(async (_options, command: Command) => {
-      const options = command.optsWithGlobals<GlobalOptions>();
-      const tls = await loadTls(options);
-      const endpoints = [
-        ['scheduler', options.scheduler],
-        ['secrets', options.secrets],
-        ['registry', options.registry],
-        ['node-agent', options.nodeAgent],
-      ] as const;
-      const results = await Promise.all(
-        endpoints.map(async ([name, url]) => {
-          const health = createClient(Health, createMtlsTransport({ baseUrl: url, tls }));
-          try {
-            const res = await health.check({ service: '' }, { timeoutMs: 3000 });
-            return { service: name, endpoint: url, status: HealthCheckResponse_ServingStatus[res.status] ?? 'UNKNOWN' };
-          } catch (error) {
-            return { service: name, endpoint: url, status: 'UNREACHABLE', error: error instanceof Error ? error.message : String(error) };
-          }
-        }),
-      );
-      printTable(
-        options.output,
-        results,
-        ['SERVICE', 'ENDPOINT', 'STATUS'],
-        results.map((r) => [r.service, r.endpoint, 'error' in r ? `${r.status} (${r.error})` : r.status]),
-      );
-      if (results.some((r) => r.status !== 'SERVING')) process.exitCode = 1;
-    });
+export function statusCommand(status: Command): void {
+  status.action(async (_options, command: Command) => {
+    const options = command.optsWithGlobals<GlobalOptions>();
+    const tls = await loadTls(options);
+    const endpoints = [
+      ['scheduler', options.scheduler],
+      ['secrets', options.secrets],
+      ['registry', options.registry],
+      ['node-agent', options.nodeAgent],
+    ] as const;
+    const results = await Promise.all(
+      endpoints.map(async ([name, url]) => {
+        const health = createClient(Health, createMtlsTransport({ baseUrl: url, tls }));
+        try {
+          const res = await health.check({ service: '' }, { timeoutMs: 3000 });
+          return { service: name, endpoint: url, status: HealthCheckResponse_ServingStatus[res.status] ?? 'UNKNOWN' };
+        } catch (error) {
+          return { service: name, endpoint: url, status: 'UNREACHABLE', error: error instanceof Error ? error.message : String(error) };
+        }
+      }),
+    );
+    printTable(
+      options.output,
+      results,
+      ['SERVICE', 'ENDPOINT', 'STATUS'],
+      results.map((r) => [r.service, r.endpoint, 'error' in r ? `${r.status} (${r.error})` : r.status]),
+    );
+    if (results.some((r) => r.status !== 'SERVING')) process.exitCode = 1;
+  });
 }

@@ -1,6 +1,6 @@
-// `npm run bench [name...]`: runs every benchmark, `services/<name>/bench/*.bench.ts` and the
-// cross-service ones in `test/bench/*.bench.ts` (or those whose file name starts
-// with one of the names), one after the other, and ends with one table of every result: its
+// `npm run bench [name...]`: runs every benchmark, `services/<name>/bench/*.bench.ts`, the CLI's
+// in `cli/bench/*.bench.ts` and the cross-service ones in `test/bench/*.bench.ts` (or those whose
+// file name starts with one of the names), one after the other, and ends with one table of every result: its
 // target, the measured value, the baseline measured in the same run, their ratio and a verdict
 // (@shellwego/testing/bench/verdict): MET, MISSED, `-` for a result without a target, NOT RUN with the
 // reason when this host lacks what the benchmark needs, FAILED with the message when it threw.
@@ -18,7 +18,11 @@ import { benchName, exitCodeOf, runBench } from '@shellwego/testing/bench/run-be
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const wanted = process.argv.slice(2);
-const benchDirs = [...(await readdir(join(root, 'services'))).map((service) => join(root, 'services', service, 'bench')), join(root, 'test/bench')];
+const benchDirs = [
+  ...(await readdir(join(root, 'services'))).map((service) => join(root, 'services', service, 'bench')),
+  join(root, 'cli/bench'),
+  join(root, 'test/bench'),
+];
 const paths = new Map<string, string>();
 for (const dir of benchDirs) {
   const files = await readdir(dir).catch(() => []);

@@ -1,40 +1,43 @@
 // GuestService on the VM channel: request decoding and the supervisor, nothing else.
-import type { ConnectRouter } from '@connectrpc/connect';
+import type { ConnectRouter, ServiceImpl } from '@connectrpc/connect';
 import { GuestService } from '@shellwego/contracts/guest/v1/guest_pb';
+import { mapHandlerErrors } from '@shellwego/kit/errors';
 import { SecretBytes } from '@shellwego/kit/secret-bytes';
+import { toConnectError } from './rpc-errors.js';
 import type { WorkloadSupervisor } from './supervisor.js';
 
 export function guestServiceRoutes(supervisor: WorkloadSupervisor): (router: ConnectRouter) => void {
-  return (router) =>
-    router.service(GuestService, {
-      async run(req) {
-        const pid = await supervisor.run(
-          {
-            argv: [...req.argv],
-            env: { ...req.env },
-            workdir: req.workdir,
-            user: req.user,
-            healthCheck: req.healthCheck,
-            rootfsDevice: req.rootfsDevice,
-          },
-          adoptSecrets(req.secretEnv),
-        );
-        return { pid };
-      },
-      async injectSecrets(req) {
-        return { pid: await supervisor.injectSecrets(adoptSecrets(req.secretEnv)) };
-      },
-      signal(req) {
-        supervisor.signal(req.signal);
-        return {};
-      },
-      wait(_req, context) {
-        return supervisor.follow(context.signal);
-      },
-      async health() {
-        return { agentAlive: true, ...(await supervisor.health()) };
-      },
-    });
+  const handlers: ServiceImpl<typeof GuestService> = {
+    async run(req) {
+      const pid = await supervisor.run(
+        {
+          argv: [...req.argv],
+          env: { ...req.env },
+          workdir: req.workdir,
+          user: req.user,
+          healthCheck: req.healthCheck,
+          rootfsDevice: req.rootfsDevice,
+        },
+        adoptSecrets(req.secretEnv),
+      );
+      return { pid };
+    },
+    async injectSecrets(req) {
+      return { pid: await supervisor.injectSecrets(adoptSecrets(req.secretEnv)) };
+    },
+    signal(req) {
+      supervisor.signal(req.signal);
+      return {};
+    },
+    wait(_req, context) {
+      return supervisor.follow(context.signal);
+    },
+    async health() {
+      return { agentAlive: true, ...(await supervisor.health()) };
+    },
+  };
+  // Domain errors become status codes here, at the boundary.
+  return (router) => router.service(GuestService, mapHandlerErrors(handlers, toConnectError));
 }
 
 // Takes the request's own buffers (no copies), so wiping them zeroes the received bytes.

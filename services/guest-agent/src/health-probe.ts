@@ -1,7 +1,9 @@
 // The workload's health check, run on demand by GuestService.Health.
+
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { HealthCheck } from '@shellwego/contracts/common/v1/workload_pb';
+import { errnoCode } from '@shellwego/kit/errors';
 
 export interface ProbeResult {
   readonly healthy: boolean;
@@ -68,7 +70,7 @@ function tcpProbe(port: number, timeoutMs: number): Promise<ProbeResult> {
       resolve({ healthy, detail });
     };
     socket.once('connect', () => finish(true, `tcp probe: 127.0.0.1:${port} accepts connections`));
-    socket.once('error', (err: NodeJS.ErrnoException) => finish(false, `tcp probe: 127.0.0.1:${port}: ${err.code ?? err.message}`));
+    socket.once('error', (err) => finish(false, `tcp probe: 127.0.0.1:${port}: ${errnoCode(err) ?? err.message}`));
   });
 }
 
@@ -90,7 +92,7 @@ function httpProbe(port: number, path: string, timeoutMs: number): Promise<Probe
       finish(status >= 200 && status < 400, `http probe: GET ${url} answered ${status}`);
     });
     const timer = setTimeout(() => finish(false, `http probe: GET ${url} did not answer within ${timeoutMs} ms`), timeoutMs);
-    req.once('error', (err: NodeJS.ErrnoException) => finish(false, `http probe: GET ${url}: ${err.code ?? err.message}`));
+    req.once('error', (err) => finish(false, `http probe: GET ${url}: ${errnoCode(err) ?? err.message}`));
     req.end();
   });
 }

@@ -1,8 +1,9 @@
 // Path lookups inside a root directory as a process chrooted there would see them: absolute
 // symlinks are relative to the root and ".." never leaves it.
+
 import { lstat, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { errnoCode } from './rpc-errors.js';
+import { isErrno } from '@shellwego/kit/errors';
 
 const MAX_SYMLINKS = 40;
 
@@ -32,7 +33,7 @@ export async function resolveInRoot(root: string, path: string): Promise<RootPat
     try {
       info = await lstat(hostPathOf(root, candidate));
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) {
         const inRoot = posix.join(candidate, ...pending);
         return { hostPath: hostPathOf(root, inRoot), inRoot, exists: false };
       }

@@ -1,11 +1,12 @@
 // VM mode: the app's root filesystem, mounted read-only under a writable tmpfs overlay, with
 // the API filesystems a process expects (/proc, /sys, a minimal /dev, /tmp) inside it.
+
 import { execFile } from 'node:child_process';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from '@shellwego/kit/log';
-import { failedPrecondition } from './rpc-errors.js';
+import { WorkloadError } from './workload-error.js';
 
 const run = promisify(execFile);
 
@@ -108,7 +109,7 @@ export class RootfsMounts {
       await run('mount', args);
     } catch (err) {
       const stderr = typeof err === 'object' && err !== null && 'stderr' in err ? String(err.stderr).trim() : String(err);
-      throw failedPrecondition(`cannot ${what}: ${stderr || 'mount failed'}`);
+      throw new WorkloadError('failed-precondition', `cannot ${what}: ${stderr || 'mount failed'}`);
     }
     this.mounted.push(args[args.length - 1] ?? '');
   }

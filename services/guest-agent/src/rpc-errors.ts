@@ -1,12 +1,16 @@
-// Shorthands for the ConnectErrors GuestService answers with.
-import { Code, ConnectError } from '@connectrpc/connect';
+// GuestService's boundary: the status code a caller sees for each domain error.
+import type { ConnectError } from '@connectrpc/connect';
+import { failedPrecondition, internalError, invalidArgument, notFound } from '@shellwego/kit/errors';
+import { WorkloadError, type WorkloadErrorKind } from './workload-error.js';
 
-export const invalidArgument = (message: string): ConnectError => new ConnectError(message, Code.InvalidArgument);
-export const notFound = (message: string): ConnectError => new ConnectError(message, Code.NotFound);
-export const failedPrecondition = (message: string): ConnectError => new ConnectError(message, Code.FailedPrecondition);
-export const internalError = (message: string): ConnectError => new ConnectError(message, Code.Internal);
+const ANSWERS: Record<WorkloadErrorKind, (message: string) => ConnectError> = {
+  'invalid-argument': invalidArgument,
+  'not-found': notFound,
+  'failed-precondition': failedPrecondition,
+  internal: internalError,
+};
 
-/** The errno code of a Node system error, or undefined. */
-export function errnoCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+/** The ConnectError for a WorkloadError; anything else stays as it is (connect answers INTERNAL). */
+export function toConnectError(err: unknown): unknown {
+  return err instanceof WorkloadError ? ANSWERS[err.kind](err.message) : err;
 }

@@ -1,5 +1,6 @@
 // The workload's lifecycle: prepare its root, start it with its environment, follow its output
 // and exit, signal it, restart it with new secrets, probe its health.
+
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, readdir, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,16 +9,17 @@ import { timestampFromDate, timestampNow } from '@bufbuild/protobuf/wkt';
 import { type HealthCheck, OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
 import { type WaitResponse, WaitResponseSchema } from '@shellwego/contracts/guest/v1/guest_pb';
 import { type OutputChunk, OutputLog, SerialQueue } from '@shellwego/kit/async';
+import { errnoCode, isErrno } from '@shellwego/kit/errors';
 import type { Logger } from '@shellwego/kit/log';
 import { type SecretBytes, wipeAll } from '@shellwego/kit/secret-bytes';
 import { type ExecOutcome, runProbe } from './health-probe.js';
 import { launch } from './launcher.js';
 import { findExecutable, resolveInRoot } from './path-in-root.js';
 import { RootfsMounts } from './rootfs-mounts.js';
-import { errnoCode, failedPrecondition, internalError, invalidArgument, notFound } from './rpc-errors.js';
 import { parseSignal } from './signals.js';
 import { resolveUser, type UserIds } from './user-spec.js';
 import { childEnvironment, searchPathOf, validateEnvironment } from './workload-env.js';
+import { WorkloadError } from './workload-error.js';
 
 export interface SupervisorOptions {
   readonly log: Logger;
@@ -114,7 +116,7 @@ export class WorkloadSupervisor {
     try {
       const spec = this.spec;
       if (spec === undefined) {
-        throw failedPrecondition('no workload was run yet; call Run first');
+        throw new WorkloadError('failed-precondition', 'no workload was run yet; call Run first');
       }
       validateEnvironment(spec.env, secrets);
       return await this.serial.run(async () => {
@@ -131,13 +133,13 @@ export class WorkloadSupervisor {
     const signal = parseSignal(name);
     const workload = this.current;
     if (workload === undefined || !workload.running) {
-      throw failedPrecondition('no workload is running');
+      throw new WorkloadError('failed-precondition', 'no workload is running');
     }
     try {
       process.kill(workload.pid, signal);
     } catch (err) {
-      if (errnoCode(err) === 'ESRCH') {
-        throw failedPrecondition('the workload has already exited');
+      if (isErrno(err, 'ESRCH')) {
+        throw new WorkloadError('failed-precondition', 'the workload has already exited');
       }
       throw err;
     }
@@ -167,7 +169,10 @@ export class WorkloadSupervisor {
   private assertNotRunning(): void {
     const workload = this.current;
     if (workload?.running) {
-      throw failedPrecondition(`a workload is already running (pid ${workload.pid}); stop it with Signal or restart it with InjectSecrets`);
+      throw new WorkloadError(
+        'failed-precondition',
+        `a workload is already running (pid ${workload.pid}); stop it with Signal or restart it with InjectSecrets`,
+      );
     }
   }
 
@@ -180,7 +185,7 @@ export class WorkloadSupervisor {
     const resolved = await resolveInRoot(lookupRoot, workdir);
     if (!resolved.exists) {
       if (root === undefined) {
-        throw failedPrecondition(`working directory ${workdir} does not exist`);
+        throw new WorkloadError('failed-precondition', `working directory ${workdir} does not exist`);
       }
       // As container runtimes do: a missing workdir is created (in the tmpfs overlay).
       await mkdir(resolved.hostPath, { recursive: true, mode: 0o755 });
@@ -189,10 +194,10 @@ export class WorkloadSupervisor {
     const found = await findExecutable(lookupRoot, command, searchPathOf(spec.env), resolved.inRoot);
     const where = root === undefined ? 'on this host' : 'in the root filesystem';
     if (found.kind === 'missing') {
-      throw notFound(`argv[0] "${command}" not found ${where} (searched PATH=${searchPathOf(spec.env)})`);
+      throw new WorkloadError('not-found', `argv[0] "${command}" not found ${where} (searched PATH=${searchPathOf(spec.env)})`);
     }
     if (found.kind === 'not-executable') {
-      throw failedPrecondition(`argv[0] "${command}" resolves to ${found.inRoot}, which is not an executable file`);
+      throw new WorkloadError('failed-precondition', `argv[0] "${command}" resolves to ${found.inRoot}, which is not an executable file`);
     }
     return { root, cwdHost: resolved.hostPath, ids };
   }
@@ -328,9 +333,9 @@ export class WorkloadSupervisor {
           signalQuietly(-child.pid, 'SIGKILL');
         }
       }, timeoutMs);
-      child.once('error', (err: NodeJS.ErrnoException) => {
+      child.once('error', (err) => {
         clearTimeout(timer);
-        resolve({ exitCode: null, signal: null, timedOut: false, error: err.code ?? err.message });
+        resolve({ exitCode: null, signal: null, timedOut: false, error: errnoCode(err) ?? err.message });
       });
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
@@ -351,13 +356,13 @@ function exitedEvent(pid: number, exit: { code: number | null; signal: string | 
 
 function validateSpec(spec: RunSpec): void {
   if (spec.argv.length === 0 || spec.argv[0] === '') {
-    throw invalidArgument('argv is empty: give the command to run as argv[0]');
+    throw new WorkloadError('invalid-argument', 'argv is empty: give the command to run as argv[0]');
   }
   if (spec.argv.some((arg) => arg.includes('\0'))) {
-    throw invalidArgument('argv contains a NUL character');
+    throw new WorkloadError('invalid-argument', 'argv contains a NUL character');
   }
   if (spec.workdir !== '' && !spec.workdir.startsWith('/')) {
-    throw invalidArgument(`workdir "${spec.workdir}" must be an absolute path`);
+    throw new WorkloadError('invalid-argument', `workdir "${spec.workdir}" must be an absolute path`);
   }
 }
 
@@ -368,15 +373,17 @@ function spawned(child: ChildProcess, busybox: string | undefined): Promise<numb
       child.off('error', onError);
       resolve(child.pid ?? 0);
     });
-    const onError = (err: NodeJS.ErrnoException): void => {
-      if (busybox !== undefined && err.code === 'ENOENT') {
-        reject(failedPrecondition(`cannot enter the workload root: ${busybox} is missing from the guest image`));
-      } else if (err.code === 'ENOENT') {
-        reject(notFound('argv[0] not found when starting the workload'));
-      } else if (err.code === 'EACCES' || err.code === 'EPERM') {
-        reject(failedPrecondition(`the workload could not be started: ${err.code} (permissions of argv[0] or the working directory)`));
+    const onError = (err: Error): void => {
+      if (busybox !== undefined && isErrno(err, 'ENOENT')) {
+        reject(new WorkloadError('failed-precondition', `cannot enter the workload root: ${busybox} is missing from the guest image`));
+      } else if (isErrno(err, 'ENOENT')) {
+        reject(new WorkloadError('not-found', 'argv[0] not found when starting the workload'));
+      } else if (isErrno(err, 'EACCES', 'EPERM')) {
+        reject(
+          new WorkloadError('failed-precondition', `the workload could not be started: ${errnoCode(err)} (permissions of argv[0] or the working directory)`),
+        );
       } else {
-        reject(internalError(`the workload could not be started: ${err.code ?? err.message}`));
+        reject(new WorkloadError('internal', `the workload could not be started: ${errnoCode(err) ?? err.message}`));
       }
     };
     child.once('error', onError);

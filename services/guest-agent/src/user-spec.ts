@@ -1,8 +1,9 @@
 // Turns the image's `user` ("name", "uid", "uid:gid", "name:group") into numeric ids, reading
 // the root filesystem's /etc/passwd and /etc/group (read-only).
+
 import { readFile } from 'node:fs/promises';
 import { resolveInRoot } from './path-in-root.js';
-import { invalidArgument } from './rpc-errors.js';
+import { WorkloadError } from './workload-error.js';
 
 export interface UserIds {
   readonly uid: number;
@@ -26,7 +27,7 @@ export async function resolveUser(root: string, spec: string): Promise<UserIds> 
   }
   const [userPart = '', groupPart, ...extra] = spec.split(':');
   if (userPart === '' || extra.length > 0 || groupPart === '') {
-    throw invalidArgument(`user "${spec}" is not of the form name, uid, uid:gid or name:group`);
+    throw new WorkloadError('invalid-argument', `user "${spec}" is not of the form name, uid, uid:gid or name:group`);
   }
   let uid: number;
   let primaryGid: number | undefined;
@@ -36,7 +37,7 @@ export async function resolveUser(root: string, spec: string): Promise<UserIds> 
   } else {
     const entry = (await readDb(root, '/etc/passwd', 'passwd')).find((candidate) => candidate.name === userPart);
     if (entry === undefined) {
-      throw invalidArgument(`user "${userPart}" is not in the root filesystem's /etc/passwd`);
+      throw new WorkloadError('invalid-argument', `user "${userPart}" is not in the root filesystem's /etc/passwd`);
     }
     uid = entry.id;
     primaryGid = entry.gid;
@@ -50,7 +51,7 @@ export async function resolveUser(root: string, spec: string): Promise<UserIds> 
   }
   const group = (await readDb(root, '/etc/group', 'group')).find((candidate) => candidate.name === groupPart);
   if (group === undefined) {
-    throw invalidArgument(`group "${groupPart}" is not in the root filesystem's /etc/group`);
+    throw new WorkloadError('invalid-argument', `group "${groupPart}" is not in the root filesystem's /etc/group`);
   }
   return { uid, gid: group.id };
 }
@@ -58,7 +59,7 @@ export async function resolveUser(root: string, spec: string): Promise<UserIds> 
 function parseId(text: string, spec: string): number {
   const id = Number(text);
   if (!Number.isSafeInteger(id) || id > MAX_ID) {
-    throw invalidArgument(`user "${spec}": id ${text} is out of range`);
+    throw new WorkloadError('invalid-argument', `user "${spec}": id ${text} is out of range`);
   }
   return id;
 }

@@ -1,28 +1,29 @@
 // The workload's environment: explicit env merged over the secrets (explicit env wins).
+
 import { isUtf8 } from 'node:buffer';
 import type { SecretBytes } from '@shellwego/kit/secret-bytes';
 import { DEFAULT_PATH } from './path-in-root.js';
-import { invalidArgument } from './rpc-errors.js';
+import { WorkloadError } from './workload-error.js';
 
 /** Rejects names and values a process environment cannot carry. Messages name variables, never values. */
 export function validateEnvironment(env: Readonly<Record<string, string>>, secrets: ReadonlyMap<string, SecretBytes>): void {
   for (const name of [...Object.keys(env), ...secrets.keys()]) {
     if (name === '' || name.includes('=') || name.includes('\0')) {
-      throw invalidArgument(`environment variable name ${JSON.stringify(name)} is invalid (empty, or contains "=" or NUL)`);
+      throw new WorkloadError('invalid-argument', `environment variable name ${JSON.stringify(name)} is invalid (empty, or contains "=" or NUL)`);
     }
   }
   for (const [name, value] of Object.entries(env)) {
     if (value.includes('\0')) {
-      throw invalidArgument(`environment variable ${name} contains a NUL character`);
+      throw new WorkloadError('invalid-argument', `environment variable ${name} contains a NUL character`);
     }
   }
   for (const [name, secret] of secrets) {
     const bytes = secret.reveal();
     if (bytes.includes(0)) {
-      throw invalidArgument(`secret ${name} contains a NUL byte, which an environment variable cannot carry`);
+      throw new WorkloadError('invalid-argument', `secret ${name} contains a NUL byte, which an environment variable cannot carry`);
     }
     if (!isUtf8(bytes)) {
-      throw invalidArgument(`secret ${name} is not valid UTF-8, which an environment variable passed by the agent must be`);
+      throw new WorkloadError('invalid-argument', `secret ${name} is not valid UTF-8, which an environment variable passed by the agent must be`);
     }
   }
 }

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { sqlState } from '@shellwego/kit/db';
+import { databaseUnreachable } from '@shellwego/kit/errors';
 import { GrantError } from '@shellwego/kit/grant';
 import { InvalidReferenceError } from './image-reference.js';
 import { ImageFormatError, PlatformNotFoundError } from './oci/errors.js';
@@ -20,8 +20,6 @@ const REMOTE_CODES: Record<RemoteErrorKind, Code> = {
   invalid: Code.InvalidArgument,
   corrupt: Code.DataLoss,
 };
-
-const UNREACHABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
 
 /**
  * The ConnectError a caller should see for a domain error. Messages name
@@ -48,11 +46,4 @@ export function toConnectError(err: unknown, operation: Operation): unknown {
   if ((err as Error | undefined)?.name === 'AbortError') return new ConnectError('the call was cancelled', Code.Canceled);
   if (databaseUnreachable(err)) return new ConnectError('the registry database is unreachable; retry shortly', Code.Unavailable);
   return err;
-}
-
-function databaseUnreachable(err: unknown): boolean {
-  const state = sqlState(err);
-  if (state !== undefined) return state.startsWith('08') || state.startsWith('57P');
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code !== undefined && UNREACHABLE_ERRNO.has(code) && (err as NodeJS.ErrnoException).syscall === 'connect';
 }

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError, type ConfigIssue, type Typed } from '@shellwego/kit/config';
+import { errnoCode } from '@shellwego/kit/errors';
 import { type GrantSigningKey, loadGrantSigningKey, MAX_GRANT_TTL_MS } from '@shellwego/kit/grant';
 import { schedulerConfig } from './config.js';
 
@@ -44,7 +45,7 @@ export async function loadSigningMaterial(config: SchedulerSettings): Promise<Si
       return await readFile(config[key], 'utf8');
     } catch (error) {
       const envVar = schedulerConfig.envNames[key];
-      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      const code = errnoCode(error) ?? 'unreadable';
       throw new ConfigError([
         {
           setting: key,

@@ -1,23 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { sqlState } from '@shellwego/kit/db';
+import { databaseUnreachable } from '@shellwego/kit/errors';
 import { EncryptionLimitError, SecretDecryptError } from './crypto/index.js';
 import { KekError } from './kek/index.js';
-
-// Node's errors when a database cannot be reached, and SQLSTATE classes 08
-// (connection exception) and 57P (operator intervention: shutdown, restart).
-const UNREACHABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
-
-function errno(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
-
-function databaseUnreachable(err: unknown): boolean {
-  const state = sqlState(err);
-  if (state !== undefined) return state.startsWith('08') || state.startsWith('57P');
-  const code = errno(err);
-  if (code !== undefined && UNREACHABLE_ERRNO.has(code)) return true;
-  return err instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(err.message);
-}
 
 /**
  * The ConnectError a caller should see for a domain error. Messages of

@@ -1,5 +1,6 @@
 // Typed configuration from env vars over an optional JSON file over defaults, validated all at once.
 import { readFileSync } from 'node:fs';
+import { errnoCode } from '../errors/errno.js';
 import type { ConfigIssue, ConfigSource } from './config-error.js';
 import { ConfigError } from './config-error.js';
 import type { Setting } from './settings.js';
@@ -132,7 +133,7 @@ function readConfigFile(explicit: string | undefined, env: NodeJS.ProcessEnv, is
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    return problem(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    return problem(`cannot be read (${errnoCode(err) ?? String(err)})`);
   }
   let parsed: unknown;
   try {

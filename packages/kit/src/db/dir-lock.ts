@@ -1,5 +1,7 @@
 // One process per PGlite data directory: PGlite itself does not stop a second one corrupting it.
+
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { errnoCode, isErrno } from '../errors/errno.js';
 
 export interface DirLock {
   release(): void;
@@ -14,9 +16,8 @@ export function lockDataDir(dataDir: string): DirLock {
     try {
       fd = openSync(lockPath, 'wx', 0o600);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST') {
-        throw new Error(`cannot create the lock file ${lockPath}: ${code ?? String(err)}`, { cause: err });
+      if (!isErrno(err, 'EEXIST')) {
+        throw new Error(`cannot create the lock file ${lockPath}: ${errnoCode(err) ?? String(err)}`, { cause: err });
       }
       const holder = lockHolder(lockPath);
       if (holder !== undefined && isRunning(holder)) {
@@ -58,6 +59,6 @@ function isRunning(pid: number): boolean {
     return true;
   } catch (err) {
     // EPERM: it exists but belongs to another user, so it is running.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return isErrno(err, 'EPERM');
   }
 }

@@ -1,10 +1,12 @@
 // Opens a service's database: Postgres for a postgres:// URL, embedded PGlite for a directory.
+
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { CompiledQuery, Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
 import type { Migration } from 'kysely/migration';
 import pg from 'pg';
+import { errnoCode, isErrno } from '../errors/errno.js';
 import type { Logger } from '../log/logger.js';
 import type { DirLock } from './dir-lock.js';
 import { lockDataDir } from './dir-lock.js';
@@ -127,8 +129,7 @@ function ensureDataDir(dataDir: string): void {
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way' : (code ?? String(err));
+    const reason = isErrno(err, 'EEXIST', 'ENOTDIR') ? 'a file is in the way' : (errnoCode(err) ?? String(err));
     throw new Error(`cannot create the PGlite data directory ${dataDir}: ${reason}`, { cause: err });
   }
 }

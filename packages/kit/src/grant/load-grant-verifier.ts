@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { errnoCode } from '../errors/errno.js';
 import { loadGrantPublicKey } from './grant-keys.js';
 import { createGrantVerifier, type GrantVerifier } from './grant-verifier.js';
 
@@ -10,7 +11,7 @@ export async function loadGrantVerifier(paths: readonly string[], envVar: string
     try {
       pem = await readFile(path, 'utf8');
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      const code = errnoCode(err) ?? 'unreadable';
       throw new Error(
         `cannot read the grant public key ${path} (${code}); point ${envVar} at the scheduler's grant public key (PEM), or run \`npm start\` once to create a development PKI`,
       );

@@ -1,5 +1,6 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { isErrno } from '../errors/errno.js';
 
 /**
  * Serial numbers of certificates that must no longer be accepted, read from a
@@ -35,7 +36,7 @@ export class RevocationList {
     try {
       text = await readFile(this.path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      if (!isErrno(error, 'ENOENT')) throw error;
     }
     this.serials = new Set(
       text

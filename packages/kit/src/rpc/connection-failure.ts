@@ -1,4 +1,5 @@
 import type { ConnectError } from '@connectrpc/connect';
+import { errnoCode } from '../errors/errno.js';
 
 // Raised by the client's own socket or HTTP/2 session, never sent by a server. connect-node maps
 // some of them to ABORTED (a reset) and some to UNAVAILABLE (a refusal); either way the peer is
@@ -21,8 +22,8 @@ const TRANSPORT_CODES = new Set([
 export function isConnectionFailure(error: ConnectError): boolean {
   let cause: unknown = error.cause;
   for (let depth = 0; cause instanceof Error && depth < 10; depth++) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && (TRANSPORT_CODES.has(code) || code.startsWith('ERR_HTTP2_'))) return true;
+    const code = errnoCode(cause);
+    if (code !== undefined && (TRANSPORT_CODES.has(code) || code.startsWith('ERR_HTTP2_'))) return true;
     cause = cause.cause;
   }
   return false;

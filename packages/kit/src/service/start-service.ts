@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { RefusalListener } from '../auth/index.js';
 import type { ConfigDefinition, Setting, Typed } from '../config/index.js';
 import { ConfigError, loadConfig } from '../config/index.js';
+import { errnoCode } from '../errors/errno.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { RevocationList } from '../pki/index.js';
 import { type RunningServer, type ServiceRegistration, serve, type TlsMaterial } from '../rpc/index.js';
@@ -86,7 +87,7 @@ async function readTls(config: { tlsCa: string; tlsCert: string; tlsKey: string 
     try {
       return await readFile(config[key], 'utf8');
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      const code = errnoCode(error) ?? 'unreadable';
       throw new ConfigError([
         {
           setting: key,

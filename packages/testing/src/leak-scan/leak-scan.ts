@@ -6,6 +6,7 @@ import { constants } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { errnoCode } from '@shellwego/kit/errors';
 import pg from 'pg';
 
 /** One secret or several: every search takes either. */
@@ -79,7 +80,7 @@ export async function scanFiles(dirs: readonly string[], secrets: Secrets, deps:
   const patterns = patternsOf(secrets);
   const scan = { files: [] as string[], leaking: [] as string[], unreadable: [] as string[], vanished: [] as string[], symlinks: [] as string[] };
   const failed = (path: string, error: unknown, listed: boolean) => {
-    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    const code = errnoCode(error) ?? String(error);
     if (listed && code === 'ENOENT') scan.vanished.push(path);
     else scan.unreadable.push(`${path} (${code})`);
   };

@@ -3,6 +3,7 @@
 // sit there for the process's lifetime; this searches both for the processes given and every
 // process below them (children found through the parent pid in /proc/<pid>/stat).
 import { readFile } from 'node:fs/promises';
+import { errnoCode } from '@shellwego/kit/errors';
 import { descendantsOf, isRunning } from '@shellwego/kit/process';
 import { leaks, type Secrets } from './leak-scan.js';
 
@@ -47,7 +48,7 @@ async function readProc(pid: number, file: string): Promise<{ bytes?: Buffer; er
   try {
     return { bytes: await readFile(`/proc/${pid}/${file}`), gone: false };
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    const code = errnoCode(error) ?? String(error);
     return { error: code, gone: code === 'ENOENT' || code === 'ESRCH' };
   }
 }

@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Code, ConnectError } from '@connectrpc/connect';
+import { errnoCode } from '@shellwego/kit/errors';
 import type { Logger } from '@shellwego/kit/log';
 import { loadIdentity, type NodeIdentity, saveIdentity } from './identity-store.js';
 import { joinCluster } from './join-cluster.js';
@@ -38,7 +39,7 @@ export async function ensureIdentity(settings: JoinSettings, log: Logger, signal
     caPem = await readFile(settings.tlsCa, 'utf8');
   } catch (error) {
     throw new Error(
-      `cannot read the cluster CA ${settings.tlsCa} (${(error as NodeJS.ErrnoException).code ?? 'error'}): set SHELLWEGO_NODE_AGENT_TLS_CA to the CA certificate the scheduler's certificate chains to`,
+      `cannot read the cluster CA ${settings.tlsCa} (${errnoCode(error) ?? 'error'}): set SHELLWEGO_NODE_AGENT_TLS_CA to the CA certificate the scheduler's certificate chains to`,
     );
   }
   for (let attempt = 1; ; attempt++) {

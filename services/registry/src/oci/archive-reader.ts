@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { failedSyscall } from '@shellwego/kit/errors';
 import tar from 'tar-stream';
 import type { BlobInfo, BlobWriter } from '../store/blob-store.js';
 import { DigestMismatchError, InvalidDigestError, SizeMismatchError } from '../store/errors.js';
@@ -94,7 +95,7 @@ export async function readImageArchive(source: Readable, blobs: BlobWriter, limi
       err instanceof DigestMismatchError ||
       err instanceof SizeMismatchError ||
       err instanceof InvalidDigestError ||
-      (err as NodeJS.ErrnoException).syscall !== undefined // the store's disk, not the archive
+      failedSyscall(err) !== undefined // the store's disk, not the archive
     ) {
       throw err;
     }

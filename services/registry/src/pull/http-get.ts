@@ -1,6 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import http from 'node:http';
 import https from 'node:https';
+import { errnoCode } from '@shellwego/kit/errors';
 import { RemoteRegistryError } from './remote-error.js';
 
 export interface HttpGetOptions {
@@ -67,7 +68,7 @@ function getOnce(url: URL, headers: OutgoingHttpHeaders, options: HttpGetOptions
 export function describeNetworkError(err: unknown, url: URL): unknown {
   if (err instanceof RemoteRegistryError) return err;
   if ((err as Error).name === 'AbortError') return err;
-  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const code = errnoCode(err) ?? '';
   if (TLS_TRUST_CODES.test(code)) {
     return new RemoteRegistryError(
       'unavailable',

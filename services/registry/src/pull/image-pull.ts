@@ -1,4 +1,5 @@
 import { PushQueue } from '@shellwego/kit/async';
+import { isErrno } from '@shellwego/kit/errors';
 import type { ImageRecord } from '../image-catalog.js';
 import { InvalidReferenceError, localNameOf, parseRemoteReference, type TagReference } from '../image-reference.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -34,7 +35,7 @@ const CONCURRENT_BLOBS = 3;
 /** Progress is reported at least every this many bytes of a blob. */
 const PROGRESS_STEP = 1024 * 1024;
 /** Local failures while writing a blob: the store's problem, not the remote's. */
-const LOCAL_FS_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE']);
+const LOCAL_FS_ERRORS = ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE'];
 
 /**
  * Pulls an image from a distribution registry: the manifest (picking the
@@ -216,8 +217,7 @@ async function downloadBlob(ctx: RegistryContext, client: DistributionClient, bl
     if (err instanceof SizeMismatchError) {
       throw new RemoteRegistryError('corrupt', `blob ${blob.digest} from ${client.describe()} is not the ${blob.size} bytes its manifest says`, { cause: err });
     }
-    const code = (err as NodeJS.ErrnoException).code;
-    if (err instanceof RemoteRegistryError || (err as Error).name === 'AbortError' || (code !== undefined && LOCAL_FS_ERRORS.has(code))) throw err;
+    if (err instanceof RemoteRegistryError || (err as Error).name === 'AbortError' || isErrno(err, ...LOCAL_FS_ERRORS)) throw err;
     throw new RemoteRegistryError('unavailable', `the download of ${blob.digest} from ${client.host} broke off (${(err as Error).message})`, { cause: err });
   }
   events.push({ type: 'progress', digest: blob.digest, done: blob.size, total: blob.size, cached: false });

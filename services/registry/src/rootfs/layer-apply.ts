@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { failedSyscall } from '@shellwego/kit/errors';
 import tar, { type Header } from 'tar-stream';
 import { createDecompressor, detectCompression, peekStream } from '../oci/compression.js';
 import { entryChunks, type TarEntry } from '../oci/tar-entry.js';
@@ -145,7 +146,7 @@ class LayerApplier {
       extract.destroy();
       blob.destroy();
       // File system failures (ENOSPC, EIO...) are the builder's problem, not the layer's.
-      if (err instanceof LayerRejectedError || (err as NodeJS.ErrnoException).syscall !== undefined) throw err;
+      if (err instanceof LayerRejectedError || failedSyscall(err) !== undefined) throw err;
       throw this.reject(`cannot read the layer: ${(err as Error).message}`);
     }
     const diffId = `sha256:${hash.digest('hex')}`;

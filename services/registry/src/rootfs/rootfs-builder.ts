@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isErrno } from '@shellwego/kit/errors';
 import type { LayerRef } from '../oci/imported-image.js';
 import type { BlobReader } from '../store/blob-store.js';
 import { digestHex, isDigest } from '../store/digest.js';
@@ -123,7 +124,7 @@ export class RootfsBuilder {
       if (!isDigest(sha256)) return undefined;
       return { imageDigest, path, sizeBytes: st.size, sha256 };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (isErrno(err, 'ENOENT')) return undefined;
       throw err;
     }
   }

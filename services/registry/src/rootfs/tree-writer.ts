@@ -19,6 +19,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { isErrno } from '@shellwego/kit/errors';
 
 /** Ownership, permissions and times of one entry, as the layer says. */
 export interface EntryMeta {
@@ -142,7 +143,7 @@ export class TreeWriter {
     try {
       return lstatSync(this.abs(rel));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (isErrno(err, 'ENOENT')) return undefined;
       throw err;
     }
   }

@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { isErrno } from '@shellwego/kit/errors';
 import { BlobNotFoundError } from './errors.js';
 
 /** Opens a blob file for reading; a missing file is BlobNotFoundError. */
@@ -8,11 +9,7 @@ export async function openBlobFile(file: string, digest: string, start = 0): Pro
     const handle = await open(file, 'r');
     return handle.createReadStream({ start });
   } catch (err) {
-    if (isNotFound(err)) throw new BlobNotFoundError(digest);
+    if (isErrno(err, 'ENOENT')) throw new BlobNotFoundError(digest);
     throw err;
   }
-}
-
-export function isNotFound(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }

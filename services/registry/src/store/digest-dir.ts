@@ -1,7 +1,8 @@
 import { link, open, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { isNotFound, openBlobFile } from './blob-file.js';
+import { isErrno } from '@shellwego/kit/errors';
+import { openBlobFile } from './blob-file.js';
 import type { IngestResult } from './blob-types.js';
 import { digestHex, isDigest } from './digest.js';
 import { type BlobInfo, type BlobSource, writeVerified } from './verified-write.js';
@@ -32,7 +33,7 @@ export class DigestDir {
     try {
       return { digest, size: (await stat(this.path(digest))).size };
     } catch (err) {
-      if (isNotFound(err)) return undefined;
+      if (isErrno(err, 'ENOENT')) return undefined;
       throw err;
     }
   }
@@ -51,7 +52,7 @@ export class DigestDir {
     try {
       await link(file, this.path(digest));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      if (isErrno(err, 'EEXIST')) return false;
       throw err;
     }
     await fsyncDir(this.dir);
@@ -64,7 +65,7 @@ export class DigestDir {
       await unlink(this.path(digest));
       return true;
     } catch (err) {
-      if (isNotFound(err)) return false;
+      if (isErrno(err, 'ENOENT')) return false;
       throw err;
     }
   }

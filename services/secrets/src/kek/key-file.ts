@@ -4,6 +4,7 @@ import { constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { link, mkdir, open, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { errnoCode, isErrno } from '@shellwego/kit/errors';
 import { KekError } from './kek-error.js';
 
 /** A master key is exactly this many raw random bytes (AES-256). */
@@ -18,10 +19,6 @@ export interface KeyFileContents {
 
 function octal(mode: number): string {
   return (mode & 0o7777).toString(8).padStart(4, '0');
-}
-
-function errnoCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
 function unreadable(path: string, err: unknown): KekError {
@@ -42,7 +39,7 @@ export async function checkKeyDirectory(dir: string): Promise<boolean> {
   try {
     st = await stat(dir);
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return false;
+    if (isErrno(err, 'ENOENT')) return false;
     throw new KekError('unreadable', `cannot inspect master key directory ${dir} (${errnoCode(err) ?? 'error'}); make it accessible to the secrets service`);
   }
   if (!st.isDirectory()) {
@@ -64,7 +61,7 @@ export async function readKeyFile(path: string): Promise<KeyFileContents | undef
   try {
     fh = await open(path, constants.O_RDONLY);
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return undefined;
+    if (isErrno(err, 'ENOENT')) return undefined;
     throw unreadable(path, err);
   }
   const raw = Buffer.alloc(KEK_BYTES + 1);
@@ -121,7 +118,7 @@ export async function createKeyFile(path: string): Promise<KeyFileContents> {
     try {
       await link(tmp, path);
     } catch (err) {
-      if (errnoCode(err) === 'EEXIST') throw new KekError('exists', `master key file ${path} already exists; another process created it first`);
+      if (isErrno(err, 'EEXIST')) throw new KekError('exists', `master key file ${path} already exists; another process created it first`);
       throw err;
     }
     await syncDirectory(dir);
@@ -130,7 +127,7 @@ export async function createKeyFile(path: string): Promise<KeyFileContents> {
   } finally {
     material.fill(0);
     await unlink(tmp).catch((err: unknown) => {
-      if (errnoCode(err) !== 'ENOENT') throw err;
+      if (!isErrno(err, 'ENOENT')) throw err;
     });
   }
 }

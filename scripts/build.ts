@@ -1,6 +1,7 @@
 // `npm run build [name...]`: bundles every shipped process (or the named ones) into plain
-// JavaScript, skipping those already up to date (--force rebuilds). `npm ci` runs it (prepare).
-import { type DeployableName, deployables, ensureBuilt } from '@shellwego/build';
+// JavaScript, skipping those already up to date (--force rebuilds). `npm start` runs it first.
+import { type DeployableName, deployables } from '@shellwego/build';
+import { ensureBuilt } from '@shellwego/build/build';
 
 const args = process.argv.slice(2);
 const force = args.includes('--force');

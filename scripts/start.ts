@@ -4,7 +4,7 @@
 // names an external one), and the local node agent's identity.
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { commandOf, deployables, ensureBuilt } from '@shellwego/build';
+import { commandOf, deployables } from '@shellwego/build';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { defaultPorts, loadConfig, shellwegoHome } from '@shellwego/kit/config';
 import { ensureDevPki } from '@shellwego/kit/pki';
@@ -61,7 +61,7 @@ if (postgres !== undefined) {
 const databaseUrl = postgres?.url ?? (externalDatabase as string);
 for (const name of controlServices) env[`SHELLWEGO_${name.toUpperCase()}_DATABASE`] = databaseUrl;
 
-/** Each service runs as it ships: its bundle (built by `npm ci`, rebuilt here when stale) with its settings. */
+/** Each service runs as it ships: its bundle (`npm start` builds what is stale first) with its settings. */
 function launch(name: (typeof services)[number]['name'], launchEnv: NodeJS.ProcessEnv): void {
   const p = startServiceProcess(name, commandOf(name), { ...deployables[name].env, ...launchEnv }, (line) =>
     process.stdout.write(`${formatLogLine(name, line, color)}\n`),
@@ -117,7 +117,6 @@ async function stopAll(code: number): Promise<never> {
 
 process.once('SIGINT', () => void stopAll(0));
 process.once('SIGTERM', () => void stopAll(0));
-await Promise.all(services.map((s) => ensureBuilt(s.name)));
 for (const name of controlServices) launch(name, env);
 const artifacts = prepareVmArtifacts(env, say, stopping.signal);
 

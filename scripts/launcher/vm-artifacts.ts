@@ -2,7 +2,7 @@
 // with QEMU the guest image (kernel + initramfs with that bundle) from deploy/guest-image/build.sh.
 // Both builds are cached by their inputs; a value already in the environment is kept.
 import { fileURLToPath } from 'node:url';
-import { ensureBuilt } from '@shellwego/build';
+import { deployables } from '@shellwego/build';
 import { findExecutable } from '@shellwego/kit/process';
 import { execa } from 'execa';
 
@@ -17,7 +17,7 @@ export interface VmArtifacts {
 }
 
 export async function prepareVmArtifacts(env: NodeJS.ProcessEnv, say: (line: string) => void, signal: AbortSignal): Promise<VmArtifacts> {
-  const guestAgentBundle = env.SHELLWEGO_NODE_AGENT_GUEST_AGENT_BUNDLE ?? (await ensureBuilt('guest-agent')).outfile;
+  const guestAgentBundle = env.SHELLWEGO_NODE_AGENT_GUEST_AGENT_BUNDLE ?? deployables['guest-agent'].outfile;
   const configured = env.SHELLWEGO_NODE_AGENT_GUEST_IMAGE_DIR;
   if (configured !== undefined || findExecutable(env.SHELLWEGO_NODE_AGENT_QEMU_BINARY ?? 'qemu-system-x86_64', env) === undefined) {
     return { guestAgentBundle, guestImageDir: configured };

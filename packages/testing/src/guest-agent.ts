@@ -1,5 +1,6 @@
 // The bundled guest agent, for tests that boot it (process driver, guest image, VMs).
-import { deployables, ensureBuilt } from '@shellwego/build';
+import { deployables } from '@shellwego/build';
+import { ensureBuilt } from '@shellwego/build/build';
 
 export const GUEST_AGENT_BUNDLE = deployables['guest-agent'].outfile;
 

@@ -1,12 +1,13 @@
 // Service processes as they ship: each from its bundle (built first when a source changed), with
 // the Node options and environment it runs with in production.
-import { commandOf, type DeployableName, deployables, ensureBuilt } from '@shellwego/build';
+import { commandOf, type DeployableName, deployables } from '@shellwego/build';
+import { ensureBuilt } from '@shellwego/build/build';
 import { type ServiceProcess, startServiceProcess } from '@shellwego/kit/process';
 
 const built = new Map<DeployableName, Promise<unknown>>();
 
 export async function startService(
-  name: Exclude<DeployableName, 'guest-agent'>,
+  name: Exclude<DeployableName, 'guest-agent' | 'launcher'>,
   env: NodeJS.ProcessEnv,
   onLine: (line: string) => void,
 ): Promise<ServiceProcess> {

@@ -1,8 +1,9 @@
 // NodeAgentService: the node's own view (GetNodeStatus) and a workload's output
 // (StreamInstanceLogs) for operators; authorization comes from the contract.
+
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import {
   GetNodeStatusResponseSchema,
   LocalInstanceSchema,
@@ -11,6 +12,7 @@ import {
   type StreamInstanceLogsResponse,
   StreamInstanceLogsResponseSchema,
 } from '@shellwego/contracts/agent/v1/agent_pb';
+import { invalidArgument, notFound } from '@shellwego/kit/errors';
 import type { Reconciler } from './instances/reconciler.js';
 
 export interface NodeStatusSource {
@@ -42,13 +44,12 @@ export function nodeAgentService(ready: Promise<NodeStatusSource>): Partial<Serv
     },
 
     async *streamInstanceLogs(request: StreamInstanceLogsRequest, context: HandlerContext): AsyncGenerator<StreamInstanceLogsResponse> {
-      if (request.instanceId === '') throw new ConnectError('instance_id: required', Code.InvalidArgument);
+      if (request.instanceId === '') throw invalidArgument('instance_id: required');
       const source = await ready;
       const found = source.reconciler.find(request.instanceId);
       if (found === undefined) {
-        throw new ConnectError(
+        throw notFound(
           `instance ${request.instanceId} does not run on this node (${source.nodeId() || 'not joined yet'}) and did not end here recently; \`shellwego instance ls\` shows where it runs`,
-          Code.NotFound,
         );
       }
       if (found.output === undefined) return;

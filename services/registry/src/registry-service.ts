@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import {
   ArchiveFormat,
   type FetchRootfsRequest,
@@ -12,6 +12,7 @@ import {
   RegistryService,
 } from '@shellwego/contracts/registry/v1/registry_pb';
 import { principalOf } from '@shellwego/kit/auth';
+import { invalidArgument, notFound } from '@shellwego/kit/errors';
 import { GrantError } from '@shellwego/kit/grant';
 import type { ServiceRegistration } from '@shellwego/kit/rpc';
 import { GarbageCollector } from './garbage-collector.js';
@@ -40,8 +41,7 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
       throw toConnectError(err, operation);
     }
   };
-  const notFound = (reference: string) =>
-    new ConnectError(`${reference} is not in the registry; import or pull it first (shellwego image import/pull)`, Code.NotFound);
+  const notInRegistry = (reference: string) => notFound(`${reference} is not in the registry; import or pull it first (shellwego image import/pull)`);
 
   const implementation: ServiceImpl<typeof RegistryService> = {
     importImage: (requests: AsyncIterable<ImportImageRequest>) =>
@@ -49,15 +49,15 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
         const it = requests[Symbol.asyncIterator]();
         const first = await it.next();
         if (first.done || first.value.part.case !== 'header') {
-          throw new ConnectError('the first ImportImage message must be the header, then the archive in chunks', Code.InvalidArgument);
+          throw invalidArgument('the first ImportImage message must be the header, then the archive in chunks');
         }
         const header = first.value.part.value;
         const name = header.name ? parseNameTag(header.name) : undefined;
         const format = FORMATS[header.format];
-        if (format === undefined) throw new ConnectError(`unknown archive format ${header.format}`, Code.InvalidArgument);
+        if (format === undefined) throw invalidArgument(`unknown archive format ${header.format}`);
         async function* chunks(): AsyncGenerator<Uint8Array> {
           for (let r = await it.next(); !r.done; r = await it.next()) {
-            if (r.value.part.case !== 'chunk') throw new ConnectError('only the first ImportImage message may be a header', Code.InvalidArgument);
+            if (r.value.part.case !== 'chunk') throw invalidArgument('only the first ImportImage message may be a header');
             yield r.value.part.value;
           }
         }
@@ -101,7 +101,7 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
     resolveImage: (request) =>
       guard('other', async () => {
         const image = await ctx.catalog.resolve(parseLocalReference(request.reference), ctx.platform);
-        if (!image) throw notFound(request.reference);
+        if (!image) throw notInRegistry(request.reference);
         return { image: imageToProto(image) };
       }),
 
@@ -115,13 +115,13 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
       guard('other', async () => {
         const ref = parseLocalReference(request.reference);
         if (ref.kind === 'tag') {
-          if (!(await ctx.catalog.removeTag(ref))) throw notFound(request.reference);
+          if (!(await ctx.catalog.removeTag(ref))) throw notInRegistry(request.reference);
           ctx.logger.info({ tag: formatNameTag(ref) }, 'tag removed');
           return { removedTags: [formatNameTag(ref)], imageRemoved: false };
         }
         const image = await ctx.catalog.resolve(ref, ctx.platform);
         const removed = image ? await ctx.catalog.removeImage(image.digest) : undefined;
-        if (!image || !removed) throw notFound(request.reference);
+        if (!image || !removed) throw notInRegistry(request.reference);
         ctx.logger.info({ image: image.digest, tags: removed }, 'image removed');
         return { removedTags: removed, imageRemoved: true };
       }),

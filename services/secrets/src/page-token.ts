@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { invalidArgument } from './validation/index.js';
+import { invalidArgument } from '@shellwego/kit/errors';
 
 const VERSION = 'p1';
 
@@ -26,10 +26,10 @@ export function decodePageToken(token: string, query: Readonly<Record<string, st
   if (token === '') return undefined;
   const [version, print, last, ...rest] = Buffer.from(token, 'base64url').toString('utf8').split('.');
   if (version !== VERSION || print === undefined || last === undefined || rest.length > 0 || !/^\d{1,20}$/.test(last)) {
-    throw invalidArgument(field, 'is not a page token this service issued; pass next_page_token from the previous response unchanged');
+    throw invalidArgument(`${field}: is not a page token this service issued; pass next_page_token from the previous response unchanged`);
   }
   if (print !== fingerprint(query)) {
-    throw invalidArgument(field, 'belongs to a query with other filters; repeat the same filters when paging, or start again without a token');
+    throw invalidArgument(`${field}: belongs to a query with other filters; repeat the same filters when paging, or start again without a token`);
   }
   return BigInt(last);
 }

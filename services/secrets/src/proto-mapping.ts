@@ -9,10 +9,11 @@ import {
   SecretInfoSchema,
   SecretVersionSchema,
 } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { invalidArgument } from '@shellwego/kit/errors';
 import type { AuditRecord, AuditAction as DomainAction, AuditOutcome as DomainOutcome } from './audit-log.js';
 import type { MasterKeyStatus } from './key-rotation.js';
 import type { SecretInfoRecord, SecretVersionRecord } from './secret-store.js';
-import { invalidArgument, secretScopeToProto } from './validation/index.js';
+import { secretScopeToProto } from './validation/index.js';
 
 export function secretInfoToProto(info: SecretInfoRecord): SecretInfo {
   return create(SecretInfoSchema, {
@@ -66,14 +67,14 @@ export function auditEventToProto(record: AuditRecord): AuditEvent {
 export function auditActionFilter(action: AuditAction): DomainAction | undefined {
   if (action === AuditAction.UNSPECIFIED) return undefined;
   const found = (Object.keys(actions) as DomainAction[]).find((key) => actions[key] === action);
-  if (found === undefined) throw invalidArgument('action', `${action} is not a known audit action`);
+  if (found === undefined) throw invalidArgument(`action: ${action} is not a known audit action`);
   return found;
 }
 
 export function auditOutcomeFilter(outcome: AuditOutcome): DomainOutcome | undefined {
   if (outcome === AuditOutcome.UNSPECIFIED) return undefined;
   const found = (Object.keys(outcomes) as DomainOutcome[]).find((key) => outcomes[key] === outcome);
-  if (found === undefined) throw invalidArgument('outcome', `${outcome} is not a known audit outcome`);
+  if (found === undefined) throw invalidArgument(`outcome: ${outcome} is not a known audit outcome`);
   return found;
 }
 

@@ -1,4 +1,5 @@
-import { Code, ConnectError } from '@connectrpc/connect';
+import type { ConnectError } from '@connectrpc/connect';
+import { notFound } from '@shellwego/kit/errors';
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import type { AuditLog } from './audit-log.js';
@@ -61,8 +62,8 @@ export interface SecretStoreOptions {
   readonly keepVersions: number;
 }
 
-function notFound(scope: SecretScopeRef, name: string): ConnectError {
-  return new ConnectError(`secret ${name} does not exist in ${describeSecretScope(scope)}; list secrets with \`shellwego secret list\``, Code.NotFound);
+function secretNotFound(scope: SecretScopeRef, name: string): ConnectError {
+  return notFound(`secret ${name} does not exist in ${describeSecretScope(scope)}; list secrets with \`shellwego secret list\``);
 }
 
 /**
@@ -171,7 +172,7 @@ export class SecretStore {
       .where('name', '=', name)
       .orderBy('version', 'desc')
       .execute();
-    if (rows.length === 0) throw notFound(scope, name);
+    if (rows.length === 0) throw secretNotFound(scope, name);
     return rows.map((row) => ({ version: row.version, createdAt: row.created_at, createdBy: row.created_by, digest: row.digest, kekId: row.kek_id }));
   }
 
@@ -189,7 +190,7 @@ export class SecretStore {
         .where('name', '=', name)
         .returning('version')
         .execute();
-      if (deleted.length === 0) throw notFound(scope, name);
+      if (deleted.length === 0) throw secretNotFound(scope, name);
       const secrets = deleted.map((row) => ({ name, version: row.version })).sort((a, b) => a.version - b.version);
       await this.#options.audit.append({ principal, action: 'delete', scope, secrets, outcome: 'granted' }, trx);
       return deleted.length;

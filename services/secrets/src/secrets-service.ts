@@ -1,6 +1,7 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { principalOf } from '@shellwego/kit/auth';
+import { invalidArgument } from '@shellwego/kit/errors';
 import { spiffeId } from '@shellwego/kit/pki';
 import type { AuditLog } from './audit-log.js';
 import type { KeyRotation } from './key-rotation.js';
@@ -9,7 +10,7 @@ import type { SecretResolver } from './resolve-secrets.js';
 import { respondThenWipe } from './resolve-secrets.js';
 import { toConnectError } from './rpc-errors.js';
 import type { SecretStore } from './secret-store.js';
-import { invalidArgument, quoteInput, validateOptionalSecretScope, validateSecretName, validateSecretScope, validateSecretValue } from './validation/index.js';
+import { quoteInput, validateOptionalSecretScope, validateSecretName, validateSecretScope, validateSecretValue } from './validation/index.js';
 
 export interface SecretsServiceParts {
   readonly store: SecretStore;
@@ -22,7 +23,7 @@ export interface SecretsServiceParts {
 const MAX_FILTER_CHARS = 256;
 
 function filterText(value: string, field: string): string | undefined {
-  if (value.length > MAX_FILTER_CHARS) throw invalidArgument(field, `${quoteInput(value)} is longer than ${MAX_FILTER_CHARS} characters`);
+  if (value.length > MAX_FILTER_CHARS) throw invalidArgument(`${field}: ${quoteInput(value)} is longer than ${MAX_FILTER_CHARS} characters`);
   return value === '' ? undefined : value;
 }
 

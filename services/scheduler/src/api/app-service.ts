@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import {
   type App,
   type AppService,
@@ -16,9 +16,10 @@ import {
   WatchEventsResponseSchema,
 } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { principalOf } from '@shellwego/kit/auth';
+import { invalidArgument, mapHandlerErrors, notFound, unavailable } from '@shellwego/kit/errors';
 import { appNameProblems, appSpecProblems, MAX_REPLICAS } from './app-spec.js';
 import { listApps, listInstances, readApp, readVersions } from './read-model.js';
-import { invalidArgument, notFound } from './rpc-errors.js';
+import { toConnectError } from './rpc-errors.js';
 import { requireLeader, type SchedulerDeps } from './scheduler-deps.js';
 import { watchEvents } from './watch-events.js';
 
@@ -33,7 +34,7 @@ export function appService(deps: SchedulerDeps): Partial<ServiceImpl<typeof AppS
     if (problems.length > 0) throw invalidArgument(problems);
   };
 
-  return {
+  const handlers: Partial<ServiceImpl<typeof AppService>> = {
     async deployApp(request, context) {
       const problems = [...appNameProblems(request.name), ...appSpecProblems(request.spec)];
       if (problems.length > 0 || request.spec === undefined) throw invalidArgument(problems);
@@ -104,8 +105,9 @@ export function appService(deps: SchedulerDeps): Partial<ServiceImpl<typeof AppS
         yield create(WatchEventsResponseSchema, { event });
       }
       if (request.follow && deps.shuttingDown.aborted) {
-        throw new ConnectError(`the scheduler is shutting down; watch again with after_cursor ${last} to resume`, Code.Unavailable);
+        throw unavailable(`the scheduler is shutting down; watch again with after_cursor ${last} to resume`);
       }
     },
   };
+  return mapHandlerErrors(handlers, toConnectError);
 }

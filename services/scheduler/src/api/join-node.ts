@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError } from '@connectrpc/connect';
 import { type JoinNodeRequest, type JoinNodeResponse, JoinNodeResponseSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { invalidArgument, permissionDenied } from '@shellwego/kit/errors';
 import type { Logger } from '@shellwego/kit/log';
 import { labelProblems } from '../model/labels.js';
 import type { JoinTokens, TokenRefusal } from '../store/join-tokens.js';
 import type { NodeCertificates } from '../store/node-certificates.js';
 import type { SchedulerDb } from '../store/tables.js';
-import { invalidArgument } from './rpc-errors.js';
 
 export interface JoinDeps {
   readonly db: SchedulerDb;
@@ -93,7 +92,7 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest): Promis
 async function refuse(deps: JoinDeps, refusal: TokenRefusal, tokenId: string | undefined, hostname: string): Promise<never> {
   await deps.tokens.audit({ tokenId, outcome: refusal, nodeId: undefined, hostname });
   deps.logger.warn({ tokenId, outcome: refusal, hostname }, 'join refused');
-  throw new ConnectError(REFUSALS[refusal](tokenId), Code.PermissionDenied);
+  throw permissionDenied(REFUSALS[refusal](tokenId));
 }
 
 /** "worker-7-3fa2c1": readable in listings, unique by its random suffix, a valid SPIFFE path segment. */

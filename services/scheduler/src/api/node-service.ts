@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import {
   CordonNodeResponseSchema,
   CreateJoinTokenResponseSchema,
@@ -12,11 +12,12 @@ import {
   type SessionResponse,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { principalOf } from '@shellwego/kit/auth';
+import { failedPrecondition, invalidArgument, mapHandlerErrors, notFound, permissionDenied } from '@shellwego/kit/errors';
 import { durationMs } from '../model/durations.js';
 import { labelProblems } from '../model/labels.js';
 import { joinNode } from './join-node.js';
 import { listNodes } from './read-model.js';
-import { failedPrecondition, invalidArgument, notFound } from './rpc-errors.js';
+import { toConnectError } from './rpc-errors.js';
 import { requireLeader, type SchedulerDeps } from './scheduler-deps.js';
 
 const DEFAULT_TOKEN_TTL_MS = 3_600_000;
@@ -24,7 +25,7 @@ const MIN_TOKEN_TTL_MS = 1_000;
 const MAX_TOKEN_TTL_MS = 7 * 86_400_000;
 
 export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof NodeService>> {
-  return {
+  const handlers: Partial<ServiceImpl<typeof NodeService>> = {
     async createJoinToken(request, context) {
       const problems = labelProblems(request.labels, 'labels');
       const ttlMs = request.ttl === undefined ? DEFAULT_TOKEN_TTL_MS : durationMs(request.ttl);
@@ -103,11 +104,12 @@ export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof Nod
       }
     },
   };
+  return mapHandlerErrors(handlers, toConnectError);
 }
 
 function callingNode(context: HandlerContext): string {
   const principal = principalOf(context);
-  if (principal.kind !== 'node') throw new ConnectError('only node certificates may call this', Code.PermissionDenied);
+  if (principal.kind !== 'node') throw permissionDenied('only node certificates may call this');
   return principal.id;
 }
 

@@ -1,18 +1,16 @@
+// The scheduler's boundary: the status code a caller sees for each domain error.
 import { Code, ConnectError } from '@connectrpc/connect';
+import { SchedulerError, type SchedulerErrorKind } from '../model/scheduler-error.js';
 
-/** INVALID_ARGUMENT listing every problem found, each already naming its field. */
-export function invalidArgument(problems: readonly string[]): ConnectError {
-  return new ConnectError(problems.join('; '), Code.InvalidArgument);
-}
+const CODES: Record<SchedulerErrorKind, Code> = {
+  'invalid-argument': Code.InvalidArgument,
+  'not-found': Code.NotFound,
+  'failed-precondition': Code.FailedPrecondition,
+  unavailable: Code.Unavailable,
+  aborted: Code.Aborted,
+};
 
-export function notFound(message: string): ConnectError {
-  return new ConnectError(message, Code.NotFound);
-}
-
-export function failedPrecondition(message: string): ConnectError {
-  return new ConnectError(message, Code.FailedPrecondition);
-}
-
-export function unavailable(message: string): ConnectError {
-  return new ConnectError(message, Code.Unavailable);
+/** The ConnectError for a SchedulerError; anything else stays as it is (connect answers INTERNAL). */
+export function toConnectError(err: unknown): unknown {
+  return err instanceof SchedulerError ? new ConnectError(err.message, CODES[err.kind]) : err;
 }

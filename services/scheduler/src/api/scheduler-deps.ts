@@ -1,3 +1,4 @@
+import { unavailable } from '@shellwego/kit/errors';
 import type { Logger } from '@shellwego/kit/log';
 import type { ImageResolver } from '../leader/image-resolver.js';
 import type { Leader } from '../leader/leader.js';
@@ -6,7 +7,6 @@ import type { EventFeed } from '../store/event-feed.js';
 import type { JoinTokens } from '../store/join-tokens.js';
 import type { NodeCertificates } from '../store/node-certificates.js';
 import type { SchedulerDb } from '../store/tables.js';
-import { unavailable } from './rpc-errors.js';
 
 /** What the RPC handlers of one scheduler process share. */
 export interface SchedulerDeps {

@@ -1,5 +1,5 @@
-import { Code, ConnectError } from '@connectrpc/connect';
 import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
+import { resourceExhausted } from '@shellwego/kit/errors';
 import type { EventFeed } from '../store/event-feed.js';
 import { type EventFilter, matchesFilter, readEvents } from '../store/event-log.js';
 import type { SchedulerDb } from '../store/tables.js';
@@ -46,10 +46,7 @@ export async function* watchEvents(
     let next = 0;
     while (!signal.aborted) {
       if (buffered.length - next > MAX_BUFFERED) {
-        throw new ConnectError(
-          `this watcher fell more than ${MAX_BUFFERED} events behind; watch again with after_cursor ${last} to resume`,
-          Code.ResourceExhausted,
-        );
+        throw resourceExhausted(`this watcher fell more than ${MAX_BUFFERED} events behind; watch again with after_cursor ${last} to resume`);
       }
       if (next < buffered.length) {
         const event = buffered[next++] as Event;

@@ -4,6 +4,7 @@ import { type ImageConfig, ImageConfigSchema } from '@shellwego/contracts/common
 import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import { IMAGE_DIGEST_PATTERN } from '@shellwego/kit/grant';
 import { createMtlsClient, type TlsMaterial } from '@shellwego/kit/rpc';
+import { SchedulerError } from '../model/scheduler-error.js';
 
 export interface ResolvedImage {
   readonly digest: string;
@@ -17,9 +18,9 @@ export interface ImageResolver {
 
 /**
  * Asks the registry (RegistryService.ResolveImage) as the scheduler service.
- * Registry errors come back as errors about `spec.image` with the code the
- * contract promises DeployApp callers: NOT_FOUND, INVALID_ARGUMENT, or
- * UNAVAILABLE when the registry cannot be reached.
+ * Registry errors come back as SchedulerErrors about `spec.image` of the kind
+ * whose code the contract promises DeployApp callers: NOT_FOUND,
+ * INVALID_ARGUMENT, or UNAVAILABLE when the registry cannot be reached.
  */
 export class RegistryImageResolver implements ImageResolver {
   private readonly client: Client<typeof RegistryService>;
@@ -40,31 +41,31 @@ export class RegistryImageResolver implements ImageResolver {
       throw this.translate(error, reference);
     }
     if (image === undefined || !IMAGE_DIGEST_PATTERN.test(image.digest)) {
-      throw new ConnectError(`the registry at ${this.registryUrl} answered ResolveImage for ${reference} without a digest`, Code.Unavailable);
+      throw new SchedulerError('unavailable', `the registry at ${this.registryUrl} answered ResolveImage for ${reference} without a digest`);
     }
     return { digest: image.digest, config: image.config ?? create(ImageConfigSchema) };
   }
 
-  private translate(error: unknown, reference: string): ConnectError {
+  private translate(error: unknown, reference: string): SchedulerError {
     const cause = ConnectError.from(error);
     switch (cause.code) {
       case Code.NotFound:
-        return new ConnectError(`spec.image: ${reference} is not in the registry; import or pull it first (shellwego image import/pull)`, Code.NotFound);
+        return new SchedulerError('not-found', `spec.image: ${reference} is not in the registry; import or pull it first (shellwego image import/pull)`);
       case Code.InvalidArgument:
-        return new ConnectError(`spec.image: the registry refused ${reference}: ${cause.rawMessage}`, Code.InvalidArgument);
+        return new SchedulerError('invalid-argument', `spec.image: the registry refused ${reference}: ${cause.rawMessage}`);
       case Code.Unavailable:
       case Code.DeadlineExceeded:
       case Code.Unknown:
       case Code.Internal:
       case Code.Unimplemented:
-        return new ConnectError(
+        return new SchedulerError(
+          'unavailable',
           `the registry at ${this.registryUrl} cannot resolve images right now (${cause.rawMessage}); retry when it is up`,
-          Code.Unavailable,
         );
       default:
-        return new ConnectError(
+        return new SchedulerError(
+          'unavailable',
           `the registry at ${this.registryUrl} refused to resolve ${reference} for the scheduler (${Code[cause.code]}: ${cause.rawMessage})`,
-          Code.Unavailable,
         );
     }
   }

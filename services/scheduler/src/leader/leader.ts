@@ -1,5 +1,4 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError } from '@connectrpc/connect';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { AppSpec } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
@@ -8,7 +7,6 @@ import { SerialQueue } from '@shellwego/kit/async';
 import type { Logger } from '@shellwego/kit/log';
 import { sql } from 'kysely';
 import { rolloutLimits } from '../api/app-spec.js';
-import { failedPrecondition, invalidArgument, notFound, unavailable } from '../api/rpc-errors.js';
 import { reconcileApp } from '../controllers/app-reconciler.js';
 import { anySilent, detectFailures } from '../controllers/failure-detector.js';
 import { changeState, requestStop } from '../controllers/instance-lifecycle.js';
@@ -16,6 +14,7 @@ import { acceptHello, helloProblems, newNodeRecord, setAdminState } from '../con
 import { placePending } from '../controllers/placement-pass.js';
 import { startRollout, stepRollout } from '../controllers/rollout-controller.js';
 import { refuseReportedTransition, stateName } from '../model/instance-states.js';
+import { SchedulerError } from '../model/scheduler-error.js';
 import { Changes } from '../store/changes.js';
 import type { EventFeed } from '../store/event-feed.js';
 import type { SchedulerDb } from '../store/tables.js';
@@ -93,7 +92,7 @@ export class Leader {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.ticker);
-    this.hub.endAll(unavailable(`this scheduler is no longer active (${reason}); reconnect to the active scheduler`));
+    this.hub.endAll(new SchedulerError('unavailable', `this scheduler is no longer active (${reason}); reconnect to the active scheduler`));
     await this.queue.idle();
   }
 
@@ -186,7 +185,10 @@ export class Leader {
         if (previous === undefined || version.healthyAt.getTime() > previous.at) previous = { version: version.version, at: version.healthyAt.getTime() };
       }
       if (previous === undefined) {
-        throw failedPrecondition(`app ${name} has no earlier version that was ever rolled out healthy; deploy the version you want instead`);
+        throw new SchedulerError(
+          'failed-precondition',
+          `app ${name} has no earlier version that was ever rolled out healthy; deploy the version you want instead`,
+        );
       }
       startRollout(changes, app, previous.version);
       return previous.version;
@@ -213,7 +215,7 @@ export class Leader {
   /** Registers a node's new session (replacing an older one) and takes its Hello. */
   async openSession(nodeId: string, hello: Hello): Promise<NodeSession> {
     const problems = helloProblems(hello);
-    if (problems.length > 0) throw invalidArgument(problems);
+    if (problems.length > 0) throw new SchedulerError('invalid-argument', problems.join('; '));
     const session = this.hub.open(nodeId);
     try {
       await this.mutate(async (changes) => {
@@ -325,7 +327,7 @@ export class Leader {
         for (const node of detectFailures(this.ctx, changes, Date.now())) {
           this.hub
             .current(node.id)
-            ?.end(new ConnectError('this node missed its heartbeat deadline and was marked DOWN; reconnect with a new Hello', Code.Unavailable));
+            ?.end(new SchedulerError('unavailable', 'this node missed its heartbeat deadline and was marked DOWN; reconnect with a new Hello'));
         }
       }).catch((error: unknown) => this.logFailure('marking silent nodes down', error));
     }
@@ -380,7 +382,7 @@ export class Leader {
    * database, which still holds the last committed truth.
    */
   private async unitOfWork<T>(work: (changes: Changes) => T | Promise<T>, reconcileAfter: boolean): Promise<T> {
-    if (this.stopped) throw unavailable('this scheduler is no longer active; retry against the active scheduler');
+    if (this.stopped) throw new SchedulerError('unavailable', 'this scheduler is no longer active; retry against the active scheduler');
     const changes = new Changes();
     let result: T;
     const t0 = performance.now();
@@ -442,7 +444,7 @@ export class Leader {
 
   private requireApp(name: string): AppRecord {
     const app = this.ctx.state.apps.get(name);
-    if (app === undefined || app.deletedAt !== null) throw notFound(`app ${name} not found`);
+    if (app === undefined || app.deletedAt !== null) throw new SchedulerError('not-found', `app ${name} not found`);
     return app;
   }
 
@@ -450,7 +452,7 @@ export class Leader {
     let node = this.ctx.state.nodes.get(nodeId);
     if (node === undefined) {
       node = await this.loadNode(nodeId);
-      if (node === undefined) throw notFound(`node ${nodeId} not found; see \`shellwego node ls\``);
+      if (node === undefined) throw new SchedulerError('not-found', `node ${nodeId} not found; see \`shellwego node ls\``);
       this.ctx.state.nodes.set(nodeId, node);
     }
     return node;

@@ -1,5 +1,5 @@
-import { Code, ConnectError } from '@connectrpc/connect';
 import type { SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { SchedulerError } from '../model/scheduler-error.js';
 
 let nextSessionId = 1;
 
@@ -9,7 +9,7 @@ export class NodeSession {
   private readonly queue: SessionResponse[] = [];
   private head = 0;
   private wakeUp: (() => void) | undefined;
-  private endedWith: { error: ConnectError | undefined } | undefined;
+  private endedWith: { error: SchedulerError | undefined } | undefined;
 
   constructor(readonly nodeId: string) {}
 
@@ -24,7 +24,7 @@ export class NodeSession {
   }
 
   /** Ends the stream after what is queued, with `error` as its status if given. */
-  end(error?: ConnectError): void {
+  end(error?: SchedulerError): void {
     if (this.endedWith !== undefined) return;
     this.endedWith = { error };
     this.wakeUp?.();
@@ -67,7 +67,7 @@ export class SessionHub {
   /** Registers a new session for `nodeId`, ending the one it replaces. */
   open(nodeId: string): NodeSession {
     const session = new NodeSession(nodeId);
-    this.sessions.get(nodeId)?.end(new ConnectError('replaced by a newer session of the same node', Code.Aborted));
+    this.sessions.get(nodeId)?.end(new SchedulerError('aborted', 'replaced by a newer session of the same node'));
     this.sessions.set(nodeId, session);
     return session;
   }
@@ -96,7 +96,7 @@ export class SessionHub {
   }
 
   /** Ends every session, e.g. with UNAVAILABLE when this scheduler stops being active. */
-  endAll(error: ConnectError): void {
+  endAll(error: SchedulerError): void {
     for (const session of this.sessions.values()) session.end(error);
     this.sessions.clear();
   }

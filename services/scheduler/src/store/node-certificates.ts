@@ -1,5 +1,5 @@
 import { CertificateAuthority, CsrError, type IssuedCertificate } from '@shellwego/kit/pki';
-import { invalidArgument } from '../api/rpc-errors.js';
+import { SchedulerError } from '../model/scheduler-error.js';
 
 // A hostname that is a valid DNS name also goes into the certificate, so the node agent can serve with it.
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
@@ -19,7 +19,7 @@ export class NodeCertificates {
     return this.ca.certPem;
   }
 
-  /** Throws INVALID_ARGUMENT naming csr_pem for a CSR that cannot be signed. */
+  /** Throws an invalid-argument SchedulerError naming csr_pem for a CSR that cannot be signed. */
   async issue(csrPem: string, nodeId: string, hostname: string): Promise<IssuedCertificate> {
     try {
       return await this.ca.signCsr(csrPem, {
@@ -28,7 +28,7 @@ export class NodeCertificates {
         validityMs: this.validityMs,
       });
     } catch (error) {
-      if (error instanceof CsrError) throw invalidArgument([`csr_pem: ${error.message}`]);
+      if (error instanceof CsrError) throw new SchedulerError('invalid-argument', `csr_pem: ${error.message}`);
       throw error;
     }
   }

@@ -1,4 +1,5 @@
-import { invalidArgument, quoteInput } from './invalid-argument.js';
+import { invalidArgument } from '@shellwego/kit/errors';
+import { quoteInput } from './quote-input.js';
 
 export const APP_NAME_MAX_LENGTH = 63;
 
@@ -20,6 +21,6 @@ export function appNameProblem(app: string): string | undefined {
 /** Returns `app` or throws INVALID_ARGUMENT naming `field`. */
 export function validateAppName(app: string, field = 'app'): string {
   const problem = appNameProblem(app);
-  if (problem !== undefined) throw invalidArgument(field, problem);
+  if (problem !== undefined) throw invalidArgument(`${field}: ${problem}`);
   return app;
 }

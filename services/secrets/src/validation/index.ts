@@ -1,5 +1,5 @@
 export { APP_NAME_MAX_LENGTH, appNameProblem, validateAppName } from './app-name.js';
-export { invalidArgument, quoteInput } from './invalid-argument.js';
+export { quoteInput } from './quote-input.js';
 export {
   RESERVED_SECRET_NAME_PREFIX,
   SECRET_NAME_MAX_LENGTH,

@@ -1,4 +1,5 @@
-import { invalidArgument, quoteInput } from './invalid-argument.js';
+import { invalidArgument } from '@shellwego/kit/errors';
+import { quoteInput } from './quote-input.js';
 
 export const SECRET_NAME_MAX_LENGTH = 128;
 
@@ -34,13 +35,13 @@ export function secretNameProblem(name: string): string | undefined {
 /** Returns `name` or throws INVALID_ARGUMENT naming `field`. */
 export function validateSecretName(name: string, field = 'name'): string {
   const problem = secretNameProblem(name);
-  if (problem !== undefined) throw invalidArgument(field, problem);
+  if (problem !== undefined) throw invalidArgument(`${field}: ${problem}`);
   return name;
 }
 
 /** Checks every name (e.g. a grant's secret_names) and reports all bad ones at once. */
 export function validateSecretNames(names: readonly string[], field: string): readonly string[] {
   const problems = names.flatMap((name) => secretNameProblem(name) ?? []);
-  if (problems.length > 0) throw invalidArgument(field, problems.join('; '));
+  if (problems.length > 0) throw invalidArgument(`${field}: ${problems.join('; ')}`);
   return names;
 }

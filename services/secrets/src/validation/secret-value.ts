@@ -1,4 +1,4 @@
-import { Code, ConnectError } from '@connectrpc/connect';
+import { resourceExhausted } from '@shellwego/kit/errors';
 
 /** Largest secret value accepted, in bytes (64 KiB). */
 export const MAX_SECRET_VALUE_BYTES = 64 * 1024;
@@ -10,9 +10,8 @@ export const MAX_SECRET_VALUE_BYTES = 64 * 1024;
  */
 export function validateSecretValue(value: Uint8Array, field = 'value'): Uint8Array {
   if (value.byteLength > MAX_SECRET_VALUE_BYTES) {
-    throw new ConnectError(
+    throw resourceExhausted(
       `${field}: ${value.byteLength} bytes is over the ${MAX_SECRET_VALUE_BYTES}-byte limit for a secret value; store large material elsewhere and keep only its key here`,
-      Code.ResourceExhausted,
     );
   }
   return value;

@@ -1,10 +1,3 @@
-import { Code, ConnectError } from '@connectrpc/connect';
-
-/** INVALID_ARGUMENT naming the offending field: `<field>: <problem>`. */
-export function invalidArgument(field: string, problem: string): ConnectError {
-  return new ConnectError(`${field}: ${problem}`, Code.InvalidArgument);
-}
-
 /**
  * Quotes caller input for an error message: escaped (no control characters
  * reach a terminal or log) and cut short (a megabyte of name is not echoed).

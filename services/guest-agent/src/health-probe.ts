@@ -1,5 +1,4 @@
 // The workload's health check, run on demand by GuestService.Health.
-
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { HealthCheck } from '@shellwego/contracts/common/v1/workload_pb';

@@ -1,6 +1,5 @@
 // Path lookups inside a root directory as a process chrooted there would see them: absolute
 // symlinks are relative to the root and ".." never leaves it.
-
 import { lstat, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { isErrno } from '@shellwego/kit/errors';

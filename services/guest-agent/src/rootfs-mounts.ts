@@ -1,6 +1,5 @@
 // VM mode: the app's root filesystem, mounted read-only under a writable tmpfs overlay, with
 // the API filesystems a process expects (/proc, /sys, a minimal /dev, /tmp) inside it.
-
 import { execFile } from 'node:child_process';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,5 +1,4 @@
 // Signal names as GuestService.Signal accepts them.
-
 import { constants } from 'node:os';
 import { WorkloadError } from './workload-error.js';
 

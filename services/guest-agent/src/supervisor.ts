@@ -1,6 +1,5 @@
 // The workload's lifecycle: prepare its root, start it with its environment, follow its output
 // and exit, signal it, restart it with new secrets, probe its health.
-
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, readdir, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';

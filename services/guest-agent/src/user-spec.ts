@@ -1,6 +1,5 @@
 // Turns the image's `user` ("name", "uid", "uid:gid", "name:group") into numeric ids, reading
 // the root filesystem's /etc/passwd and /etc/group (read-only).
-
 import { readFile } from 'node:fs/promises';
 import { resolveInRoot } from './path-in-root.js';
 import { WorkloadError } from './workload-error.js';

@@ -1,5 +1,4 @@
 // The workload's environment: explicit env merged over the secrets (explicit env wins).
-
 import { isUtf8 } from 'node:buffer';
 import type { SecretBytes } from '@shellwego/kit/secret-bytes';
 import { DEFAULT_PATH } from './path-in-root.js';

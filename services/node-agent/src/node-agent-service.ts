@@ -1,6 +1,5 @@
 // NodeAgentService: the node's own view (GetNodeStatus) and a workload's output
 // (StreamInstanceLogs) for operators; authorization comes from the contract.
-
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';

@@ -1,5 +1,4 @@
 // One process per PGlite data directory: PGlite itself does not stop a second one corrupting it.
-
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { errnoCode, isErrno } from '../errors/errno.js';
 

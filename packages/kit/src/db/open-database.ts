@@ -1,5 +1,4 @@
 // Opens a service's database: Postgres for a postgres:// URL, embedded PGlite for a directory.
-
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';

@@ -1,7 +1,6 @@
 // A test client playing a node agent: a real RPC client of the real
 // scheduler (its own node certificate, a real mTLS Session), whose "VMs" are
 // entries in a map. Reusable by any suite that needs nodes without VMs.
-
 import { EventEmitter } from 'node:events';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';

@@ -4,7 +4,7 @@
 // process it had started must be gone, Postgres's own processes (each in a session of its own)
 // included.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,6 +13,7 @@ import { deployables } from '@shellwego/build';
 import { defaultPorts } from '@shellwego/kit/config';
 import { descendantsOf, readCmdline } from '@shellwego/kit/process';
 import { execa } from 'execa';
+import { statOf } from './proc-stat.js';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const cliEntry = join(repoRoot, 'cli/bin/shellwego.js');
@@ -30,18 +31,6 @@ export interface NpmStartOptions {
 interface ProcessId {
   readonly pid: number;
   readonly startTime: string;
-}
-
-/** State and start time from /proc/<pid>/stat (fields 3 and 22 of proc(5)); undefined once it is gone. */
-function statOf(pid: number): { state: string; startTime: string } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // comm may hold spaces and parentheses: the fields after the last ')' start at field 3.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0] ?? '', startTime: fields[19] ?? '' };
-  } catch {
-    return undefined;
-  }
 }
 
 /** Still the process that was seen, and not a zombie. */
@@ -147,6 +136,16 @@ export class NpmStart {
       if (startTime !== undefined && !this.seen.has(pid)) this.seen.set(pid, { pid, startTime });
     }
     return pids;
+  }
+
+  /** npm's exit, or 'timeout'; the tree is recorded meanwhile, for stop()'s check of what outlived it. */
+  async untilExit(timeoutMs: number): Promise<number | string | null> {
+    const until = Date.now() + timeoutMs;
+    while (this.child.exitCode === null && this.child.signalCode === null && Date.now() < until) {
+      this.tree();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return this.child.exitCode === null && this.child.signalCode === null ? 'timeout' : this.exited;
   }
 
   /**

@@ -4,11 +4,11 @@
 // all its processes. RSS counts every page a process maps, so the node binary's shared text is
 // counted once per process; PSS divides each shared page among the processes mapping it, so the
 // sum of PSS is what the processes really occupy together.
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { deployables } from '@shellwego/build';
 import { descendantsOf, readCmdline } from '@shellwego/kit/process';
+import { statOf } from './proc-stat.js';
 
 export interface PartMemory {
   /** "launcher", a service's name, "postgres", or "other: <command>". */
@@ -45,23 +45,13 @@ function partName(pid: number): string {
     .join(' ')}`;
 }
 
-function parentOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // comm may hold spaces and parentheses: the fields after the last ')' start with state, ppid.
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Each part of the platform below (and including) the launcher, its processes summed. */
 export async function platformMemory(launcherPid: number): Promise<PartMemory[]> {
   const parts = [
     { name: 'launcher', pids: [launcherPid] },
     // Each child of the launcher, with everything below it.
     ...descendantsOf(launcherPid)
-      .filter((pid) => parentOf(pid) === launcherPid)
+      .filter((pid) => statOf(pid)?.ppid === launcherPid)
       .map((pid) => ({ name: partName(pid), pids: [pid, ...descendantsOf(pid)] })),
   ];
   return Promise.all(

@@ -15,7 +15,7 @@ import { descendantsOf, readCmdline } from '@shellwego/kit/process';
 import { execa } from 'execa';
 import { statOf } from './proc-stat.js';
 
-export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const cliEntry = join(repoRoot, 'cli/bin/shellwego.js');
 const PLATFORM_PORTS = [defaultPorts.scheduler, defaultPorts.secrets, defaultPorts.registry, defaultPorts.nodeAgent];
 
@@ -53,13 +53,13 @@ function runsFile(pid: number, file: string): boolean {
 export async function platformPortsBusy(): Promise<string | undefined> {
   const busy: number[] = [];
   for (const port of PLATFORM_PORTS) {
-    const listening = await new Promise<boolean>((resolve) => {
+    const listening = await new Promise<boolean>((done) => {
       const socket = createConnection({ host: '127.0.0.1', port });
       socket.once('connect', () => {
         socket.destroy();
-        resolve(true);
+        done(true);
       });
-      socket.once('error', () => resolve(false));
+      socket.once('error', () => done(false));
     });
     if (listening) busy.push(port);
   }

@@ -26,6 +26,7 @@ export async function prepareVmArtifacts(env: NodeJS.ProcessEnv, say: (line: str
   // Niced: hashing the inputs takes a while even on a cache hit, beside the services starting.
   const build = await execa('nice', ['-n', '10', 'bash', BUILD_SCRIPT, '--agent', guestAgentBundle], { reject: false, stdin: 'ignore', cancelSignal: signal });
   if (build.exitCode === 0) return { guestAgentBundle, guestImageDir: build.stdout.trim().split('\n').at(-1) };
+  if (signal.aborted) return { guestAgentBundle, guestImageDir: undefined };
   const last = build.stderr.trim().split('\n').at(-1) ?? '';
   const hint = build.exitCode === EXIT_MISSING_CAPABILITY ? ' (install the host packages: deploy/setup-host.sh)' : '';
   say(`shellwego: no guest image (build.sh exit ${build.exitCode}: ${last}${hint}); the node agent will use the process driver`);

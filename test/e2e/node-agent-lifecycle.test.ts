@@ -15,6 +15,7 @@ import type { AppSpec } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { loadConfig } from '@shellwego/kit/config';
 import { createLogger } from '@shellwego/kit/log';
+import { createMetricsRegistry } from '@shellwego/kit/metrics';
 import { findExecutable, isRunning, readCmdline } from '@shellwego/kit/process';
 import { NodeAgent, nodeAgentConfig } from '@shellwego/node-agent';
 import { freePort } from '@shellwego/testing/free-port';
@@ -199,13 +200,18 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
       SHELLWEGO_NODE_AGENT_REGISTRY_URL: p.platform.url('registry'),
       SHELLWEGO_NODE_AGENT_VM_DRIVER: 'process',
       SHELLWEGO_NODE_AGENT_GUEST_AGENT_BUNDLE: p.guestAgentBundle,
-      SHELLWEGO_NODE_AGENT_METRICS_LISTEN: '127.0.0.1:0',
       SHELLWEGO_NODE_AGENT_LABELS: 'role=inproc',
       SHELLWEGO_NODE_AGENT_HOSTNAME: 'inproc',
       SHELLWEGO_NODE_AGENT_STOP_VMS_ON_EXIT: 'true',
     };
     const joinedFrom = p.events.events.length;
-    inProcess = await NodeAgent.create(loadConfig(nodeAgentConfig, { env }), createLogger({ service: 'node-agent', destination: sink, level: 'debug' }));
+    const registry = createMetricsRegistry();
+    inProcess = await NodeAgent.create(
+      loadConfig(nodeAgentConfig, { env }),
+      createLogger({ service: 'node-agent', destination: sink, level: 'debug' }),
+      undefined,
+      registry,
+    );
     await inProcess.joinAndConnect();
     await p.events.waitFor(
       (e) => e.nodeId === inProcess?.nodeId && e.detail.case === 'nodeState' && e.detail.value.to === NodeState.READY,
@@ -245,7 +251,7 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     expect(count(text, 'canary-sha256=')).toBe(2);
     expect(text.indexOf(canaryLine(canary))).toBeLessThan(text.indexOf(canaryLine(fresh)));
 
-    const metrics = await (await fetch(inProcess.metricsUrl ?? 'metrics not served')).text();
+    const metrics = await registry.metrics();
     expect(metrics).toContain('shellwego_node_agent_secret_pushes_total{kind="refresh",outcome="ok"} 1');
     expect(metrics).toContain('shellwego_node_agent_secret_pushes_total{kind="run",outcome="ok"} 1');
     expect(metrics).toContain('shellwego_node_agent_instances{state="HEALTHY"} 1');

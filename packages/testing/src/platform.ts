@@ -144,6 +144,14 @@ export class TestPlatform {
     return this.service(name).url;
   }
 
+  /** Where a service (or a process added by key) serves its Prometheus metrics, from its "metrics served" log line. */
+  metricsUrl(name: PlatformService | string): string {
+    const running = this.running.get(name as PlatformService) ?? this.extra(name);
+    const served = running.lines.map((line) => parseLogLine(line)).findLast((entry) => entry?.msg === 'metrics served' && typeof entry.url === 'string');
+    if (served === undefined) throw new Error(`${name} has not logged a "metrics served" line`);
+    return served.url as string;
+  }
+
   /** Every line every process printed, for canary searches. */
   allLines(): string[] {
     return [...this.running.values(), ...this.extras.values()].flatMap((s) => s.lines);
@@ -171,5 +179,14 @@ export class TestPlatform {
       }),
     );
     if (this.ownsHome) await rm(this.home, { recursive: true, force: true });
+  }
+}
+
+function parseLogLine(line: string): Record<string, unknown> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(line);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -17,5 +17,8 @@ export async function startService(
     built.set(name, building);
   }
   await building;
-  return startServiceProcess(name, commandOf(name), { ...deployables[name].env, ...env }, onLine);
+  // Metrics on a port of their own choosing unless the test asks for one: tests run side by side,
+  // and each service logs the URL it serves them on ("metrics served").
+  const metricsListen = { [`SHELLWEGO_${name.replace('-', '_').toUpperCase()}_METRICS_LISTEN`]: '127.0.0.1:0' };
+  return startServiceProcess(name, commandOf(name), { ...metricsListen, ...deployables[name].env, ...env }, onLine);
 }

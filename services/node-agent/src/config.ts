@@ -1,5 +1,5 @@
 import type { Setting } from '@shellwego/kit/config';
-import { boolean, defaultPorts, defineConfig, duration, hostPort, integer, keyValues, optional, path, string, url } from '@shellwego/kit/config';
+import { boolean, defaultPorts, defineConfig, duration, integer, keyValues, optional, path, string, url } from '@shellwego/kit/config';
 import { serverSettings } from '@shellwego/kit/service';
 import { vmDriverSettings } from './drivers/index.js';
 
@@ -63,7 +63,6 @@ export const nodeAgentConfig = defineConfig('SHELLWEGO_NODE_AGENT', {
   rootfsCacheBytes: integer({ default: 20 * 1024 * MIB, min: MIB, description: 'rootfs cache size; least recently used images above it are evicted' }),
   fetchTimeout: duration({ default: '10m', description: 'how long one rootfs download may take' }),
   logBufferBytes: integer({ default: 256 * 1024, min: 1024, max: 64 * MIB, description: 'workload output kept per instance for StreamInstanceLogs' }),
-  metricsListen: hostPort({ default: '127.0.0.1:9404', description: 'Prometheus metrics (plain HTTP, /metrics); port 0 picks a free one' }),
   reconcileInterval: duration({ default: '10s', description: 'how often desired instances are checked against the VMs the driver runs' }),
   keepVmWorkDirs: optional(
     path({

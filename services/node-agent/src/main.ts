@@ -22,9 +22,9 @@ await runService({
   definition: nodeAgentConfig,
   env,
   logger,
-  async setup({ config, logger: log, shuttingDown }) {
+  async setup({ config, logger: log, shuttingDown, metrics }) {
     // Serve at once: preparing the driver (a guest image build on a fresh host) may take a while.
-    const ready = NodeAgent.create(config, log, shuttingDown);
+    const ready = NodeAgent.create(config, log, shuttingDown, metrics);
     ready.then(
       (agent) => {
         if (!shuttingDown.aborted) void agent.joinAndConnect();

@@ -7,6 +7,7 @@ import { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
 import type { SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { Typed } from '@shellwego/kit/config';
 import type { Logger } from '@shellwego/kit/log';
+import { createMetricsRegistry, type MetricsRegistry } from '@shellwego/kit/metrics';
 import { implement, type ServiceRegistration } from '@shellwego/kit/rpc';
 import { nodeCapacity } from './capacity.js';
 import type { nodeAgentConfig } from './config.js';
@@ -16,7 +17,6 @@ import { ensureIdentity } from './identity/ensure-identity.js';
 import type { NodeIdentity } from './identity/identity-store.js';
 import { Reconciler } from './instances/reconciler.js';
 import { StateStore } from './instances/state-store.js';
-import { type MetricsServer, serveMetrics } from './metrics/metrics-server.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
 import { nodeAgentService } from './node-agent-service.js';
 import { registryFetcher } from './rootfs/registry-fetcher.js';
@@ -39,14 +39,19 @@ export class NodeAgent {
     private readonly prepared: PreparedDriver,
     readonly reconciler: Reconciler,
     readonly metrics: NodeMetrics,
-    private readonly metricsServer: MetricsServer | undefined,
   ) {}
 
   /**
    * Prepares the driver and re-adopts the VMs an earlier agent process left running. Gives up
-   * (rejects) when `signal` aborts before the agent is ready.
+   * (rejects) when `signal` aborts before the agent is ready. Its metrics go to `registry` (the
+   * process's, which the kit serves; a fresh one when the agent runs inside a test).
    */
-  static async create(config: NodeAgentSettings, log: Logger, signal: AbortSignal = new AbortController().signal): Promise<NodeAgent> {
+  static async create(
+    config: NodeAgentSettings,
+    log: Logger,
+    signal: AbortSignal = new AbortController().signal,
+    registry: MetricsRegistry = createMetricsRegistry(),
+  ): Promise<NodeAgent> {
     const prepared = await prepareVmDriver(config, log);
     signal.throwIfAborted();
     const store = new StateStore(config.stateDir, log);
@@ -64,7 +69,7 @@ export class NodeAgent {
     });
     await rootfs.init();
     let reconciler: Reconciler | undefined;
-    const metrics = createNodeMetrics({
+    const metrics = createNodeMetrics(registry, {
       instancesByState: () => reconciler?.countsByState() ?? new Map(),
       sessionConnected: () => agent?.session?.connected ?? false,
       rootfsCacheBytes: () => rootfs.usedBytes,
@@ -85,16 +90,7 @@ export class NodeAgent {
       },
       reconcileIntervalMs: config.reconcileInterval,
     });
-    // Metrics are for watching the node, not for running it: a taken port is logged, not fatal.
-    const metricsServer = await serveMetrics(metrics.registry, config.metricsListen.host, config.metricsListen.port).catch((error: unknown) => {
-      log.error(
-        { err: error instanceof Error ? error.message : String(error), listen: config.metricsListen },
-        'cannot serve metrics; running without them (set SHELLWEGO_NODE_AGENT_METRICS_LISTEN)',
-      );
-      return undefined;
-    });
-    agent = new NodeAgent(config, log, prepared, reconciler, metrics, metricsServer);
-    if (metricsServer !== undefined) log.info({ url: metricsServer.url }, 'metrics served');
+    agent = new NodeAgent(config, log, prepared, reconciler, metrics);
     await reconciler.adoptAll();
     reconciler.start();
     return agent;
@@ -105,11 +101,6 @@ export class NodeAgent {
 
   get nodeId(): string {
     return this.controlPlane?.nodeId ?? '';
-  }
-
-  /** Undefined when the metrics port could not be opened. */
-  get metricsUrl(): string | undefined {
-    return this.metricsServer?.url;
   }
 
   get connected(): boolean {
@@ -159,7 +150,6 @@ export class NodeAgent {
     this.renewal?.stop();
     await this.session?.stop();
     await this.reconciler.close(this.config.stopVmsOnExit);
-    await this.metricsServer?.close();
   }
 
   private get hostname(): string {

@@ -16,6 +16,7 @@ import type { HealthCheckSchema } from '@shellwego/contracts/common/v1/workload_
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { type Assign, AssignSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { createMetricsRegistry } from '@shellwego/kit/metrics';
 import { descendantsOf, isRunning } from '@shellwego/kit/process';
 import { buildGuestAgent } from '@shellwego/testing/guest-agent';
 import { capturingLogger } from '@shellwego/testing/logger';
@@ -84,7 +85,7 @@ async function harness(stateDir: string, options: { fetchDelayMs?: number; secre
     rootfs,
     secrets: () => secrets,
     store: new StateStore(stateDir, logger),
-    metrics: createNodeMetrics({ instancesByState: () => new Map(), sessionConnected: () => true, rootfsCacheBytes: () => 0 }),
+    metrics: createNodeMetrics(createMetricsRegistry(), { instancesByState: () => new Map(), sessionConnected: () => true, rootfsCacheBytes: () => 0 }),
     log: logger,
     settings: { bootTimeoutMs: 15_000, runTimeoutMs: 15_000, logBufferBytes: 64 * 1024 },
     report: (event) => {

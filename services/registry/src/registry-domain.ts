@@ -3,6 +3,7 @@ import type { Typed } from '@shellwego/kit/config';
 import { openDatabase } from '@shellwego/kit/db';
 import { loadGrantVerifier } from '@shellwego/kit/grant';
 import type { Logger } from '@shellwego/kit/log';
+import { createMetricsRegistry, type MetricsRegistry } from '@shellwego/kit/metrics';
 import type { ServiceRegistration } from '@shellwego/kit/rpc';
 import type { registryConfig } from './config.js';
 import { ImageCatalog } from './image-catalog.js';
@@ -24,7 +25,12 @@ export interface OpenedRegistry {
 }
 
 /** Opens the registry's database, blob store and rootfs cache and wires the service. */
-export async function openRegistry(config: RegistryConfig, logger: Logger, envNames: Readonly<Record<string, string>>): Promise<OpenedRegistry> {
+export async function openRegistry(
+  config: RegistryConfig,
+  logger: Logger,
+  envNames: Readonly<Record<string, string>>,
+  metrics: MetricsRegistry = createMetricsRegistry(),
+): Promise<OpenedRegistry> {
   try {
     parsePlatform(config.platform);
   } catch (err) {
@@ -40,7 +46,7 @@ export async function openRegistry(config: RegistryConfig, logger: Logger, envNa
     maxConcurrentBuilds: config.maxConcurrentBuilds,
     onEvent: (event) => logBuild(logger, event),
   });
-  const database = await openDatabase<RegistryDatabase>({ url: config.database, schema: 'registry', migrations, logger });
+  const database = await openDatabase<RegistryDatabase>({ url: config.database, schema: 'registry', migrations, logger, metrics });
   const context: RegistryContext = {
     store,
     builder,

@@ -26,10 +26,10 @@ const EVENT_POLL_MS = 1_000;
 await runService({
   name: 'scheduler',
   definition: schedulerConfig,
-  async setup({ config, logger, tls, shuttingDown }) {
+  async setup({ config, logger, tls, shuttingDown, metrics }) {
     checkSettings(config);
     const keys = await loadSigningMaterial(config);
-    const database = await openDatabase<SchedulerTables>({ url: config.database, schema: 'scheduler', migrations, logger });
+    const database = await openDatabase<SchedulerTables>({ url: config.database, schema: 'scheduler', migrations, logger, metrics });
     const { db, dialect } = database;
     const feed = new EventFeed(db, logger, EVENT_POLL_MS);
     await feed.start();

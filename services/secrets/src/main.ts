@@ -7,7 +7,7 @@ import { openSecretsDomain } from './secrets-domain.js';
 await runService({
   name: 'secrets',
   definition: secretsConfig,
-  async setup({ config, logger }) {
+  async setup({ config, logger, metrics }) {
     const verifier = await loadGrantVerifier(config.grantPublicKeys, secretsConfig.envNames.grantPublicKeys);
     const domain = await openSecretsDomain({
       database: config.database,
@@ -16,6 +16,7 @@ await runService({
       keepVersions: config.keepVersions,
       rewrapBatchSize: config.rewrapBatchSize,
       logger,
+      metrics,
     });
     return { services: [domain.service], close: () => domain.close(), onRefused: (call) => domain.onRefused(call) };
   },

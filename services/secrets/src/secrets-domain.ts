@@ -3,6 +3,7 @@ import type { RefusedCall } from '@shellwego/kit/auth';
 import { openDatabase } from '@shellwego/kit/db';
 import type { GrantVerifier } from '@shellwego/kit/grant';
 import type { Logger } from '@shellwego/kit/log';
+import { createMetricsRegistry, type MetricsRegistry } from '@shellwego/kit/metrics';
 import { spiffeId } from '@shellwego/kit/pki';
 import type { ServiceRegistration } from '@shellwego/kit/rpc';
 import { implement } from '@shellwego/kit/rpc';
@@ -33,6 +34,8 @@ export interface SecretsDomainOptions {
   readonly keepVersions: number;
   readonly rewrapBatchSize: number;
   readonly logger: Logger;
+  /** The process's Prometheus registry; a private one when left out (tests). */
+  readonly metrics?: MetricsRegistry;
   /** Cap on encryptions per master key; the default is the NIST-derived bound. */
   readonly encryptionLimit?: number;
   /** The clock grants are checked against. */
@@ -63,7 +66,8 @@ export interface SecretsDomain {
  */
 export async function openSecretsDomain(options: SecretsDomainOptions): Promise<SecretsDomain> {
   const { logger } = options;
-  const database = await openDatabase<SecretsDatabase>({ url: options.database, schema: 'secrets', migrations, logger });
+  const metrics = options.metrics ?? createMetricsRegistry();
+  const database = await openDatabase<SecretsDatabase>({ url: options.database, schema: 'secrets', migrations, logger, metrics });
   const { db, dialect } = database;
   let digestKey: DigestKey | undefined;
   try {

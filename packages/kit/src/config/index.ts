@@ -12,6 +12,7 @@ export {
   duration,
   expandPath,
   hostPort,
+  hostPortOrOff,
   integer,
   keyValues,
   oneOf,

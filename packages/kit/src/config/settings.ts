@@ -133,6 +133,16 @@ export function hostPort(options: CommonOptions & { default?: string } = {}): Se
   });
 }
 
+/** A listen address, or "off" (undefined) for a listener that can be switched off. */
+export function hostPortOrOff(options: CommonOptions & { default?: string } = {}): Setting<HostPort | undefined> {
+  const address = hostPort(options);
+  return setting('hostPortOrOff', options, (input, context) => {
+    if (input === 'off') return ok(undefined);
+    const parsed = address.parse(input, context);
+    return parsed.ok ? parsed : fail(`${parsed.expected}, or "off"`);
+  });
+}
+
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Milliseconds from "500ms", "10s", "5m", "1h", "1d" or a sum like "1h30m". */

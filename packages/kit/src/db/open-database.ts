@@ -7,6 +7,8 @@ import type { Migration } from 'kysely/migration';
 import pg from 'pg';
 import { errnoCode, isErrno } from '../errors/errno.js';
 import type { Logger } from '../log/logger.js';
+import type { MetricsRegistry } from '../metrics/metrics-registry.js';
+import { queryTimer, watchPool } from './database-metrics.js';
 import type { DirLock } from './dir-lock.js';
 import { lockDataDir } from './dir-lock.js';
 import { sqlState } from './errors.js';
@@ -23,6 +25,8 @@ export interface OpenDatabaseOptions {
   logger?: Logger;
   /** Postgres connections in the pool; default 10. */
   poolSize?: number;
+  /** The process's registry: query timings (and the Postgres pool) are recorded there. */
+  metrics?: MetricsRegistry;
 }
 
 export interface Database<DB> {
@@ -41,9 +45,13 @@ export async function openDatabase<DB>(options: OpenDatabaseOptions): Promise<Da
     throw new Error(`invalid database schema name "${schema}": use lower-case letters, digits and _ (at most 63, not starting with a digit)`);
   }
   const target = describeTarget(options.url);
-  const { db, dialect, lock } = target.kind === 'postgres' ? openPostgres<DB>(options) : openPglite<DB>(target.dataDir, schema);
+  const { db, dialect, lock, unwatch } = target.kind === 'postgres' ? openPostgres<DB>(options) : openPglite<DB>(target.dataDir, options);
   let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => (closing ??= db.destroy().finally(() => lock?.release()));
+  const close = (): Promise<void> =>
+    (closing ??= db.destroy().finally(() => {
+      unwatch?.();
+      lock?.release();
+    }));
   try {
     await createSchema(db, schema, target.label);
     const applied = await migrateToLatest(db, schema, options.migrations);
@@ -92,6 +100,8 @@ interface Opened<DB> {
   db: Kysely<DB>;
   dialect: 'postgres' | 'pglite';
   lock?: DirLock;
+  /** Stops reporting the pool in metrics. */
+  unwatch?: () => void;
 }
 
 function openPostgres<DB>(options: OpenDatabaseOptions): Opened<DB> {
@@ -105,10 +115,14 @@ function openPostgres<DB>(options: OpenDatabaseOptions): Opened<DB> {
   });
   // Without a listener, an idle client's connection error (e.g. Postgres restart) kills the process.
   pool.on('error', (err) => options.logger?.warn({ err }, 'idle Postgres connection failed; the pool will reconnect'));
-  return { db: new Kysely<DB>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
+  const metrics = options.metrics;
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), ...(metrics ? { log: queryTimer(metrics, options.schema) } : {}) });
+  const unwatch = metrics ? watchPool(metrics, options.schema, pool, options.poolSize ?? DEFAULT_POOL_SIZE) : undefined;
+  return { db, dialect: 'postgres', ...(unwatch ? { unwatch } : {}) };
 }
 
-function openPglite<DB>(dataDir: string | undefined, schema: string): Opened<DB> {
+function openPglite<DB>(dataDir: string | undefined, options: OpenDatabaseOptions): Opened<DB> {
+  const schema = options.schema;
   let lock: DirLock | undefined;
   if (dataDir !== undefined) {
     ensureDataDir(dataDir);
@@ -121,7 +135,8 @@ function openPglite<DB>(dataDir: string | undefined, schema: string): Opened<DB>
       await connection.executeQuery(CompiledQuery.raw(`SET search_path TO "${schema}"`));
     },
   });
-  return { db: new Kysely<DB>({ dialect }), dialect: 'pglite', lock };
+  const log = options.metrics ? { log: queryTimer(options.metrics, schema) } : {};
+  return { db: new Kysely<DB>({ dialect, ...log }), dialect: 'pglite', ...(lock ? { lock } : {}) };
 }
 
 function ensureDataDir(dataDir: string): void {

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { DescService } from '@bufbuild/protobuf';
-import { Code, ConnectError, type ConnectRouter, createContextValues, type ServiceImpl } from '@connectrpc/connect';
+import { Code, ConnectError, type ConnectRouter, createContextValues, type Interceptor, type ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { Health } from '@shellwego/contracts/grpc/health/v1/health_pb';
 import { ServerReflection as ReflectionV1 } from '@shellwego/contracts/grpc/reflection/v1/reflection_pb';
@@ -55,6 +55,8 @@ export interface ServeOptions {
   readonly drainTimeoutMs?: number;
   /** Hears of every call refused by authentication or authorization (e.g. to audit it). */
   readonly onRefused?: RefusalListener;
+  /** Run around every RPC, outermost first, before the request log and the authorizer (so metrics and traces see refused calls too). */
+  readonly interceptors?: readonly Interceptor[];
 }
 
 export interface RunningServer {
@@ -97,7 +99,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       router.service(ReflectionV1, reflectionServiceV1(reflection));
       router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));
     },
-    interceptors: [requestLogInterceptor(logger), authorizeInterceptor(revoked, options.onRefused)],
+    interceptors: [...(options.interceptors ?? []), requestLogInterceptor(logger), authorizeInterceptor(revoked, options.onRefused)],
     readMaxBytes: options.readMaxBytes ?? 4 * mib,
     writeMaxBytes: options.writeMaxBytes ?? 4 * mib,
     shutdownSignal: cancelInFlight.signal,

@@ -1,4 +1,4 @@
-import { database, hostPort, integer, path, pathList } from '../config/index.js';
+import { database, hostPort, hostPortOrOff, integer, path, pathList } from '../config/index.js';
 
 /**
  * The settings every shellwego server process has, under its own env prefix
@@ -12,6 +12,11 @@ export function serverSettings(process: string, defaultPort: number) {
     tlsKey: path({ default: `$SHELLWEGO_HOME/pki/services/${process}.key`, description: "PEM of this process's private key" }),
     revokedCerts: path({ default: '$SHELLWEGO_HOME/pki/revoked.txt', description: 'revoked certificate serials, one hex serial per line' }),
     maxMessageBytes: integer({ default: 4 * 1024 * 1024, min: 1024, max: 256 * 1024 * 1024, description: 'largest request message accepted' }),
+    // The RPC port plus 2000 (7401 -> 9401), so every service of one host has its own by default.
+    metricsListen: hostPortOrOff({
+      default: `127.0.0.1:${defaultPort + 2000}`,
+      description: 'Prometheus metrics over plain HTTP (GET /metrics), host:port; port 0 picks a free one; "off" serves none',
+    }),
   };
 }
 

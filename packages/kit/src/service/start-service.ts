@@ -4,6 +4,7 @@ import type { ConfigDefinition, Setting, Typed } from '../config/index.js';
 import { ConfigError, loadConfig } from '../config/index.js';
 import { errnoCode } from '../errors/errno.js';
 import { createLogger, type Logger } from '../log/index.js';
+import { createMetricsRegistry, type MetricsRegistry, type MetricsServer, rpcMetricsInterceptor, serveMetrics } from '../metrics/index.js';
 import { RevocationList } from '../pki/index.js';
 import { type RunningServer, type ServiceRegistration, serve, type TlsMaterial } from '../rpc/index.js';
 import type { serverSettings } from './service-settings.js';
@@ -16,6 +17,8 @@ export interface ServiceContext<C> {
   readonly tls: TlsMaterial;
   /** Aborted when shutdown begins; background loops stop on it. */
   readonly shuttingDown: AbortSignal;
+  /** The process's Prometheus registry: the domain registers its metrics here. */
+  readonly metrics: MetricsRegistry;
 }
 
 /** What a service's domain code hands back to the bootstrap. */
@@ -40,10 +43,13 @@ export interface StartedService<C> {
   readonly config: C;
   readonly server: RunningServer;
   readonly logger: Logger;
+  readonly metrics: MetricsRegistry;
+  /** http://host:port/metrics; undefined when switched off or the port could not be opened. */
+  readonly metricsUrl: string | undefined;
   stop(): Promise<void>;
 }
 
-/** config -> logger -> TLS -> domain setup -> serve. Errors say which setting or file is wrong. */
+/** config -> logger -> TLS -> domain setup -> serve, metrics. Errors say which setting or file is wrong. */
 export async function startService<S extends ServerSettings & Record<string, Setting<unknown>>>(
   options: StartServiceOptions<S>,
 ): Promise<StartedService<Typed<S>>> {
@@ -53,7 +59,8 @@ export async function startService<S extends ServerSettings & Record<string, Set
   const tls = await readTls(config, options.definition.envNames);
   const revoked = await RevocationList.fromFile(config.revokedCerts, { watch: true });
   const shutdown = new AbortController();
-  const parts = await options.setup({ config, logger, tls, shuttingDown: shutdown.signal });
+  const metrics = createMetricsRegistry();
+  const parts = await options.setup({ config, logger, tls, shuttingDown: shutdown.signal, metrics });
   let server: RunningServer;
   try {
     server = await serve({
@@ -65,21 +72,24 @@ export async function startService<S extends ServerSettings & Record<string, Set
       logger,
       services: parts.services,
       readMaxBytes: config.maxMessageBytes,
+      interceptors: [rpcMetricsInterceptor(metrics)],
       ...(parts.onRefused ? { onRefused: parts.onRefused } : {}),
     });
   } catch (error) {
     await parts.close?.();
     throw error;
   }
+  const metricsServer = await serveMetricsIfWanted(metrics, config.metricsListen, logger, options.definition.envNames.metricsListen);
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       shutdown.abort();
       await server.close();
+      await metricsServer?.close();
       await parts.close?.();
       revoked.close();
     })());
-  return { config, server, logger, stop };
+  return { config, server, logger, metrics, metricsUrl: metricsServer?.url, stop };
 }
 
 async function readTls(config: { tlsCa: string; tlsCert: string; tlsKey: string }, envNames: Record<string, string>): Promise<TlsMaterial> {
@@ -99,4 +109,22 @@ async function readTls(config: { tlsCa: string; tlsCert: string; tlsKey: string 
     }
   };
   return { caPem: await read('tlsCa'), certPem: await read('tlsCert'), keyPem: await read('tlsKey') };
+}
+
+/** Metrics are for watching a service, not for running it: a taken port is logged, not fatal. */
+async function serveMetricsIfWanted(
+  registry: MetricsRegistry,
+  listen: { host: string; port: number } | undefined,
+  logger: Logger,
+  envName: string,
+): Promise<MetricsServer | undefined> {
+  if (listen === undefined) return undefined;
+  try {
+    const server = await serveMetrics(registry, listen.host, listen.port);
+    logger.info({ url: server.url }, 'metrics served');
+    return server;
+  } catch (error) {
+    logger.error({ err: error instanceof Error ? error.message : String(error), listen }, `cannot serve metrics; running without them (set ${envName})`);
+    return undefined;
+  }
 }

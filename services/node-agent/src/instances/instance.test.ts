@@ -13,6 +13,7 @@ import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { GuestService, type WaitResponse, WaitResponseSchema } from '@shellwego/contracts/guest/v1/guest_pb';
 import { type InstanceSpec, InstanceSpecSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
+import { createMetricsRegistry } from '@shellwego/kit/metrics';
 import { type GuestChannelServer, serveGuestChannel } from '@shellwego/kit/vm-channel';
 import { capturingLogger } from '@shellwego/testing/logger';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -223,7 +224,7 @@ function setup(stateDir = join(dir, `case-${++caseNo}`), driver = new DriverStan
     rootfs,
     secrets: () => secrets,
     store,
-    metrics: createNodeMetrics({ instancesByState: () => new Map(), sessionConnected: () => true, rootfsCacheBytes: () => 0 }),
+    metrics: createNodeMetrics(createMetricsRegistry(), { instancesByState: () => new Map(), sessionConnected: () => true, rootfsCacheBytes: () => 0 }),
     log: logger,
     settings: { bootTimeoutMs: 5_000, runTimeoutMs: 5_000, logBufferBytes: 64 * 1024 },
     report: (event) => events.push(event),

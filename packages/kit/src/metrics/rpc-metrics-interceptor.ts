@@ -1,0 +1,93 @@
+// Per-RPC server metrics under the names go-grpc-prometheus made common, so existing gRPC
+// dashboards and alerts work: calls started and handled (by method and code), handling latency,
+// and calls in flight. Labels come from the served contract only (service, method, kind) and the
+// gRPC code, so their number is bounded; an unknown method never reaches an interceptor.
+import type { DescMethod } from '@bufbuild/protobuf';
+import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { SECONDS_BUCKETS } from './metrics-registry.js';
+
+const methodLabels = ['grpc_service', 'grpc_method', 'grpc_type'] as const;
+
+export function rpcMetricsInterceptor(registry: Registry): Interceptor {
+  const started = new Counter({
+    name: 'grpc_server_started_total',
+    help: 'RPCs started on the server, by service, method and kind.',
+    labelNames: methodLabels,
+    registers: [registry],
+  });
+  const handled = new Counter({
+    name: 'grpc_server_handled_total',
+    help: 'RPCs completed on the server, by service, method, kind and gRPC status code.',
+    labelNames: [...methodLabels, 'grpc_code'],
+    registers: [registry],
+  });
+  const handling = new Histogram({
+    name: 'grpc_server_handling_seconds',
+    help: 'Time from the start of an RPC until the server finished it (the end of the response stream for streaming RPCs), by gRPC status code.',
+    labelNames: [...methodLabels, 'grpc_code'],
+    buckets: [...SECONDS_BUCKETS],
+    registers: [registry],
+  });
+  const inFlight = new Gauge({
+    name: 'grpc_server_in_flight_calls',
+    help: 'RPCs the server is handling now.',
+    labelNames: methodLabels,
+    registers: [registry],
+  });
+  return (next) => async (req) => {
+    const labels = { grpc_service: req.service.typeName, grpc_method: req.method.name, grpc_type: kindName(req.method.methodKind) };
+    const begun = performance.now();
+    started.inc(labels);
+    inFlight.inc(labels);
+    let finished = false;
+    const done = (error?: unknown) => {
+      if (finished) return;
+      finished = true;
+      const code = { ...labels, grpc_code: error === undefined ? 'OK' : codeName(ConnectError.from(error).code) };
+      handled.inc(code);
+      handling.observe(code, (performance.now() - begun) / 1000);
+      inFlight.dec(labels);
+    };
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        done();
+        return res;
+      }
+      return { ...res, message: finishWith(res.message, done) };
+    } catch (error) {
+      done(error);
+      throw error;
+    }
+  };
+}
+
+async function* finishWith<T>(messages: AsyncIterable<T>, done: (error?: unknown) => void): AsyncIterable<T> {
+  try {
+    yield* messages;
+    done();
+  } catch (error) {
+    done(error);
+    throw error;
+  } finally {
+    // The caller went away (return() on the iterator): the call is over all the same.
+    done(new ConnectError('the call was cancelled', Code.Canceled));
+  }
+}
+
+const kindNames: Record<DescMethod['methodKind'], string> = {
+  unary: 'unary',
+  server_streaming: 'server_stream',
+  client_streaming: 'client_stream',
+  bidi_streaming: 'bidi_stream',
+};
+
+function kindName(kind: DescMethod['methodKind']): string {
+  return kindNames[kind];
+}
+
+/** The code's name as gRPC's Go implementation spells it ("OK", "InvalidArgument"), as dashboards expect. */
+function codeName(code: Code): string {
+  return Code[code] ?? String(code);
+}

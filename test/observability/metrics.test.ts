@@ -1,0 +1,130 @@
+// Every service's /metrics after real traffic: the platform as separate processes over mTLS (node
+// agent on the process driver), an app with a canary secret deployed through the CLI and removed,
+// read RPCs, a refused call and a NOT_FOUND. Each endpoint is parsed by Prometheus's own parsers
+// (promtool, which also holds it to the naming conventions, and the reference Python parser); the
+// RPC counters and latency histograms carry the methods called with their codes, the process and
+// database metrics are there, and neither the canary secret nor a join token appears anywhere.
+import { Code, ConnectError } from '@connectrpc/connect';
+import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
+import { createMtlsClient } from '@shellwego/kit/rpc';
+import { freePort } from '@shellwego/testing/free-port';
+import { busyboxMissing } from '@shellwego/testing/images/busybox';
+import { leaks } from '@shellwego/testing/leak-scan/leak-scan';
+import { afterAll, describe, expect, it } from 'vitest';
+import { canaryFlow } from '../e2e/support/canary-flow.js';
+import { NodePlatform } from '../e2e/support/node-platform.js';
+import { type Family, parseMetrics, promtoolProblems, type Sample, samplesOf } from './support/prometheus-text.js';
+
+const skip = busyboxMissing();
+if (skip !== undefined) console.warn(`[metrics] SKIPPING: ${skip}`);
+
+let platform: NodePlatform | undefined;
+afterAll(async () => {
+  await platform?.stop();
+});
+
+const has = (samples: readonly Sample[], labels: Record<string, string>) =>
+  samples.filter((s) => Object.entries(labels).every(([key, value]) => s.labels[key] === value));
+
+describe.skipIf(skip !== undefined)('Prometheus metrics of every service after real traffic', () => {
+  it('serves parseable, conventional metrics with per-RPC counts, latencies and codes, and no secret', { timeout: 180_000 }, async () => {
+    platform = await NodePlatform.start();
+    const p = platform;
+    await p.addAgent({ key: 'proc', driver: 'process' });
+    const flow = await canaryFlow(p, { agentKey: 'proc', app: 'metered', port: await freePort(), memory: '64Mi', healthyTimeoutMs: 60_000 });
+    const { token } = await p.nodes.createJoinToken({});
+    await p.apps.listApps({});
+    await p.nodes.listNodes({});
+    await p.secrets.listSecrets({});
+    await p.registry.listImages({});
+    await p.agent('proc').client.getNodeStatus({});
+    await expect(p.apps.getApp({ name: 'no-such-app' })).rejects.toMatchObject({ code: Code.NotFound });
+    // No client certificate: refused before any handler, and still counted.
+    const anonymous = createMtlsClient(AppService, { baseUrl: p.platform.url('scheduler'), tls: { caPem: p.platform.admin.caPem } });
+    const refused = await anonymous.listApps({}).catch((error: unknown) => ConnectError.from(error));
+    expect(refused).toMatchObject({ code: Code.Unauthenticated });
+
+    const endpoints = {
+      scheduler: p.platform.metricsUrl('scheduler'),
+      secrets: p.platform.metricsUrl('secrets'),
+      registry: p.platform.metricsUrl('registry'),
+      'node-agent': p.platform.metricsUrl('proc'),
+    };
+    const texts: Record<string, string> = {};
+    const parsed: Record<string, Family[]> = {};
+    for (const [name, url] of Object.entries(endpoints)) {
+      const response = await fetch(url);
+      expect(response.status, name).toBe(200);
+      expect(response.headers.get('content-type'), name).toMatch(/^text\/plain; version=0\.0\.4/);
+      texts[name] = await response.text();
+      expect(await promtoolProblems(texts[name] ?? ''), name).toBe('');
+      parsed[name] = await parseMetrics(texts[name] ?? '');
+    }
+    const handled = (name: string) => samplesOf(parsed[name] ?? [], 'grpc_server_handled_total');
+    const latency = (name: string) => samplesOf(parsed[name] ?? [], 'grpc_server_handling_seconds_count');
+
+    // The methods called, with their codes, in counters and histograms alike.
+    const calls: [string, string, string, string][] = [
+      ['scheduler', 'shellwego.scheduler.v1.AppService', 'DeployApp', 'OK'],
+      ['scheduler', 'shellwego.scheduler.v1.AppService', 'ListApps', 'OK'],
+      ['scheduler', 'shellwego.scheduler.v1.AppService', 'ListApps', 'Unauthenticated'],
+      ['scheduler', 'shellwego.scheduler.v1.AppService', 'GetApp', 'NotFound'],
+      ['scheduler', 'shellwego.scheduler.v1.NodeService', 'JoinNode', 'OK'],
+      ['scheduler', 'shellwego.scheduler.v1.NodeService', 'ListNodes', 'OK'],
+      ['secrets', 'shellwego.secrets.v1.SecretsService', 'SetSecret', 'OK'],
+      ['secrets', 'shellwego.secrets.v1.SecretsService', 'ResolveSecrets', 'OK'],
+      ['secrets', 'shellwego.secrets.v1.SecretsService', 'ListSecrets', 'OK'],
+      ['registry', 'shellwego.registry.v1.RegistryService', 'ResolveImage', 'OK'],
+      ['registry', 'shellwego.registry.v1.RegistryService', 'FetchRootfs', 'OK'],
+      ['registry', 'shellwego.registry.v1.RegistryService', 'ListImages', 'OK'],
+      ['node-agent', 'shellwego.agent.v1.NodeAgentService', 'GetNodeStatus', 'OK'],
+    ];
+    for (const [name, service, method, code] of calls) {
+      const labels = { grpc_service: service, grpc_method: method, grpc_code: code };
+      const counted = has(handled(name), labels);
+      expect(counted, `${name} ${method} ${code} counted`).toHaveLength(1);
+      expect(counted[0]?.value, `${name} ${method} ${code}`).toBeGreaterThanOrEqual(1);
+      expect(has(latency(name), labels)[0]?.value, `${name} ${method} ${code} timed`).toBe(counted[0]?.value);
+    }
+    // Streams open now (the test's event follower, the agent's Session) are started and in flight, labelled with their kind.
+    const inFlight = samplesOf(parsed.scheduler ?? [], 'grpc_server_in_flight_calls');
+    expect(
+      has(samplesOf(parsed.scheduler ?? [], 'grpc_server_started_total'), { grpc_method: 'WatchEvents', grpc_type: 'server_stream' })[0]?.value,
+    ).toBeGreaterThan(0);
+    expect(has(inFlight, { grpc_method: 'WatchEvents', grpc_type: 'server_stream' })[0]?.value).toBeGreaterThanOrEqual(1);
+    expect(has(inFlight, { grpc_method: 'Session', grpc_type: 'bidi_stream' })[0]?.value).toBe(1);
+    expect(has(inFlight, { grpc_method: 'ListApps' })[0]?.value).toBe(0);
+
+    for (const [name, families] of Object.entries(parsed)) {
+      // Process metrics of every process.
+      expect(samplesOf(families, 'process_resident_memory_bytes')[0]?.value, name).toBeGreaterThan(1024 * 1024);
+      expect(samplesOf(families, 'nodejs_eventloop_lag_p99_seconds').length, name).toBe(1);
+      // Every label is bounded: no value longer than a method name, none that looks like a token.
+      for (const family of families) {
+        for (const sample of family.samples) for (const value of Object.values(sample.labels)) expect(value.length, `${name} ${sample.name}`).toBeLessThan(80);
+      }
+    }
+    // Database timings of the three control services.
+    for (const [name, schema] of [
+      ['scheduler', 'scheduler'],
+      ['secrets', 'secrets'],
+      ['registry', 'registry'],
+    ] as const) {
+      const queries = has(samplesOf(parsed[name] ?? [], 'shellwego_db_query_duration_seconds_count'), { schema, outcome: 'ok' });
+      expect(
+        queries.reduce((sum, s) => sum + s.value, 0),
+        `${name} queries`,
+      ).toBeGreaterThan(0);
+    }
+    // The node agent's own figures.
+    expect(samplesOf(parsed['node-agent'] ?? [], 'shellwego_node_agent_start_seconds_count')[0]?.value).toBe(1);
+    expect(has(samplesOf(parsed['node-agent'] ?? [], 'shellwego_node_agent_secret_pushes_total'), { kind: 'run', outcome: 'ok' })[0]?.value).toBe(1);
+
+    // The canary secret and a join token appear in no metric (the sweep does find what it seeks).
+    for (const [name, text] of Object.entries(texts)) {
+      expect(leaks(text, flow.canary), `${name} leaks the canary`).toBe(false);
+      expect(leaks(text, Buffer.from(token)), `${name} leaks a join token`).toBe(false);
+    }
+    expect(leaks(`x${flow.canary.toString('hex')}x`, flow.canary)).toBe(true);
+  });
+});

@@ -33,6 +33,12 @@ describe.skipIf(skip !== undefined)('Prometheus metrics of every service after r
     await p.addAgent({ key: 'proc', driver: 'process' });
     const flow = await canaryFlow(p, { agentKey: 'proc', app: 'metered', port: await freePort(), memory: '64Mi', healthyTimeoutMs: 60_000 });
     const { token } = await p.nodes.createJoinToken({});
+    // An app no node can take (it requires a label none has) stays PENDING with its reason.
+    const stuck = await p.cli(['app', 'deploy', 'stuck', '--image', 'metered:1', '--memory', '64Mi', '--label', 'zone=nowhere']);
+    expect(stuck.exitCode, stuck.stderr).toBe(0);
+    // An admin asking for secret values is refused (and audited) as not a node.
+    await expect(p.secrets.resolveSecrets({})).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await p.registry.garbageCollect({});
     await p.apps.listApps({});
     await p.nodes.listNodes({});
     await p.secrets.listSecrets({});
@@ -116,9 +122,34 @@ describe.skipIf(skip !== undefined)('Prometheus metrics of every service after r
         `${name} queries`,
       ).toBeGreaterThan(0);
     }
-    // The node agent's own figures.
+    // The node agent's own figures (the instance was removed: none live now).
     expect(samplesOf(parsed['node-agent'] ?? [], 'shellwego_node_agent_start_seconds_count')[0]?.value).toBe(1);
     expect(has(samplesOf(parsed['node-agent'] ?? [], 'shellwego_node_agent_secret_pushes_total'), { kind: 'run', outcome: 'ok' })[0]?.value).toBe(1);
+
+    // The scheduler's figures, from the active scheduler's cluster state.
+    const scheduler = parsed.scheduler ?? [];
+    expect(samplesOf(scheduler, 'shellwego_scheduler_leader')[0]?.value).toBe(1);
+    expect(has(samplesOf(scheduler, 'shellwego_scheduler_nodes'), { state: 'READY' })[0]?.value).toBe(1);
+    expect(samplesOf(scheduler, 'shellwego_scheduler_sessions')[0]?.value).toBe(1);
+    expect(has(samplesOf(scheduler, 'shellwego_scheduler_pending_instances'), { reason: 'labels' })[0]?.value).toBe(1);
+    expect(has(samplesOf(scheduler, 'shellwego_scheduler_instances'), { state: 'PENDING' })[0]?.value).toBe(1);
+    expect(has(samplesOf(scheduler, 'shellwego_scheduler_placements_total'), { outcome: 'placed' })[0]?.value).toBe(1);
+    expect(has(samplesOf(scheduler, 'shellwego_scheduler_placements_total'), { outcome: 'pending', constraint: 'labels' })[0]?.value).toBe(1);
+    expect(has(samplesOf(scheduler, 'shellwego_scheduler_rollouts'), { state: 'IN_PROGRESS' })[0]?.value).toBe(1);
+    // The secrets service's: resolves by outcome and reason, writes, rotation and budget.
+    const secrets = parsed.secrets ?? [];
+    expect(has(samplesOf(secrets, 'shellwego_secrets_resolves_total'), { outcome: 'granted', reason: 'none' })[0]?.value).toBe(1);
+    expect(has(samplesOf(secrets, 'shellwego_secrets_resolves_total'), { outcome: 'denied', reason: 'not-a-node' })[0]?.value).toBe(1);
+    expect(has(samplesOf(secrets, 'shellwego_secrets_writes_total'), { action: 'set', outcome: 'granted' })[0]?.value).toBe(1);
+    expect(samplesOf(secrets, 'shellwego_secrets_encryption_budget_used_ratio')[0]?.value).toBeGreaterThan(0);
+    expect(samplesOf(secrets, 'shellwego_secrets_rewrap_running')[0]?.value).toBe(0);
+    expect(has(samplesOf(secrets, 'shellwego_secrets_rewrap_data_keys'), { state: 'done' })).toHaveLength(1);
+    // The registry's: imports, rootfs builds and cache, bytes sent, GC runs.
+    const registry = parsed.registry ?? [];
+    expect(has(samplesOf(registry, 'shellwego_registry_imports_total'), { outcome: 'ok' })[0]?.value).toBe(1);
+    expect(has(samplesOf(registry, 'shellwego_registry_rootfs_requests_total'), { result: 'built' })[0]?.value).toBe(1);
+    expect(samplesOf(registry, 'shellwego_registry_rootfs_sent_bytes_total')[0]?.value).toBeGreaterThan(1024 * 1024);
+    expect(has(samplesOf(registry, 'shellwego_registry_gc_runs_total'), { outcome: 'ok' })[0]?.value).toBe(1);
 
     // The canary secret and a join token appear in no metric (the sweep does find what it seeks).
     for (const [name, text] of Object.entries(texts)) {

@@ -2,6 +2,7 @@ import type { GrantVerifier } from '@shellwego/kit/grant';
 import type { Logger } from '@shellwego/kit/log';
 import type { ImageCatalog, ImageRecord } from './image-catalog.js';
 import type { InUse } from './in-use.js';
+import type { RegistryMetrics } from './registry-metrics.js';
 import type { RootfsBuilder, RootfsImage } from './rootfs/rootfs-builder.js';
 import type { BlobStore } from './store/blob-store.js';
 
@@ -21,6 +22,7 @@ export interface RegistryContext {
   readonly maxImportBytes: number;
   readonly gcGraceMs: number;
   readonly pullTimeoutMs: number;
+  readonly metrics: RegistryMetrics;
 }
 
 /** What the rootfs builder needs of a stored image. */

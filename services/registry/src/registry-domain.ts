@@ -11,6 +11,7 @@ import { InUse } from './in-use.js';
 import { migrations } from './migrations.js';
 import { parsePlatform } from './oci/platform.js';
 import type { RegistryContext } from './registry-context.js';
+import { createRegistryMetrics } from './registry-metrics.js';
 import { registryService } from './registry-service.js';
 import { RootfsBuilder, type RootfsEvent } from './rootfs/rootfs-builder.js';
 import type { RegistryDatabase } from './schema.js';
@@ -37,6 +38,7 @@ export async function openRegistry(
     throw new Error(`${envNames.platform ?? 'platform'}: ${(err as Error).message}`);
   }
   const verifier = await loadGrantVerifier(config.grantPublicKeys, envNames.grantPublicKeys ?? 'grantPublicKeys');
+  const registryMetrics = createRegistryMetrics(metrics);
   const store = await BlobStore.open(config.storeDir);
   await store.sweepTemp();
   const builder = await RootfsBuilder.open({
@@ -44,7 +46,10 @@ export async function openRegistry(
     limits: { maxEntries: config.maxImageEntries, maxTotalBytes: config.maxImageBytes },
     headroomPercent: config.rootfsHeadroomPercent,
     maxConcurrentBuilds: config.maxConcurrentBuilds,
-    onEvent: (event) => logBuild(logger, event),
+    onEvent: (event) => {
+      registryMetrics.rootfs(event);
+      logBuild(logger, event);
+    },
   });
   const database = await openDatabase<RegistryDatabase>({ url: config.database, schema: 'registry', migrations, logger, metrics });
   const context: RegistryContext = {
@@ -59,6 +64,7 @@ export async function openRegistry(
     maxImportBytes: config.maxImportBytes,
     gcGraceMs: config.gcGracePeriod,
     pullTimeoutMs: config.pullTimeout,
+    metrics: registryMetrics,
   };
   return { service: registryService(context), context, close: () => database.close() };
 }

@@ -14,6 +14,7 @@ import {
 import { principalOf } from '@shellwego/kit/auth';
 import { invalidArgument, notFound } from '@shellwego/kit/errors';
 import { GrantError } from '@shellwego/kit/grant';
+import type { Counter } from '@shellwego/kit/metrics';
 import type { ServiceRegistration } from '@shellwego/kit/rpc';
 import { GarbageCollector } from './garbage-collector.js';
 import { importImage } from './image-import.js';
@@ -22,6 +23,7 @@ import type { ArchiveFormat as CoreArchiveFormat } from './oci/archive-import.js
 import { imageToProto } from './proto-mapping.js';
 import { pullImage } from './pull/image-pull.js';
 import type { RegistryContext } from './registry-context.js';
+import type { RegistryMetrics } from './registry-metrics.js';
 import { streamRootfs } from './rootfs-stream.js';
 import { type Operation, toConnectError } from './rpc-errors.js';
 
@@ -61,12 +63,17 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
             yield r.value.part.value;
           }
         }
-        const image = await importImage(ctx, { archive: chunks(), ...(name ? { name } : {}), format, platform: header.platform });
+        const image = await counted(ctx.metrics.imports, () =>
+          importImage(ctx, { archive: chunks(), ...(name ? { name } : {}), format, platform: header.platform }),
+        );
         return { image: imageToProto(image) };
       }),
 
     async *pullImage(request: PullImageRequest, context: HandlerContext): AsyncGenerator<PullImageResponse> {
       const password = request.credentials ? Buffer.from(request.credentials.password) : undefined;
+      // Bytes of each blob downloaded so far: progress reports the running total per blob.
+      const downloaded = new Map<string, number>();
+      let outcome = 'failed';
       try {
         const name = request.name ? parseNameTag(request.name) : undefined;
         const events = pullImage(ctx, {
@@ -80,6 +87,7 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
         });
         for await (const event of events) {
           if (event.type === 'progress') {
+            countPulled(ctx.metrics, downloaded, event);
             yield create(PullImageResponseSchema, {
               event: {
                 case: 'progress',
@@ -87,12 +95,14 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
               },
             });
           } else {
+            outcome = 'ok';
             yield create(PullImageResponseSchema, { event: { case: 'image', value: imageToProto(event.image) } });
           }
         }
       } catch (err) {
         throw toConnectError(err, 'pull');
       } finally {
+        ctx.metrics.pulls.inc({ outcome });
         password?.fill(0);
         request.credentials?.password.fill(0);
       }
@@ -136,6 +146,7 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
               yield create(FetchRootfsResponseSchema, { part: { case: 'info', value: { sizeBytes: BigInt(part.sizeBytes), fsType: 'ext4' } } });
               break;
             case 'chunk':
+              ctx.metrics.rootfsSentBytes.inc(part.data.length);
               yield create(FetchRootfsResponseSchema, { part: { case: 'chunk', value: { offset: BigInt(part.offset), data: part.data } } });
               break;
             case 'digest':
@@ -153,7 +164,8 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
 
     garbageCollect: () =>
       guard('other', async () => {
-        const result = await gc.collect();
+        const result = await counted(ctx.metrics.gcRuns, () => gc.collect());
+        ctx.metrics.gcFreedBytes.inc(result.bytesFreed);
         return { blobsRemoved: result.blobsRemoved, rootfsRemoved: result.rootfsRemoved, bytesFreed: BigInt(result.bytesFreed) };
       }),
   };
@@ -161,4 +173,33 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
   // 1 MiB rootfs chunks costs more CPU than the wire time it saves on a
   // cluster network (it cut FetchRootfs on loopback to a fifth).
   return { service: RegistryService, register: (router) => router.service(RegistryService, implementation, { acceptCompression: [] }) };
+}
+
+/** Runs `operation` and counts it by outcome (ok, failed). */
+async function counted<T>(counter: Counter<'outcome'>, operation: () => Promise<T>): Promise<T> {
+  try {
+    const result = await operation();
+    counter.inc({ outcome: 'ok' });
+    return result;
+  } catch (err) {
+    counter.inc({ outcome: 'failed' });
+    throw err;
+  }
+}
+
+/** A blob's progress: cached ones count once as found in the store, others add the bytes since the last report. */
+function countPulled(
+  metrics: RegistryMetrics,
+  downloaded: Map<string, number>,
+  progress: { digest: string; done: number; total: number; cached: boolean },
+): void {
+  const before = downloaded.get(progress.digest);
+  if (progress.cached) {
+    if (before === undefined) metrics.pulledBlobs.inc({ source: 'cache' });
+    downloaded.set(progress.digest, progress.total);
+    return;
+  }
+  if (before === undefined) metrics.pulledBlobs.inc({ source: 'remote' });
+  if (progress.done > (before ?? 0)) metrics.pulledBytes.inc(progress.done - (before ?? 0));
+  downloaded.set(progress.digest, Math.max(before ?? 0, progress.done));
 }

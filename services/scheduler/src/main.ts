@@ -11,6 +11,7 @@ import { GrantIssuer } from './leader/grant-issuer.js';
 import { RegistryImageResolver } from './leader/image-resolver.js';
 import { Leader } from './leader/leader.js';
 import { Leadership } from './leader/leadership.js';
+import { createSchedulerMetrics } from './metrics/scheduler-metrics.js';
 import { checkSettings, loadSigningMaterial } from './settings-check.js';
 import { EventFeed } from './store/event-feed.js';
 import { JoinTokens } from './store/join-tokens.js';
@@ -37,6 +38,8 @@ await runService({
     const listener = postgresUrl === undefined ? undefined : new PgListener(postgresUrl, EVENTS_CHANNEL, () => feed.wake(), logger);
     listener?.start();
     const grants = new GrantIssuer(keys.grantKey, config.grantTtl);
+    // Reads the leader through `leadership`, declared below: scrapes come only after setup.
+    const schedulerMetrics = createSchedulerMetrics(metrics, () => leadership.leader);
     const leadership = new Leadership({
       postgresUrl,
       db,
@@ -54,6 +57,7 @@ await runService({
           heartbeatIntervalMs: config.heartbeatInterval,
           heartbeatGraceMs: config.heartbeatGrace,
           stopGraceMs: config.stopGracePeriod,
+          metrics: schedulerMetrics,
         }),
     });
     try {

@@ -94,8 +94,12 @@ export class AuditLog {
   #pending: Pending[] = [];
   #flushing = false;
 
-  constructor(db: Kysely<SecretsDatabase>) {
+  readonly #onWritten: (entry: AuditEntry) => void;
+
+  /** `onWritten` hears of each entry once its row is written (inside the change's transaction when one is passed). */
+  constructor(db: Kysely<SecretsDatabase>, onWritten: (entry: AuditEntry) => void = () => {}) {
     this.#db = db;
+    this.#onWritten = onWritten;
   }
 
   /**
@@ -105,6 +109,7 @@ export class AuditLog {
   async append(entry: AuditEntry, executor?: AuditExecutor): Promise<void> {
     if (executor !== undefined) {
       await executor.insertInto('audit_events').values(toRow(entry)).execute();
+      this.#onWritten(entry);
       return;
     }
     await new Promise<void>((resolve, reject) => {
@@ -123,7 +128,10 @@ export class AuditLog {
             .insertInto('audit_events')
             .values(batch.map((p) => toRow(p.entry)))
             .execute();
-          for (const p of batch) p.resolve();
+          for (const p of batch) {
+            this.#onWritten(p.entry);
+            p.resolve();
+          }
         } catch (err) {
           for (const p of batch) p.reject(err);
         }

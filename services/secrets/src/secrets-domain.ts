@@ -10,7 +10,7 @@ import { implement } from '@shellwego/kit/rpc';
 import type { Kysely } from 'kysely';
 import { AuditLog } from './audit-log.js';
 import type { DigestKey } from './crypto/index.js';
-import { ChunkedEncryptionBudget } from './crypto/index.js';
+import { ChunkedEncryptionBudget, DEFAULT_KEK_ENCRYPTION_LIMIT } from './crypto/index.js';
 import { DbEncryptionBudget, recordKek } from './db-encryption-budget.js';
 import { loadOrCreateDigestKey } from './digest-key-store.js';
 import { InFlightWrites } from './in-flight-writes.js';
@@ -23,6 +23,7 @@ import { migrations } from './migrations.js';
 import { SecretResolver } from './resolve-secrets.js';
 import type { SecretsDatabase } from './schema.js';
 import { SecretStore } from './secret-store.js';
+import { createSecretsMetrics } from './secrets-metrics.js';
 import { secretsServiceImpl } from './secrets-service.js';
 
 export interface SecretsDomainOptions {
@@ -77,11 +78,15 @@ export async function openSecretsDomain(options: SecretsDomainOptions): Promise<
     for (const id of ring.ids) await recordKek(db, id);
     const budget = new ChunkedEncryptionBudget(new DbEncryptionBudget(db, options.encryptionLimit));
     digestKey = await loadOrCreateDigestKey(db, keys, budget);
-    const audit = new AuditLog(db);
+    // The rotation, made below, reads the audit log that counts into the metrics.
+    let rotationStatus: KeyRotation | undefined;
+    const secretsMetrics = createSecretsMetrics(metrics, () => rotationStatus, options.encryptionLimit ?? DEFAULT_KEK_ENCRYPTION_LIMIT);
+    const audit = new AuditLog(db, (entry) => secretsMetrics.audited(entry));
     const inFlight = new InFlightWrites();
     const store = new SecretStore({ db, keys, budget, digestKey, audit, inFlight, keepVersions: options.keepVersions });
     const resolver = new SecretResolver({ store, keys, audit, verifier: options.verifier, logger, ...(options.now ? { now: options.now } : {}) });
     const rotation = new KeyRotation({ db, dialect, keys, budget, audit, inFlight, logger, batchSize: options.rewrapBatchSize });
+    rotationStatus = rotation;
     await rotation.resumeInterrupted();
     logger.info({ masterKeys: ring.ids, current: ring.current().id, source: options.kekSource.description }, 'master keys loaded');
     const heldDigestKey = digestKey;

@@ -39,6 +39,8 @@ export function placePending(ctx: LeaderContext, changes: Changes): void {
         const result = ctx.state.engine.place(request);
         if (result.nodeId !== undefined) {
           placeOn(ctx, changes, instance, result.nodeId);
+          instance.pendingConstraint = undefined;
+          ctx.metrics.placements.inc({ outcome: 'placed', constraint: 'none' });
           continue;
         }
         why = result.pending;
@@ -48,6 +50,8 @@ export function placePending(ctx: LeaderContext, changes: Changes): void {
       }
       unplaceable.set(shape, why);
     }
+    if (instance.pendingConstraint !== why.constraint) ctx.metrics.placements.inc({ outcome: 'pending', constraint: why.constraint });
+    instance.pendingConstraint = why.constraint;
     if (instance.reason !== why.reason) {
       instance.reason = why.reason;
       instance.updatedAt = changes.now;

@@ -4,7 +4,7 @@ import type { ImageConfig, InstanceState } from '@shellwego/contracts/common/v1/
 import type { AppSpec, DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import type { RolloutLimits } from '../api/app-spec.js';
-import { type NodeState as EngineNodeState, PlacementEngine, type Resources } from '../placement/index.js';
+import { type NodeState as EngineNodeState, type PendingConstraint, PlacementEngine, type Resources } from '../placement/index.js';
 import type { AdminState } from '../store/tables.js';
 
 export interface NodeRecord {
@@ -77,6 +77,8 @@ export interface InstanceRecord {
   readonly createdAt: Date;
   updatedAt: Date;
   healthySince: Date | undefined;
+  /** While PENDING: the constraint placement last found no node passing (for metrics; memory only). */
+  pendingConstraint?: PendingConstraint;
 }
 
 /** Labels placement sees: what the node reports, overridden by what the join token set. */

@@ -1,4 +1,5 @@
 import type { Logger } from '@shellwego/kit/log';
+import type { SchedulerMetrics } from '../metrics/scheduler-metrics.js';
 import type { ClusterState } from './cluster-state.js';
 import type { GrantIssuer } from './grant-issuer.js';
 
@@ -10,4 +11,5 @@ export interface LeaderContext {
   readonly stopGraceMs: number;
   /** Heartbeat interval plus grace: silence longer than this makes a node DOWN. */
   readonly heartbeatDeadlineMs: number;
+  readonly metrics: SchedulerMetrics;
 }

@@ -13,6 +13,7 @@ import { changeState, requestStop } from '../controllers/instance-lifecycle.js';
 import { acceptHello, helloProblems, newNodeRecord, setAdminState } from '../controllers/node-lifecycle.js';
 import { placePending } from '../controllers/placement-pass.js';
 import { startRollout, stepRollout } from '../controllers/rollout-controller.js';
+import type { SchedulerMetrics } from '../metrics/scheduler-metrics.js';
 import { refuseReportedTransition, stateName } from '../model/instance-states.js';
 import { SchedulerError } from '../model/scheduler-error.js';
 import { Changes } from '../store/changes.js';
@@ -42,6 +43,7 @@ export interface LeaderOptions {
   readonly heartbeatIntervalMs: number;
   readonly heartbeatGraceMs: number;
   readonly stopGraceMs: number;
+  readonly metrics: SchedulerMetrics;
 }
 
 export interface Deployment {
@@ -439,6 +441,7 @@ export class Leader {
       logger: this.options.logger,
       stopGraceMs: this.options.stopGraceMs,
       heartbeatDeadlineMs: this.options.heartbeatIntervalMs + this.options.heartbeatGraceMs,
+      metrics: this.options.metrics,
     };
   }
 

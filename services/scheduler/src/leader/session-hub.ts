@@ -80,6 +80,11 @@ export class SessionHub {
     return true;
   }
 
+  /** Sessions open now, one per connected node. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
   current(nodeId: string): NodeSession | undefined {
     return this.sessions.get(nodeId);
   }

@@ -6,15 +6,20 @@ import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { Counter, Gauge, type MetricsRegistry } from '@shellwego/kit/metrics';
-import { nodeProtoState } from '../leader/cluster-state.js';
-import type { Leader } from '../leader/leader.js';
+import { type ClusterState, nodeProtoState } from '../leader/cluster-state.js';
+
+/** What the metrics read of the active scheduler (the Leader). */
+export interface ActiveScheduler {
+  readonly state: ClusterState;
+  readonly hub: { readonly size: number };
+}
 
 export interface SchedulerMetrics {
   /** Placement decisions: outcome placed | pending (no node fits, by constraint). */
   readonly placements: Counter<'outcome' | 'constraint'>;
 }
 
-export function createSchedulerMetrics(registry: MetricsRegistry, activeLeader: () => Leader | undefined): SchedulerMetrics {
+export function createSchedulerMetrics(registry: MetricsRegistry, activeLeader: () => ActiveScheduler | undefined): SchedulerMetrics {
   const registers = [registry];
   new Gauge({
     name: 'shellwego_scheduler_leader',

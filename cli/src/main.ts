@@ -6,10 +6,40 @@ const program = addGlobalOptions(new Command('shellwego')).description('operate 
 addTopLevelCommands(program);
 
 try {
-  await program.parseAsync(process.argv);
+  await traced(() => program.parseAsync(process.argv));
 } catch (error) {
   process.stderr.write(`shellwego: ${await describe(error)}\n`);
   process.exitCode = 1;
+}
+
+/**
+ * With the standard OTEL_* variables set, the command is one span (named after the command, never
+ * its arguments) whose trace every call it makes continues; the spans are sent before exit.
+ * Without them nothing of OpenTelemetry is loaded, so start-up stays fast.
+ */
+async function traced(run: () => Promise<unknown>): Promise<void> {
+  if (!process.env.OTEL_EXPORTER_OTLP_ENDPOINT && !process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
+    await run();
+    return;
+  }
+  const { startTracing, runInSpan } = await import('@shellwego/kit/tracing');
+  const tracing = await startTracing({ serviceName: 'shellwego-cli' });
+  try {
+    await runInSpan('shellwego', {}, async (span) => {
+      program.hook('preAction', (_program, command) => {
+        span.updateName(commandPath(command));
+      });
+      await run();
+    });
+  } finally {
+    await tracing.shutdown();
+  }
+}
+
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at !== null; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
 }
 
 async function describe(error: unknown): Promise<string> {

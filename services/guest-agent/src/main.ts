@@ -2,6 +2,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { createLogger } from '@shellwego/kit/log';
+import { startTracing } from '@shellwego/kit/tracing';
 import { serveGuestChannel } from '@shellwego/kit/vm-channel';
 import { CommanderError } from 'commander';
 import { loadAgentConfig } from './agent-config.js';
@@ -30,6 +31,9 @@ if (process.pid === 1) {
   // Node cannot wait() for processes it did not spawn: as PID 1 orphans would stay zombies.
   log.warn('running as PID 1: orphaned processes will not be reaped; start the agent from an init that reaps (deploy/guest-image/init)');
 }
+
+// The host's trace continues here (traceparent on the channel); spans leave only when OTEL_* is set.
+const tracing = await startTracing({ serviceName: 'guest-agent', env: process.env });
 
 const supervisor = new WorkloadSupervisor({
   log,
@@ -62,6 +66,7 @@ try {
     supervisor
       .shutdown()
       .then(() => server.close())
+      .then(() => tracing.shutdown())
       .then(
         () => process.exit(0),
         (err: unknown) => {

@@ -4,6 +4,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
@@ -111,9 +112,11 @@ describe('guest agent bundle', () => {
     expect((await buildGuestAgent()).rebuilt).toBe(false);
     expect((await stat(bundle)).mtimeMs).toBe(before);
     const text = await readFile(bundle, 'utf8');
-    // Self-contained: no import of anything outside Node's built-ins.
-    const imports = [...text.matchAll(/^import .* from ["']([^"']+)["']/gm)].map((m) => m[1]);
-    expect(imports.filter((specifier) => !specifier?.startsWith('node:'))).toEqual([]);
+    // Self-contained: no import of anything outside Node's built-ins (some bundled packages name
+    // them without the node: prefix).
+    const imports = [...text.matchAll(/^import .* from ["']([^"']+)["']/gm)].map((m) => m[1] ?? '');
+    expect(imports.length).toBeGreaterThan(0);
+    expect(imports.filter((specifier) => !isBuiltin(specifier))).toEqual([]);
   });
 
   it('prints its flags with --help', () => {

@@ -189,12 +189,17 @@ export class NpmStart {
 }
 
 /** The shellwego CLI as the admin of the platform whose home is `home` (its default ports); never throws on a non-zero exit. */
-export async function shellwego(home: string, args: readonly string[], input?: string | Buffer): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+export async function shellwego(
+  home: string,
+  args: readonly string[],
+  input?: string | Buffer,
+  env: Readonly<Record<string, string>> = {},
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const result = await execa(process.execPath, [cliEntry, ...args], {
     cwd: repoRoot,
     reject: false,
     ...(input === undefined ? { stdin: 'ignore' as const } : { input }),
-    env: { SHELLWEGO_HOME: home },
+    env: { ...env, SHELLWEGO_HOME: home },
   });
   return { exitCode: result.exitCode ?? 1, stdout: result.stdout, stderr: result.stderr };
 }

@@ -1,5 +1,6 @@
 // The one logger factory: pino JSON lines with secrets and raw bytes kept out.
 import { pino } from 'pino';
+import { activeTraceIds } from '../tracing/trace-context.js';
 import { toLoggable } from './loggable.js';
 
 export type Logger = pino.Logger;
@@ -28,6 +29,8 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     level,
     base: { service: options.service, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // A line written while handling a traced call names the trace (and span) it belongs to.
+    mixin: () => activeTraceIds() ?? {},
     redact: { paths: [...REDACT_PATHS], censor: REDACTED },
     formatters: {
       level: (label) => ({ level: label }),

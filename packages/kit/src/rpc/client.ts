@@ -1,6 +1,7 @@
 import type { DescService } from '@bufbuild/protobuf';
 import { type Client, createClient, type Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
+import { clientTracingInterceptor } from '../tracing/rpc-tracing.js';
 import type { TlsMaterial } from './serve.js';
 
 export interface MtlsTransportOptions {
@@ -23,6 +24,8 @@ export function createMtlsTransport(options: MtlsTransportOptions): Transport {
   return createGrpcTransport({
     baseUrl: options.baseUrl,
     readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
+    // Sends the caller's trace context (W3C traceparent) with every call.
+    interceptors: [clientTracingInterceptor()],
     ...(options.defaultTimeoutMs ? { defaultTimeoutMs: options.defaultTimeoutMs } : {}),
     nodeOptions: {
       ca: tls.caPem,

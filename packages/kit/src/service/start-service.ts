@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../log/index.js';
 import { createMetricsRegistry, type MetricsRegistry, type MetricsServer, rpcMetricsInterceptor, serveMetrics } from '../metrics/index.js';
 import { RevocationList } from '../pki/index.js';
 import { type RunningServer, type ServiceRegistration, serve, type TlsMaterial } from '../rpc/index.js';
+import { serverTracingInterceptor, startTracing } from '../tracing/index.js';
 import type { serverSettings } from './service-settings.js';
 
 type ServerSettings = ReturnType<typeof serverSettings>;
@@ -56,6 +57,8 @@ export async function startService<S extends ServerSettings & Record<string, Set
   const env = options.env ?? process.env;
   const config = loadConfig(options.definition, { env });
   const logger = options.logger ?? createLogger({ service: options.name, env });
+  const tracing = await startTracing({ serviceName: options.name, env });
+  if (tracing.exporting) logger.info('exporting traces over OTLP (OTEL_* settings)');
   const tls = await readTls(config, options.definition.envNames);
   const revoked = await RevocationList.fromFile(config.revokedCerts, { watch: true });
   const shutdown = new AbortController();
@@ -72,11 +75,12 @@ export async function startService<S extends ServerSettings & Record<string, Set
       logger,
       services: parts.services,
       readMaxBytes: config.maxMessageBytes,
-      interceptors: [rpcMetricsInterceptor(metrics)],
+      interceptors: [serverTracingInterceptor(), rpcMetricsInterceptor(metrics)],
       ...(parts.onRefused ? { onRefused: parts.onRefused } : {}),
     });
   } catch (error) {
     await parts.close?.();
+    await tracing.shutdown();
     throw error;
   }
   const metricsServer = await serveMetricsIfWanted(metrics, config.metricsListen, logger, options.definition.envNames.metricsListen);
@@ -88,6 +92,7 @@ export async function startService<S extends ServerSettings & Record<string, Set
       await metricsServer?.close();
       await parts.close?.();
       revoked.close();
+      await tracing.shutdown();
     })());
   return { config, server, logger, metrics, metricsUrl: metricsServer?.url, stop };
 }

@@ -5,6 +5,7 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import * as http2 from 'node:http2';
 import type { ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { serverTracingInterceptor } from '../tracing/rpc-tracing.js';
 import type { ByteDevice } from './byte-device.js';
 import { openCharDevice } from './byte-device.js';
 import { describeServerChannel, type GuestServerChannel } from './channel.js';
@@ -29,7 +30,7 @@ export async function serveGuestChannel(
   channel: GuestServerChannel,
   options: ServeGuestChannelOptions = {},
 ): Promise<GuestChannelServer> {
-  const server = http2.createServer({}, connectNodeAdapter({ routes }));
+  const server = http2.createServer({}, connectNodeAdapter({ routes, interceptors: [serverTracingInterceptor()] }));
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => {
     sessions.add(session);

@@ -12,6 +12,7 @@ import type { InstanceSpec } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { Logger } from '@shellwego/kit/log';
 import { type SecretBytes, wipeAll } from '@shellwego/kit/secret-bytes';
+import { outsideTrace, runInSpan, withTraceCarrier } from '@shellwego/kit/tracing';
 import { DEFAULT_MIN_VM_MEMORY_MIB, type GuestImage, type VmDriver, type VmExit, type VmHandle, vcpusForCpuMillis, vmRecordOf } from '../drivers/index.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { RootfsCache, RootfsLease } from '../rootfs/rootfs-cache.js';
@@ -140,7 +141,7 @@ export class Instance {
   }
 
   /** A new instance from an Assign; its start runs in the background. */
-  static assign(spec: InstanceSpec, grant: Grant | undefined, deps: InstanceDeps): Instance {
+  static assign(spec: InstanceSpec, grant: Grant | undefined, deps: InstanceDeps, traceContext: Readonly<Record<string, string>> = {}): Instance {
     const check = spec.healthCheck;
     const instance = new Instance(
       spec.instanceId,
@@ -155,7 +156,10 @@ export class Instance {
       durationMs(spec.healthDeadline) ?? DEFAULT_HEALTH_DEADLINE_MS,
       deps,
     );
-    instance.flow = instance.start(spec, grant);
+    // The start joins the deploy's trace (its fetch, secret and guest calls are children of this span).
+    instance.flow = withTraceCarrier(traceContext, () =>
+      runInSpan('node-agent start instance', { 'shellwego.instance': spec.instanceId, 'shellwego.app': spec.app }, () => instance.start(spec, grant)),
+    );
     return instance;
   }
 
@@ -330,7 +334,8 @@ export class Instance {
       this.workloadStartedAtMs = Date.now();
       this.healthDeadlineAt = Date.now() + this.healthDeadlineMs;
       // Followed before RUNNING: a stop that comes first still sees the workload's exit.
-      this.followWorkload(this.guest);
+      const guest = this.guest;
+      outsideTrace(() => this.followWorkload(guest));
       advance('RUNNING');
       const totalMs = performance.now() - t0;
       this.deps.metrics.startSeconds.observe(totalMs / 1000);
@@ -349,7 +354,7 @@ export class Instance {
         },
         'workload started',
       );
-      this.monitorHealth(this.guest);
+      outsideTrace(() => this.monitorHealth(guest));
     } catch (error) {
       // Stopped or detached: the start was aborted on purpose.
       if (!this.live) return;

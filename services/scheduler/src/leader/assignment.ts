@@ -40,6 +40,7 @@ export function assignMessage(instance: InstanceRecord, version: VersionRecord, 
           secretNames: spec.secretNames,
           imageDigest: version.imageDigest,
         }),
+        traceContext: { ...version.traceContext },
       }),
     },
   });

@@ -35,6 +35,8 @@ export interface VersionRecord {
   readonly createdBy: string;
   readonly limits: RolloutLimits;
   healthyAt: Date | null;
+  /** W3C trace context of the DeployApp call that made it, sent with its instances' Assign (memory only). */
+  readonly traceContext?: Readonly<Record<string, string>>;
 }
 
 export interface DeploymentRecord {

@@ -5,6 +5,7 @@ import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Hello, InstanceEvent, SessionRequest } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { SerialQueue } from '@shellwego/kit/async';
 import type { Logger } from '@shellwego/kit/log';
+import { traceCarrier } from '@shellwego/kit/tracing';
 import { sql } from 'kysely';
 import { rolloutLimits } from '../api/app-spec.js';
 import { reconcileApp } from '../controllers/app-reconciler.js';
@@ -103,6 +104,8 @@ export class Leader {
   }
 
   deploy(input: Deployment): Promise<void> {
+    // Taken here, in the DeployApp call: the unit of work may run later, in another's context.
+    const traceContext = traceCarrier();
     return this.mutate((changes) => {
       let app = this.ctx.state.apps.get(input.name);
       if (app === undefined) {
@@ -122,6 +125,7 @@ export class Leader {
         createdBy: input.createdBy,
         limits: rolloutLimits(input.spec),
         healthyAt: null,
+        traceContext,
       };
       app.versions.set(number, version);
       changes.newVersion(app.name, version);

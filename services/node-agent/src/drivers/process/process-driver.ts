@@ -85,6 +85,15 @@ function identityArgs(instanceId: string, socket: string): [string, string] {
   return [`shellwego-guest-agent:${instanceId}`, `unix-listen:${socket}`];
 }
 
+const TRACE_EXPORT_SETTINGS = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_TRACES_EXPORTER',
+  'OTEL_SDK_DISABLED',
+  'OTEL_TRACES_SAMPLER',
+  'OTEL_TRACES_SAMPLER_ARG',
+];
+
 function channelPath(record: VmRecord): string {
   if (record.channel.kind !== 'unix') {
     throw new VmDriverError('invalid-spec', `instance ${record.instanceId}: a process-driver VM has a unix channel, not ${record.channel.kind}`);
@@ -92,10 +101,14 @@ function channelPath(record: VmRecord): string {
   return record.channel.path;
 }
 
-/** Only what the agent and a development workload need; the node agent's own settings stay out. */
+/**
+ * Only what the agent and a development workload need; the node agent's own settings stay out.
+ * Where to export traces passes on (a process-driver guest agent runs on the host and can reach
+ * the collector), but not OTEL_EXPORTER_OTLP_HEADERS, which may hold the collector's credentials.
+ */
 function guestAgentEnvironment(): Record<string, string> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
-  for (const name of ['HOME', 'LANG', 'TZ', 'SHELLWEGO_LOG_LEVEL']) {
+  for (const name of ['HOME', 'LANG', 'TZ', 'SHELLWEGO_LOG_LEVEL', ...TRACE_EXPORT_SETTINGS]) {
     const value = process.env[name];
     if (value !== undefined && value !== '') {
       env[name] = value;

@@ -4,22 +4,32 @@
 // (promtool, which also holds it to the naming conventions, and the reference Python parser); the
 // RPC counters and latency histograms carry the methods called with their codes, the process and
 // database metrics are there, and neither the canary secret nor a join token appears anywhere.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { createMtlsClient } from '@shellwego/kit/rpc';
 import { freePort } from '@shellwego/testing/free-port';
 import { busyboxMissing } from '@shellwego/testing/images/busybox';
 import { leaks } from '@shellwego/testing/leak-scan/leak-scan';
+import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canaryFlow } from '../e2e/support/canary-flow.js';
 import { NodePlatform } from '../e2e/support/node-platform.js';
+import { Prometheus } from './support/prometheus-server.js';
 import { type Family, parseMetrics, promtoolProblems, type Sample, samplesOf } from './support/prometheus-text.js';
 
+const observabilityDir = fileURLToPath(new URL('../../deploy/observability/', import.meta.url));
 const skip = busyboxMissing();
 if (skip !== undefined) console.warn(`[metrics] SKIPPING: ${skip}`);
 
 let platform: NodePlatform | undefined;
+/** The metrics URL of each service, once the first test has made traffic. */
+let endpoints: Record<'scheduler' | 'secrets' | 'registry' | 'node-agent', string> | undefined;
+let prometheus: Prometheus | undefined;
 afterAll(async () => {
+  await prometheus?.stop();
   await platform?.stop();
 });
 
@@ -50,7 +60,7 @@ describe.skipIf(skip !== undefined)('Prometheus metrics of every service after r
     const refused = await anonymous.listApps({}).catch((error: unknown) => ConnectError.from(error));
     expect(refused).toMatchObject({ code: Code.Unauthenticated });
 
-    const endpoints = {
+    endpoints = {
       scheduler: p.platform.metricsUrl('scheduler'),
       secrets: p.platform.metricsUrl('secrets'),
       registry: p.platform.metricsUrl('registry'),
@@ -157,5 +167,41 @@ describe.skipIf(skip !== undefined)('Prometheus metrics of every service after r
       expect(leaks(text, Buffer.from(token)), `${name} leaks a join token`).toBe(false);
     }
     expect(leaks(`x${flow.canary.toString('hex')}x`, flow.canary)).toBe(true);
+  });
+
+  it('feeds the Grafana dashboard: Prometheus with deploy/observability/prometheus.yml scrapes every service and answers each panel query', {
+    timeout: 120_000,
+  }, async () => {
+    expect(endpoints, 'the first test ran').toBeDefined();
+    const config = await readFile(join(observabilityDir, 'prometheus.yml'), 'utf8');
+    expect((await execa('promtool', ['check', 'config', join(observabilityDir, 'prometheus.yml')], { reject: false })).exitCode).toBe(0);
+    // The shipped configuration, pointed at this test's metrics ports and scraped every second.
+    const defaults = { scheduler: '127.0.0.1:9401', secrets: '127.0.0.1:9402', registry: '127.0.0.1:9403', 'node-agent': '127.0.0.1:9404' } as const;
+    let adapted = config.replace('scrape_interval: 15s', 'scrape_interval: 1s');
+    for (const [name, address] of Object.entries(defaults)) {
+      expect(adapted).toContain(address);
+      adapted = adapted.replace(address, new URL(endpoints?.[name as keyof typeof defaults] ?? '').host);
+    }
+    prometheus = await Prometheus.start(adapted);
+    const up = await prometheus.waitFor('count(up{job=~"shellwego-.*"} == 1) == 4 and count(count_over_time(up{job="shellwego-scheduler"}[1m]) >= 3)', 30_000);
+    expect(up.length).toBe(1);
+
+    const dashboard = JSON.parse(await readFile(join(observabilityDir, 'grafana-dashboard.json'), 'utf8')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
+    expect(dashboard.panels.length).toBeGreaterThan(20);
+    // Series that legitimately do not exist here: the pool of Postgres (these services run on
+    // PGlite) and pulls (nothing was pulled from a remote registry).
+    const absentHere = new Set([
+      'sum by (schema, state) (shellwego_db_pool_connections)',
+      'sum by (schema) (shellwego_db_pool_waiting_requests)',
+      'sum by (outcome) (rate(shellwego_registry_pulls_total[5m]))',
+    ]);
+    for (const panel of dashboard.panels) {
+      for (const { expr } of panel.targets) {
+        const result = await prometheus.query(expr);
+        if (!absentHere.has(expr)) expect(result.length, `${panel.title}: ${expr}`).toBeGreaterThan(0);
+      }
+    }
   });
 });

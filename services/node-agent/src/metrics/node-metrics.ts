@@ -3,6 +3,8 @@
 // the process's registry (served by the kit on METRICS_LISTEN) beside the RPC and process metrics.
 import { Counter, Gauge, Histogram, type MetricsRegistry, SECONDS_BUCKETS } from '@shellwego/kit/metrics';
 
+const NODE_STATES = ['PULLING', 'BOOTING', 'STARTING', 'RUNNING', 'HEALTHY', 'STOPPING', 'STOPPED', 'FAILED'];
+
 export interface MetricSources {
   /** Live instances counted by state name ("HEALTHY", ...). */
   readonly instancesByState: () => ReadonlyMap<string, number>;
@@ -31,6 +33,9 @@ export function createNodeMetrics(registry: MetricsRegistry, sources: MetricSour
     registers,
     collect() {
       this.reset();
+      // Every state a node reports is a series from the start (0 until used), so a query by state
+      // sees an empty node as zeros rather than as nothing.
+      for (const state of NODE_STATES) this.set({ state }, 0);
       for (const [state, count] of sources.instancesByState()) this.set({ state }, count);
     },
   });

@@ -256,6 +256,10 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
     expect(metrics).toContain('shellwego_node_agent_secret_pushes_total{kind="run",outcome="ok"} 1');
     expect(metrics).toContain('shellwego_node_agent_instances{state="HEALTHY"} 1');
     expect(metrics).toMatch(/shellwego_node_agent_boot_seconds_count 1\n/);
+    // The guest's own figures, from its Health answers (the process driver's guest sees the host's memory).
+    expect(metrics).toContain('shellwego_node_agent_guests_reporting 1');
+    expect(Number(/^shellwego_node_agent_guest_memory_bytes\{kind="total"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(64 * 1024 * 1024);
+    expect(Number(/^shellwego_node_agent_guest_agent_resident_bytes (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(1024 * 1024);
 
     await removeApp('fresh');
     expect(lines.filter((line) => secretsSet.some((s) => leaks(line, s)))).toEqual([]);

@@ -229,6 +229,10 @@ describe('Signal', () => {
     const health = await agent.client.health({});
     expect(health).toMatchObject({ agentAlive: true, workloadRunning: false, healthy: false });
     expect(health.detail).toContain('SIGTERM');
+    // Its own figures for the host's metrics: the kernel's memory and the agent's resident memory.
+    expect(health.figures?.memoryTotalBytes).toBeGreaterThan(health.figures?.memoryAvailableBytes ?? 0n);
+    expect(health.figures?.memoryAvailableBytes).toBeGreaterThan(0n);
+    expect(health.figures?.agentResidentBytes).toBeGreaterThan(1024n * 1024n);
   });
 });
 

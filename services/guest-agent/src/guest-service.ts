@@ -3,6 +3,7 @@ import type { ConnectRouter, ServiceImpl } from '@connectrpc/connect';
 import { GuestService } from '@shellwego/contracts/guest/v1/guest_pb';
 import { mapHandlerErrors } from '@shellwego/kit/errors';
 import { SecretBytes } from '@shellwego/kit/secret-bytes';
+import { guestFigures } from './guest-figures.js';
 import { toConnectError } from './rpc-errors.js';
 import type { WorkloadSupervisor } from './supervisor.js';
 
@@ -33,7 +34,7 @@ export function guestServiceRoutes(supervisor: WorkloadSupervisor): (router: Con
       return supervisor.follow(context.signal);
     },
     async health() {
-      return { agentAlive: true, ...(await supervisor.health()) };
+      return { agentAlive: true, ...(await supervisor.health()), figures: await guestFigures() };
     },
   };
   // Domain errors become status codes here, at the boundary.

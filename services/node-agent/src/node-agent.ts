@@ -73,6 +73,7 @@ export class NodeAgent {
       instancesByState: () => reconciler?.countsByState() ?? new Map(),
       sessionConnected: () => agent?.session?.connected ?? false,
       rootfsCacheBytes: () => rootfs.usedBytes,
+      guests: () => reconciler?.guestFigures() ?? { reporting: 0, memoryTotalBytes: 0, memoryAvailableBytes: 0, agentResidentBytes: 0 },
     });
     reconciler = new Reconciler({
       driver: prepared.driver,

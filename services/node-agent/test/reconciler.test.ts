@@ -85,7 +85,12 @@ async function harness(stateDir: string, options: { fetchDelayMs?: number; secre
     rootfs,
     secrets: () => secrets,
     store: new StateStore(stateDir, logger),
-    metrics: createNodeMetrics(createMetricsRegistry(), { instancesByState: () => new Map(), sessionConnected: () => true, rootfsCacheBytes: () => 0 }),
+    metrics: createNodeMetrics(createMetricsRegistry(), {
+      instancesByState: () => new Map(),
+      sessionConnected: () => true,
+      rootfsCacheBytes: () => 0,
+      guests: () => ({ reporting: 0, memoryTotalBytes: 0, memoryAvailableBytes: 0, agentResidentBytes: 0 }),
+    }),
     log: logger,
     settings: { bootTimeoutMs: 15_000, runTimeoutMs: 15_000, logBufferBytes: 64 * 1024 },
     report: (event) => {

@@ -224,7 +224,12 @@ function setup(stateDir = join(dir, `case-${++caseNo}`), driver = new DriverStan
     rootfs,
     secrets: () => secrets,
     store,
-    metrics: createNodeMetrics(createMetricsRegistry(), { instancesByState: () => new Map(), sessionConnected: () => true, rootfsCacheBytes: () => 0 }),
+    metrics: createNodeMetrics(createMetricsRegistry(), {
+      instancesByState: () => new Map(),
+      sessionConnected: () => true,
+      rootfsCacheBytes: () => 0,
+      guests: () => ({ reporting: 0, memoryTotalBytes: 0, memoryAvailableBytes: 0, agentResidentBytes: 0 }),
+    }),
     log: logger,
     settings: { bootTimeoutMs: 5_000, runTimeoutMs: 5_000, logBufferBytes: 64 * 1024 },
     report: (event) => events.push(event),

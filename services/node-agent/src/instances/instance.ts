@@ -7,7 +7,7 @@ import { create, fromBinary } from '@bufbuild/protobuf';
 import { type Client, ConnectError } from '@connectrpc/connect';
 import { type Grant, GrantClaimsSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
-import { InjectSecretsRequestSchema, type ProcessExited, RunRequestSchema } from '@shellwego/contracts/guest/v1/guest_pb';
+import { type GuestFigures, InjectSecretsRequestSchema, type ProcessExited, RunRequestSchema } from '@shellwego/contracts/guest/v1/guest_pb';
 import type { InstanceSpec } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { Logger } from '@shellwego/kit/log';
@@ -93,6 +93,7 @@ export class Instance {
   private workloadStartedAtMs: number | undefined;
   private exitWaiters: Array<() => void> = [];
   private unhealthyStreak = 0;
+  private figures: GuestFigures | undefined;
   private healthDeadlineAt: number | null;
   private refreshes: Promise<void> = Promise.resolve();
   private flow: Promise<void> = Promise.resolve();
@@ -502,6 +503,11 @@ export class Instance {
     void this.fail(`the workload exited ${how}${after}; its output: \`shellwego logs ${this.id}\``, exit.exitCode);
   }
 
+  /** What the guest last measured of itself (Health), for the node's metrics; undefined before its first answer. */
+  get guestFigures(): GuestFigures | undefined {
+    return this.figures;
+  }
+
   private monitorHealth(guest: GuestLink): void {
     this.monitor = new HealthMonitor(guest.client, {
       intervalMs: this.healthIntervalMs,
@@ -513,6 +519,7 @@ export class Instance {
 
   /** Returns whether polling may slow down (the workload has been healthy). */
   private onHealth(outcome: HealthOutcome): boolean {
+    if (outcome.ok && outcome.report.figures !== undefined) this.figures = outcome.report.figures;
     if (!this.lifecycle.serving) return false;
     const healthy = outcome.ok && outcome.report.healthy;
     const detail = outcome.ok ? outcome.report.detail : `the guest agent did not answer Health: ${outcome.error}`;

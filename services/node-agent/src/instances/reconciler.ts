@@ -195,6 +195,20 @@ export class Reconciler {
     return ended === undefined ? undefined : { view: ended.view, output: ended.output };
   }
 
+  /** The guests' own figures summed over the instances whose guest has reported them. */
+  guestFigures(): { reporting: number; memoryTotalBytes: number; memoryAvailableBytes: number; agentResidentBytes: number } {
+    const sum = { reporting: 0, memoryTotalBytes: 0, memoryAvailableBytes: 0, agentResidentBytes: 0 };
+    for (const instance of this.instances.values()) {
+      const figures = instance.guestFigures;
+      if (figures === undefined) continue;
+      sum.reporting += 1;
+      sum.memoryTotalBytes += Number(figures.memoryTotalBytes);
+      sum.memoryAvailableBytes += Number(figures.memoryAvailableBytes);
+      sum.agentResidentBytes += Number(figures.agentResidentBytes);
+    }
+    return sum;
+  }
+
   countsByState(): Map<string, number> {
     const counts = new Map<string, number>();
     for (const instance of this.instances.values()) {

@@ -10,6 +10,8 @@ export interface MetricSources {
   readonly instancesByState: () => ReadonlyMap<string, number>;
   readonly sessionConnected: () => boolean;
   readonly rootfsCacheBytes: () => number;
+  /** The guests' own figures (from their Health answers), summed over the node's instances. */
+  readonly guests: () => { reporting: number; memoryTotalBytes: number; memoryAvailableBytes: number; agentResidentBytes: number };
 }
 
 export interface NodeMetrics {
@@ -53,6 +55,33 @@ export function createNodeMetrics(registry: MetricsRegistry, sources: MetricSour
     registers,
     collect() {
       this.set(sources.rootfsCacheBytes());
+    },
+  });
+  new Gauge({
+    name: 'shellwego_node_agent_guests_reporting',
+    help: 'Instances whose guest agent has reported its figures through Health.',
+    registers,
+    collect() {
+      this.set(sources.guests().reporting);
+    },
+  });
+  new Gauge({
+    name: 'shellwego_node_agent_guest_memory_bytes',
+    help: "Memory of this node's guests as their kernels report it, summed: kind total or available.",
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const guests = sources.guests();
+      this.set({ kind: 'total' }, guests.memoryTotalBytes);
+      this.set({ kind: 'available' }, guests.memoryAvailableBytes);
+    },
+  });
+  new Gauge({
+    name: 'shellwego_node_agent_guest_agent_resident_bytes',
+    help: "Resident memory of this node's guest agents (inside their VMs), summed.",
+    registers,
+    collect() {
+      this.set(sources.guests().agentResidentBytes);
     },
   });
   return {

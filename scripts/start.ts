@@ -9,7 +9,7 @@ import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { defaultPorts, loadConfig, shellwegoHome } from '@shellwego/kit/config';
 import { ensureDevPki } from '@shellwego/kit/pki';
 import { type ServiceProcess, startServiceProcess, waitServing } from '@shellwego/kit/process';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import { hasIdentity, nodeAgentConfig } from '@shellwego/node-agent';
 import { EmbeddedPostgres } from './launcher/embedded-postgres.js';
 import { formatLogLine } from './launcher/format-log-line.js';
@@ -123,7 +123,7 @@ const artifacts = prepareVmArtifacts(env, say, stopping.signal);
 // The local node agent joins like any other node: with a one-time token the admin creates
 // through the scheduler (only on its first start; later it has its own certificate).
 const schedulerUrl = `https://127.0.0.1:${defaultPorts.scheduler}`;
-if (await waitServing(schedulerUrl, admin, 60_000, stopping.signal)) {
+if (await waitServing(schedulerUrl, expectedService('scheduler'), admin, 60_000, stopping.signal)) {
   const { guestAgentBundle, guestImageDir } = await artifacts;
   const agentEnv: NodeJS.ProcessEnv = {
     ...env,
@@ -131,7 +131,7 @@ if (await waitServing(schedulerUrl, admin, 60_000, stopping.signal)) {
     ...(guestImageDir === undefined ? {} : { [nodeAgentConfig.envNames.guestImageDir]: guestImageDir }),
   };
   if (!joinedBefore(env)) {
-    const nodes = createMtlsClient(NodeService, { baseUrl: schedulerUrl, tls: admin, defaultTimeoutMs: 10_000 });
+    const nodes = createMtlsClient(NodeService, { baseUrl: schedulerUrl, server: expectedService('scheduler'), tls: admin, defaultTimeoutMs: 10_000 });
     const { token } = await nodes.createJoinToken({ labels: {}, ttl: { seconds: 600n } });
     agentEnv[nodeAgentConfig.envNames.joinToken] = token;
   }
@@ -147,7 +147,11 @@ function joinedBefore(agentEnv: NodeJS.ProcessEnv): boolean {
   }
 }
 
-const ready = await Promise.all(services.map((s) => waitServing(`https://127.0.0.1:${s.port}`, admin, 60_000, stopping.signal)));
+const ready = await Promise.all(
+  services.map((s) =>
+    waitServing(`https://127.0.0.1:${s.port}`, s.name === 'node-agent' ? { kind: 'node' } : expectedService(s.name), admin, 60_000, stopping.signal),
+  ),
+);
 if (stopping.signal.aborted) await new Promise(() => undefined);
 if (ready.every(Boolean)) {
   say('');

@@ -27,7 +27,7 @@ import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { SecretScopeKind, SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { defaultPorts } from '@shellwego/kit/config';
-import { createMtlsTransport, type TlsMaterial } from '@shellwego/kit/rpc';
+import { createMtlsTransport, type ExpectedServer, expectedService, type TlsMaterial } from '@shellwego/kit/rpc';
 import type { BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
 import { runIfMain } from '@shellwego/testing/bench/run-bench';
 import { type CgroupMemory, MemoryCgroup } from '../launcher/support/memory-cgroup.js';
@@ -109,11 +109,12 @@ interface LoadCall {
 }
 
 function loadClient(index: number, tls: TlsMaterial): readonly LoadCall[] {
-  const transport = (port: number) => createMtlsTransport({ baseUrl: `https://127.0.0.1:${port}`, tls, defaultTimeoutMs: CALL_TIMEOUT_MS });
-  const scheduler = transport(defaultPorts.scheduler);
-  const secretsTransport = transport(defaultPorts.secrets);
-  const registryTransport = transport(defaultPorts.registry);
-  const agentTransport = transport(defaultPorts.nodeAgent);
+  const transport = (port: number, server: ExpectedServer) =>
+    createMtlsTransport({ baseUrl: `https://127.0.0.1:${port}`, server, tls, defaultTimeoutMs: CALL_TIMEOUT_MS });
+  const scheduler = transport(defaultPorts.scheduler, expectedService('scheduler'));
+  const secretsTransport = transport(defaultPorts.secrets, expectedService('secrets'));
+  const registryTransport = transport(defaultPorts.registry, expectedService('registry'));
+  const agentTransport = transport(defaultPorts.nodeAgent, { kind: 'node' });
   const secrets = createClient(SecretsService, secretsTransport);
   const apps = createClient(AppService, scheduler);
   const nodes = createClient(NodeService, scheduler);

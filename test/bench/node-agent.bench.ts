@@ -87,9 +87,9 @@ async function startBundledAgent(p: NodePlatform, key: string, how: 'shipped' | 
   const lines: string[] = [];
   for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on('line', (line) => lines.push(line));
   const url = `https://127.0.0.1:${port}`;
-  if (!(await waitServing(url, p.platform.admin, 60_000, new AbortController().signal)))
+  if (!(await waitServing(url, { kind: 'node' }, p.platform.admin, 60_000, new AbortController().signal)))
     throw new Error(`the bundled agent did not serve:\n${lines.join('\n')}`);
-  const client = createMtlsClient(NodeAgentService, { baseUrl: url, tls: p.platform.admin });
+  const client = createMtlsClient(NodeAgentService, { baseUrl: url, server: { kind: 'node' }, tls: p.platform.admin });
   await p.nodeIdOf(key, client, prepared.from);
   return { key, child, lines, client };
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import { freePort } from '@shellwego/testing/free-port';
 import { busyboxMissing } from '@shellwego/testing/images/busybox';
 import { leaks } from '@shellwego/testing/leak-scan/leak-scan';
@@ -56,7 +56,11 @@ describe.skipIf(skip !== undefined)('Prometheus metrics of every service after r
     await p.agent('proc').client.getNodeStatus({});
     await expect(p.apps.getApp({ name: 'no-such-app' })).rejects.toMatchObject({ code: Code.NotFound });
     // No client certificate: refused before any handler, and still counted.
-    const anonymous = createMtlsClient(AppService, { baseUrl: p.platform.url('scheduler'), tls: { caPem: p.platform.admin.caPem } });
+    const anonymous = createMtlsClient(AppService, {
+      baseUrl: p.platform.url('scheduler'),
+      server: expectedService('scheduler'),
+      tls: { caPem: p.platform.admin.caPem },
+    });
     const refused = await anonymous.listApps({}).catch((error: unknown) => ConnectError.from(error));
     expect(refused).toMatchObject({ code: Code.Unauthenticated });
 

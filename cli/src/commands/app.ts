@@ -11,7 +11,7 @@ import {
   PlacementStrategy,
 } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { parseDuration } from '@shellwego/kit/config';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
@@ -164,7 +164,12 @@ export function appCommands(app: Command): void {
 }
 
 async function appClient(globals: GlobalOptions) {
-  return createMtlsClient(AppService, { baseUrl: globals.scheduler, tls: await loadTls(globals), defaultTimeoutMs: 60_000 });
+  return createMtlsClient(AppService, {
+    baseUrl: globals.scheduler,
+    server: expectedService('scheduler'),
+    tls: await loadTls(globals),
+    defaultTimeoutMs: 60_000,
+  });
 }
 
 function describeDeploy(app: App | undefined): string {

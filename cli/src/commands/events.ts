@@ -2,7 +2,7 @@ import { toJsonString } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { type Event, EventSchema } from '@shellwego/contracts/scheduler/v1/events_pb';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 
@@ -25,7 +25,7 @@ export function eventsCommand(events: Command): void {
     .action(async (options: EventsOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       if (options.after !== undefined && !/^\d+$/.test(options.after)) throw new CliError(`--after: "${options.after}" is not a cursor`);
-      const client = createMtlsClient(AppService, { baseUrl: globals.scheduler, tls: await loadTls(globals) });
+      const client = createMtlsClient(AppService, { baseUrl: globals.scheduler, server: expectedService('scheduler'), tls: await loadTls(globals) });
       const stop = new AbortController();
       process.once('SIGINT', () => stop.abort());
       const color = globals.output === 'text' && process.stdout.isTTY === true;

@@ -4,7 +4,7 @@ import { toJson } from '@bufbuild/protobuf';
 import type { Client } from '@connectrpc/connect';
 import { createRootfsClient, fetchRootfsToFile } from '@shellwego/clients/registry';
 import { ArchiveFormat, type Image, ImageSchema, RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
@@ -164,7 +164,7 @@ interface PullOptions {
 }
 
 async function registryClient(globals: GlobalOptions): Promise<Client<typeof RegistryService>> {
-  return createMtlsClient(RegistryService, { baseUrl: globals.registry, tls: await loadTls(globals) });
+  return createMtlsClient(RegistryService, { baseUrl: globals.registry, server: expectedService('registry'), tls: await loadTls(globals) });
 }
 
 function parseFormat(value: string): ArchiveFormat {

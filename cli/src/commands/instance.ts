@@ -2,7 +2,7 @@ import { toJson } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppService, InstanceSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable } from '../output.js';
@@ -17,7 +17,12 @@ export function instanceCommands(instance: Command): void {
     .option('--all', 'include STOPPED, FAILED and LOST instances')
     .action(async (options: { app?: string; node?: string; all?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const client = createMtlsClient(AppService, { baseUrl: globals.scheduler, tls: await loadTls(globals), defaultTimeoutMs: 30_000 });
+      const client = createMtlsClient(AppService, {
+        baseUrl: globals.scheduler,
+        server: expectedService('scheduler'),
+        tls: await loadTls(globals),
+        defaultTimeoutMs: 30_000,
+      });
       const { instances } = await client.listInstances({ app: options.app ?? '', nodeId: options.node ?? '', includeTerminal: options.all === true });
       printTable(
         globals.output,

@@ -3,7 +3,7 @@ import { type Client, ConnectError } from '@connectrpc/connect';
 import { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
 import { InstanceState, OutputStream } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import { createMtlsClient, type TlsMaterial } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService, type TlsMaterial } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 
@@ -17,7 +17,7 @@ export function logsCommand(logs: Command): void {
     .action(async (target: string, options: { follow?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const tls = await loadTls(globals);
-      const agent = createMtlsClient(NodeAgentService, { baseUrl: globals.nodeAgent, tls });
+      const agent = createMtlsClient(NodeAgentService, { baseUrl: globals.nodeAgent, server: { kind: 'node' }, tls });
       const status = await agent.getNodeStatus({}, { timeoutMs: 10_000 });
       let ids = status.instances.filter((i) => i.instanceId === target).map((i) => i.instanceId);
       if (ids.length === 0) {
@@ -57,7 +57,7 @@ async function printLogs(agent: Client<typeof NodeAgentService>, instanceId: str
 async function notHere(globals: GlobalOptions, tls: TlsMaterial, target: string, nodeId: string): Promise<string> {
   const here = `the node agent at ${globals.nodeAgent} (node ${nodeId || 'not joined yet'}) has no instance or app "${target}"`;
   try {
-    const scheduler = createMtlsClient(AppService, { baseUrl: globals.scheduler, tls, defaultTimeoutMs: 10_000 });
+    const scheduler = createMtlsClient(AppService, { baseUrl: globals.scheduler, server: expectedService('scheduler'), tls, defaultTimeoutMs: 10_000 });
     const { instances } = await scheduler.listInstances({ includeTerminal: true });
     const nodes = [
       ...new Set(

@@ -3,7 +3,7 @@ import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { CreateJoinTokenResponseSchema, NodeSchema, NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { parseDuration } from '@shellwego/kit/config';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
@@ -98,7 +98,12 @@ export function nodeCommands(node: Command): void {
 }
 
 async function nodeClient(globals: GlobalOptions) {
-  return createMtlsClient(NodeService, { baseUrl: globals.scheduler, tls: await loadTls(globals), defaultTimeoutMs: 30_000 });
+  return createMtlsClient(NodeService, {
+    baseUrl: globals.scheduler,
+    server: expectedService('scheduler'),
+    tls: await loadTls(globals),
+    defaultTimeoutMs: 30_000,
+  });
 }
 
 function stateName(state: NodeState): string {

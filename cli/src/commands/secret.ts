@@ -14,7 +14,7 @@ import {
   SecretsService,
   SecretVersionSchema,
 } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
@@ -30,7 +30,7 @@ interface ScopeOptions {
 
 async function secretsClient(command: Command): Promise<{ client: Client<typeof SecretsService>; globals: GlobalOptions }> {
   const globals = command.optsWithGlobals<GlobalOptions>();
-  return { client: createMtlsClient(SecretsService, { baseUrl: globals.secrets, tls: await loadTls(globals) }), globals };
+  return { client: createMtlsClient(SecretsService, { baseUrl: globals.secrets, server: expectedService('secrets'), tls: await loadTls(globals) }), globals };
 }
 
 function scopeOf(options: ScopeOptions): { kind: SecretScopeKind; app: string } {

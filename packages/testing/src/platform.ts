@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DevPki, ensureDevPki } from '@shellwego/kit/pki';
 import { type ServiceProcess, waitServing } from '@shellwego/kit/process';
-import type { TlsMaterial } from '@shellwego/kit/rpc';
+import { type ExpectedServer, expectedService, type TlsMaterial } from '@shellwego/kit/rpc';
 import { freePort } from './free-port.js';
 import { startService } from './service-process.js';
 
@@ -29,6 +29,11 @@ export interface RunningService {
  * Real service processes for a test: a fresh $SHELLWEGO_HOME with a dev PKI,
  * each service on a free port, started exactly as `npm start` starts them.
  */
+/** Who must answer at a service's URL: the control service itself, or some node for a node agent. */
+export function expectedServerOf(service: PlatformService): ExpectedServer {
+  return service === 'node-agent' ? { kind: 'node' } : expectedService(service);
+}
+
 export class TestPlatform {
   private constructor(
     readonly home: string,
@@ -89,7 +94,7 @@ export class TestPlatform {
     await this.launch(name, await freePort(), env, key);
     const added = this.extra(key);
     const never = new AbortController().signal;
-    if (!(await waitServing(added.url, this.admin, 60_000, never))) {
+    if (!(await waitServing(added.url, expectedServerOf(name), this.admin, 60_000, never))) {
       throw new Error(`${key} did not become SERVING:\n${added.lines.slice(-20).join('\n')}`);
     }
     return added;
@@ -117,7 +122,7 @@ export class TestPlatform {
     const restarted = this.extra(key);
     restarted.lines.unshift(...previous.lines);
     const never = new AbortController().signal;
-    if (!(await waitServing(restarted.url, this.admin, 60_000, never))) {
+    if (!(await waitServing(restarted.url, expectedServerOf(restarted.name), this.admin, 60_000, never))) {
       throw new Error(`${key} did not become SERVING again:\n${restarted.lines.slice(-20).join('\n')}`);
     }
     return restarted;
@@ -125,7 +130,7 @@ export class TestPlatform {
 
   private async waitServing(names: readonly PlatformService[]): Promise<void> {
     const never = new AbortController().signal;
-    const results = await Promise.all(names.map((n) => waitServing(this.service(n).url, this.admin, 60_000, never)));
+    const results = await Promise.all(names.map((n) => waitServing(this.service(n).url, expectedServerOf(n), this.admin, 60_000, never)));
     const failed = names.filter((_, i) => !results[i]);
     if (failed.length > 0) {
       const detail = failed.map((n) => `--- ${n} ---\n${this.service(n).lines.slice(-20).join('\n')}`).join('\n');

@@ -4,7 +4,7 @@ import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import type { TlsMaterial } from '@shellwego/kit/rpc';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { TestPlatform } from './platform.js';
 
 export const IMAGE_DIGEST = `sha256:${'cd'.repeat(32)}`;
@@ -25,8 +25,8 @@ export async function secretsClients(platform: TestPlatform): Promise<SecretsCli
   const nodeTls = { caPem: platform.admin.caPem, certPem: await readFile(paths.cert, 'utf8'), keyPem: await readFile(paths.key, 'utf8') };
   const signing = loadGrantSigningKey(await readFile(platform.pki.grantSigningKey, 'utf8'));
   return {
-    admin: createMtlsClient(SecretsService, { baseUrl: url, tls: platform.admin }),
-    node: createMtlsClient(SecretsService, { baseUrl: url, tls: nodeTls }),
+    admin: createMtlsClient(SecretsService, { baseUrl: url, server: expectedService('secrets'), tls: platform.admin }),
+    node: createMtlsClient(SecretsService, { baseUrl: url, server: expectedService('secrets'), tls: nodeTls }),
     nodeTls,
     grant: (claims, now) =>
       signGrant(

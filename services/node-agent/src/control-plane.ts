@@ -4,7 +4,7 @@ import type { Client } from '@connectrpc/connect';
 import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { NodeIdentity } from './identity/identity-store.js';
 
 const MIB = 1024 * 1024;
@@ -42,20 +42,25 @@ export class ControlPlane {
   scheduler(url: string): Client<typeof NodeService> {
     let client = this.schedulers.get(url);
     if (client === undefined) {
-      client = createMtlsClient(NodeService, { baseUrl: url, tls: this.current.tls });
+      client = createMtlsClient(NodeService, { baseUrl: url, server: expectedService('scheduler'), tls: this.current.tls });
       this.schedulers.set(url, client);
     }
     return client;
   }
 
   get secrets(): Client<typeof SecretsService> {
-    this.secretsClient ??= createMtlsClient(SecretsService, { baseUrl: this.urls.secrets, tls: this.current.tls });
+    this.secretsClient ??= createMtlsClient(SecretsService, { baseUrl: this.urls.secrets, server: expectedService('secrets'), tls: this.current.tls });
     return this.secretsClient;
   }
 
   get registry(): Client<typeof RegistryService> {
     // Rootfs chunks are 1 MiB; leave room for framing.
-    this.registryClient ??= createMtlsClient(RegistryService, { baseUrl: this.urls.registry, tls: this.current.tls, readMaxBytes: 8 * MIB });
+    this.registryClient ??= createMtlsClient(RegistryService, {
+      baseUrl: this.urls.registry,
+      server: expectedService('registry'),
+      tls: this.current.tls,
+      readMaxBytes: 8 * MIB,
+    });
     return this.registryClient;
   }
 }

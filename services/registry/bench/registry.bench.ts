@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRootfsClient } from '@shellwego/clients/registry';
 import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
 import { runIfMain } from '@shellwego/testing/bench/run-bench';
 import { missingTools } from '@shellwego/testing/images/host-tools';
@@ -137,7 +137,7 @@ export async function run(): Promise<BenchResult[]> {
   const work = await mkdtemp(join(tmpdir(), 'registry-bench-'));
   const platform = await TestPlatform.start({ services: ['registry'], env: { SHELLWEGO_LOG_LEVEL: 'warn' } });
   try {
-    const client = createMtlsClient(RegistryService, { baseUrl: platform.url('registry'), tls: platform.admin });
+    const client = createMtlsClient(RegistryService, { baseUrl: platform.url('registry'), server: expectedService('registry'), tls: platform.admin });
     const pid = platform.service('registry').process.child.pid as number;
     const small = join(work, 'small.tar');
     const big = join(work, 'big.tar');

@@ -10,7 +10,7 @@ import { Code } from '@connectrpc/connect';
 import { fetchRootfsToFile } from '@shellwego/clients/registry';
 import { type Image, RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import { CertificateAuthority } from '@shellwego/kit/pki';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import { freePort } from '@shellwego/testing/free-port';
 import { busyboxLayer, busyboxMissing } from '@shellwego/testing/images/busybox';
 import { type Ext4Node, ext4Cat, ext4Tree } from '@shellwego/testing/images/debugfs';
@@ -139,7 +139,7 @@ describe.skipIf(!!missing)(`registry interop with docker-registry and skopeo${mi
       auth: { kind: 'token', realm: tokens.realm, service: 'shellwego-test-registry', issuer: 'shellwego-test-issuer', rootCertBundle: caFile },
     });
     platform = await TestPlatform.start({ services: ['registry'], env: { SHELLWEGO_REGISTRY_GC_GRACE_PERIOD: '0s' } });
-    client = createMtlsClient(RegistryService, { baseUrl: platform.url('registry'), tls: platform.admin });
+    client = createMtlsClient(RegistryService, { baseUrl: platform.url('registry'), server: expectedService('registry'), tls: platform.admin });
   }, 120_000);
 
   afterAll(async () => {

@@ -16,7 +16,7 @@ import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/
 import { type FetchRootfsResponse, RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import { type GrantSigningKey, generateGrantKeyPair, loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import { CertificateAuthority, type Principal } from '@shellwego/kit/pki';
-import { createMtlsClient, createMtlsTransport, implement, serve, type TlsMaterial } from '@shellwego/kit/rpc';
+import { createMtlsClient, createMtlsTransport, expectedService, implement, serve, type TlsMaterial } from '@shellwego/kit/rpc';
 import { busyboxLayer, busyboxMissing } from '@shellwego/testing/images/busybox';
 import { ext4Cat, ext4Tree } from '@shellwego/testing/images/debugfs';
 import { missingTools } from '@shellwego/testing/images/host-tools';
@@ -53,7 +53,7 @@ describe.skipIf(!!missing)(`registry service${missing ? ` (skipped: ${missing})`
         SHELLWEGO_REGISTRY_GC_GRACE_PERIOD: '0s',
       },
     });
-    admin = createMtlsClient(RegistryService, { baseUrl: platform.url('registry'), tls: platform.admin });
+    admin = createMtlsClient(RegistryService, { baseUrl: platform.url('registry'), server: expectedService('registry'), tls: platform.admin });
     ca = await CertificateAuthority.load(await readFile(platform.pki.caCert, 'utf8'), await readFile(platform.pki.caKey, 'utf8'));
     signer = loadGrantSigningKey(await readFile(platform.pki.grantSigningKey));
     busybox = await image([busyboxLayer()]);
@@ -206,7 +206,7 @@ describe.skipIf(!!missing)(`registry service${missing ? ` (skipped: ${missing})`
     expect((await admin.resolveImage({ reference: `busybox@${ok.digest}` })).image?.tags).toEqual(['busybox:ok']);
     const pastEnd = await callError(drain(admin.fetchRootfs({ imageDigest: ok.digest, offset: 1n << 40n })));
     expect(pastEnd.code).toBe(Code.OutOfRange);
-    const health = createClient(Health, createMtlsTransport({ baseUrl: platform.url('registry'), tls: platform.admin }));
+    const health = createClient(Health, createMtlsTransport({ baseUrl: platform.url('registry'), server: expectedService('registry'), tls: platform.admin }));
     expect((await health.check({ service: '' })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     await admin.deleteImage({ reference: ok.digest });
     await admin.garbageCollect({});
@@ -216,7 +216,11 @@ describe.skipIf(!!missing)(`registry service${missing ? ` (skipped: ${missing})`
     const d = await importBytes(admin, busybox, 'grant/busybox:1');
     const other = await importBytes(admin, await image([[{ type: 'file', path: 'other', content: 'other\n' }]]), 'grant/other:1');
     const nodeA = createRootfsClient({ baseUrl: platform.url('registry'), tls: await tlsFor({ kind: 'node', id: 'node-a' }) });
-    const scheduler = createMtlsClient(RegistryService, { baseUrl: platform.url('registry'), tls: await tlsFor({ kind: 'service', name: 'scheduler' }) });
+    const scheduler = createMtlsClient(RegistryService, {
+      baseUrl: platform.url('registry'),
+      server: expectedService('registry'),
+      tls: await tlsFor({ kind: 'service', name: 'scheduler' }),
+    });
 
     const reference = join(work, 'admin.ext4');
     const byAdmin = await fetchRootfsToFile(admin, { imageDigest: d.digest, path: reference });
@@ -278,7 +282,7 @@ describe.skipIf(!!missing)(`registry service${missing ? ` (skipped: ${missing})`
       ],
     });
     try {
-      const viaRelay = createMtlsClient(RegistryService, { baseUrl: relay.url, tls: platform.admin });
+      const viaRelay = createMtlsClient(RegistryService, { baseUrl: relay.url, server: expectedService('registry'), tls: platform.admin });
       const path = join(work, 'tampered.ext4');
       const flip = (m: FetchRootfsResponse, i: number) => {
         if (i === 2 && m.part.case === 'chunk') m.part.value.data = flipByte(Buffer.from(m.part.value.data));

@@ -6,7 +6,7 @@ import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { PushQueue } from '@shellwego/kit/async';
 import { createCsr } from '@shellwego/kit/pki';
-import { createMtlsTransport } from '@shellwego/kit/rpc';
+import { createMtlsTransport, expectedService } from '@shellwego/kit/rpc';
 import { FakeNode } from '@shellwego/testing/scheduler/fake-node';
 import { HEARTBEAT_INTERVAL_MS, SchedulerHarness } from '@shellwego/testing/scheduler/scheduler-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,7 +83,10 @@ describe('joining with a token', () => {
 
   it('answers a bad CSR with INVALID_ARGUMENT and leaves the token usable', async () => {
     const token = await harness.token();
-    const anonymous = createClient(NodeService, createMtlsTransport({ baseUrl: harness.url, tls: { caPem: harness.caPem } }));
+    const anonymous = createClient(
+      NodeService,
+      createMtlsTransport({ baseUrl: harness.url, server: expectedService('scheduler'), tls: { caPem: harness.caPem } }),
+    );
     const bad = await refusal(anonymous.joinNode({ token, csrPem: '-----BEGIN CERTIFICATE REQUEST-----\nnope\n-----END CERTIFICATE REQUEST-----\n' }));
     expect(bad.code).toBe(Code.InvalidArgument);
     expect(bad.rawMessage).toMatch(/^csr_pem: /);
@@ -93,7 +96,7 @@ describe('joining with a token', () => {
 
   it('renews the certificate of the calling node only, whatever name the CSR asks for', async () => {
     const joined = await FakeNode.join(harness.url, harness.caPem, await harness.token(), { hostname: 'renewer' });
-    const asNode = createClient(NodeService, createMtlsTransport({ baseUrl: harness.url, tls: joined.tls }));
+    const asNode = createClient(NodeService, createMtlsTransport({ baseUrl: harness.url, server: expectedService('scheduler'), tls: joined.tls }));
     const { csrPem } = await createCsr('someone-else');
     const renewed = await asNode.renewNodeCertificate({ csrPem });
     const cert = new X509Certificate(renewed.certificatePem);
@@ -115,7 +118,7 @@ describe('the node session', () => {
     expect(notANode.code).toBe(Code.PermissionDenied);
 
     const joined = await FakeNode.join(harness.url, harness.caPem, await harness.token());
-    const asNode = createClient(NodeService, createMtlsTransport({ baseUrl: harness.url, tls: joined.tls }));
+    const asNode = createClient(NodeService, createMtlsTransport({ baseUrl: harness.url, server: expectedService('scheduler'), tls: joined.tls }));
     const requests = new PushQueue<{ msg: { case: 'heartbeat'; value: object } }>();
     requests.push({ msg: { case: 'heartbeat', value: {} } });
     const noHello = await refusal(

@@ -7,7 +7,7 @@ import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { AppService, AppSpecSchema } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import { createMtlsTransport } from '@shellwego/kit/rpc';
+import { createMtlsTransport, expectedService } from '@shellwego/kit/rpc';
 import { createPostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
 import { EventStream } from '@shellwego/testing/scheduler/event-stream';
 import { FakeNode } from '@shellwego/testing/scheduler/fake-node';
@@ -26,7 +26,7 @@ beforeAll(async () => {
   if (skip !== undefined) return;
   harness = await SchedulerHarness.start({ database: database?.url ?? '' });
   ({ url: standbyUrl } = await harness.startStandby());
-  standbyApps = createClient(AppService, createMtlsTransport({ baseUrl: standbyUrl, tls: harness.platform.admin }));
+  standbyApps = createClient(AppService, createMtlsTransport({ baseUrl: standbyUrl, server: expectedService('scheduler'), tls: harness.platform.admin }));
 }, 120_000);
 afterAll(async () => {
   await harness?.stop();

@@ -19,7 +19,7 @@ import { loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import { ensureDevPki } from '@shellwego/kit/pki';
 import { waitServing } from '@shellwego/kit/process';
 import type { TlsMaterial } from '@shellwego/kit/rpc';
-import { createMtlsTransport } from '@shellwego/kit/rpc';
+import { createMtlsTransport, expectedService } from '@shellwego/kit/rpc';
 import type { BenchResult, BenchTarget } from '@shellwego/testing/bench/bench-result';
 import { runIfMain } from '@shellwego/testing/bench/run-bench';
 import { freePort } from '@shellwego/testing/free-port';
@@ -127,11 +127,11 @@ export async function run(): Promise<BenchResult[]> {
       keyPem: await readFile(pki.processes['node-agent'].key, 'utf8'),
     };
     const url = `https://127.0.0.1:${port}`;
-    if (!(await waitServing(url, admin, 60_000, new AbortController().signal))) {
+    if (!(await waitServing(url, expectedService('secrets'), admin, 60_000, new AbortController().signal))) {
       throw new Error(`the secrets service did not start:\n${lines.slice(-20).join('\n')}`);
     }
 
-    const adminClient = createClient(SecretsService, createMtlsTransport({ baseUrl: url, tls: admin }));
+    const adminClient = createClient(SecretsService, createMtlsTransport({ baseUrl: url, server: expectedService('secrets'), tls: admin }));
     const names = Array.from({ length: SECRETS_PER_GRANT }, (_, i) => `BENCH_SECRET_${i}`);
     for (const [i, name] of names.entries()) {
       // Half app scope, half workspace: the resolve exercises the fallback.
@@ -144,7 +144,9 @@ export async function run(): Promise<BenchResult[]> {
       signing,
     );
 
-    const transports: Transport[] = Array.from({ length: CONNECTIONS }, () => createMtlsTransport({ baseUrl: url, tls: node }));
+    const transports: Transport[] = Array.from({ length: CONNECTIONS }, () =>
+      createMtlsTransport({ baseUrl: url, server: expectedService('secrets'), tls: node }),
+    );
     const resolvers = transports.map((t) => createClient(SecretsService, t));
     const health = transports.map((t) => createClient(Health, t));
     const resolveCall = async (worker: number) => {
@@ -168,7 +170,9 @@ export async function run(): Promise<BenchResult[]> {
     const echo = echoSamples.summary();
     const resolved = resolveSamples.summary();
 
-    const setters = Array.from({ length: SET_CONCURRENCY }, () => createClient(SecretsService, createMtlsTransport({ baseUrl: url, tls: admin })));
+    const setters = Array.from({ length: SET_CONCURRENCY }, () =>
+      createClient(SecretsService, createMtlsTransport({ baseUrl: url, server: expectedService('secrets'), tls: admin })),
+    );
     const setCall = (worker: number) =>
       (setters[worker] as (typeof setters)[number]).setSecret({
         scope: { kind: SecretScopeKind.APP, app: 'bench' },

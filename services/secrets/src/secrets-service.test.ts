@@ -16,7 +16,7 @@ import {
 } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import { generateGrantKeyPair, loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import type { RunningServer, TlsMaterial } from '@shellwego/kit/rpc';
-import { createMtlsClient, serve } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService, serve } from '@shellwego/kit/rpc';
 import { capturingLogger } from '@shellwego/testing/logger';
 import { TestPki } from '@shellwego/testing/test-pki';
 import { sql } from 'kysely';
@@ -57,7 +57,7 @@ afterAll(async () => {
 });
 
 function client(tls: TlsMaterial): Client<typeof SecretsService> {
-  return createMtlsClient(SecretsService, { baseUrl: server.url, tls });
+  return createMtlsClient(SecretsService, { baseUrl: server.url, server: expectedService('secrets'), tls });
 }
 
 async function failure(promise: Promise<unknown>): Promise<ConnectError> {
@@ -194,7 +194,7 @@ describe('bad input gets a clear code, writes nothing and leaves the service ser
   }
 
   async function stillServing(): Promise<void> {
-    const health = createMtlsClient(Health, { baseUrl: server.url, tls: admin });
+    const health = createMtlsClient(Health, { baseUrl: server.url, server: expectedService('secrets'), tls: admin });
     expect((await health.check({ service: '' })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     expect((await client(admin).listSecrets({})).secrets.length).toBeGreaterThan(0);
   }

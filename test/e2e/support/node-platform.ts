@@ -14,7 +14,7 @@ import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { SecretScopeKind, SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import { createMtlsClient, createMtlsTransport } from '@shellwego/kit/rpc';
+import { createMtlsClient, createMtlsTransport, expectedService } from '@shellwego/kit/rpc';
 import { buildGuestAgent } from '@shellwego/testing/guest-agent';
 import { type RunningService, TestPlatform } from '@shellwego/testing/platform';
 import { importBytes } from '@shellwego/testing/registry/registry-calls';
@@ -72,14 +72,14 @@ export class NodePlatform {
       }),
     });
     const tls = platform.admin;
-    const schedulerTransport = createMtlsTransport({ baseUrl: platform.url('scheduler'), tls });
+    const schedulerTransport = createMtlsTransport({ baseUrl: platform.url('scheduler'), server: expectedService('scheduler'), tls });
     const apps = createClient(AppService, schedulerTransport);
     return new NodePlatform(
       platform,
       apps,
       createClient(NodeService, schedulerTransport),
-      createMtlsClient(SecretsService, { baseUrl: platform.url('secrets'), tls }),
-      createMtlsClient(RegistryService, { baseUrl: platform.url('registry'), tls, readMaxBytes: 8 * 1024 * 1024 }),
+      createMtlsClient(SecretsService, { baseUrl: platform.url('secrets'), server: expectedService('secrets'), tls }),
+      createMtlsClient(RegistryService, { baseUrl: platform.url('registry'), server: expectedService('registry'), tls, readMaxBytes: 8 * 1024 * 1024 }),
       new EventStream(apps),
       bundle,
     );
@@ -93,7 +93,7 @@ export class NodePlatform {
   async addAgent(options: AgentOptions): Promise<AgentProcess> {
     const prepared = await this.prepareAgent(options);
     const running = await this.platform.addProcess(options.key, 'node-agent', prepared.env);
-    const client = createMtlsClient(NodeAgentService, { baseUrl: running.url, tls: this.platform.admin });
+    const client = createMtlsClient(NodeAgentService, { baseUrl: running.url, server: { kind: 'node' }, tls: this.platform.admin });
     const nodeId = await this.nodeIdOf(options.key, client, prepared.from);
     const agent = { key: options.key, nodeId, stateDir: prepared.stateDir, keptWorkDirs: prepared.keptWorkDirs, client, process: running };
     this.agents.set(options.key, agent);
@@ -157,7 +157,7 @@ export class NodePlatform {
   }
 
   /** The shellwego CLI as the admin against this platform; never throws on a non-zero exit. Its output is kept in cliOutput. */
-  async cli(args: readonly string[], options: { input?: Buffer | string; nodeAgent?: string } = {}) {
+  async cli(args: readonly string[], options: { input?: Buffer | string; nodeAgent?: string; env?: Record<string, string> } = {}) {
     const pki = this.platform.pki;
     const result = await execa(
       process.execPath,
@@ -178,7 +178,11 @@ export class NodePlatform {
         pki.admin.key,
         ...args,
       ],
-      { reject: false, ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }), env: { SHELLWEGO_HOME: this.home } },
+      {
+        reject: false,
+        ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
+        env: { ...options.env, SHELLWEGO_HOME: this.home },
+      },
     );
     this.cliOutput.push(result.stdout, result.stderr);
     return result;

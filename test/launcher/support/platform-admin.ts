@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppService } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { defaultPorts } from '@shellwego/kit/config';
-import { createMtlsClient, type TlsMaterial } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService, type TlsMaterial } from '@shellwego/kit/rpc';
 import { EventStream } from '@shellwego/testing/scheduler/event-stream';
 import { shellwego } from './npm-start.js';
 
@@ -20,7 +20,9 @@ export async function adminTls(home: string): Promise<TlsMaterial> {
 
 /** Follows the scheduler's events from now on (close() it). */
 export async function followEvents(home: string): Promise<EventStream> {
-  return new EventStream(createMtlsClient(AppService, { baseUrl: `https://127.0.0.1:${defaultPorts.scheduler}`, tls: await adminTls(home) }));
+  return new EventStream(
+    createMtlsClient(AppService, { baseUrl: `https://127.0.0.1:${defaultPorts.scheduler}`, server: expectedService('scheduler'), tls: await adminTls(home) }),
+  );
 }
 
 /** Waits until `shellwego node ls` shows a READY node (the launcher's local agent joins by itself). */

@@ -2,7 +2,7 @@ import type { Http2Session } from 'node:http2';
 import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
-import type { TlsMaterial } from '@shellwego/kit/rpc';
+import { expectedService, mtlsSessionOptions, type TlsMaterial } from '@shellwego/kit/rpc';
 
 /** Receive windows: a whole 1 MiB chunk and more in flight, so the sender never waits for a WINDOW_UPDATE round trip. */
 const STREAM_WINDOW = 8 * 1024 * 1024;
@@ -26,16 +26,13 @@ class WideWindowSessionManager extends Http2SessionManager {
 }
 
 /**
- * A RegistryService client tuned for FetchRootfs: mTLS like every client,
+ * A RegistryService client tuned for FetchRootfs: mTLS to the registry's own identity like every client,
  * no response compression (ext4 chunks are big and gzip costs more than it
  * saves), large HTTP/2 windows and frames. Use it with fetchRootfsToFile.
  */
 export function createRootfsClient(options: { baseUrl: string; tls: TlsMaterial }): Client<typeof RegistryService> {
   const nodeOptions = {
-    ca: options.tls.caPem,
-    cert: options.tls.certPem,
-    key: options.tls.keyPem,
-    rejectUnauthorized: true,
+    ...mtlsSessionOptions(options.tls, expectedService('registry')),
     settings: { initialWindowSize: STREAM_WINDOW, maxFrameSize: MAX_FRAME },
   };
   return createClient(

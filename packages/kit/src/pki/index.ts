@@ -2,5 +2,5 @@ export { CertificateAuthority, CsrError, createCsr, type IssuedCertificate, type
 export { type DevPki, devPkiPaths, ensureDevPki } from './dev-pki.js';
 export { isValidIdentitySegment, type Principal, parseSpiffeId, type ServiceName, serviceNames, spiffeId, trustDomain } from './identity.js';
 export { fileExists, privateKeyMode, publicFileMode, writeFileAtomic } from './key-files.js';
-export { noPeerCertificate, type PeerCertificate, peerCertificateOf } from './peer-certificate.js';
+export { noPeerCertificate, type PeerCertificate, peerCertificateOf, uriSubjectAltNames } from './peer-certificate.js';
 export { normalizeSerial, RevocationList } from './revocation-list.js';

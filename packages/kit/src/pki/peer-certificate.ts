@@ -32,15 +32,20 @@ export function peerCertificateOf(socket: TLSSocket): PeerCertificate {
     present: true,
     authorized: socket.authorized,
     ...(authorizationError ? { authorizationError } : {}),
-    uris: splitSubjectAltName(cert.subjectAltName ?? '')
-      .filter((entry) => entry.startsWith('URI:'))
-      .map((entry) => entry.slice(4)),
+    uris: uriSubjectAltNames(cert.subjectAltName ?? ''),
     organizationalUnits: cert.subject
       .split('\n')
       .filter((line) => line.startsWith('OU='))
       .map((line) => line.slice(3)),
     serial: cert.serialNumber.toLowerCase(),
   };
+}
+
+/** The URI entries of a subject alternative name as Node renders it ("URI:a, DNS:b"). */
+export function uriSubjectAltNames(subjectAltName: string): string[] {
+  return splitSubjectAltName(subjectAltName)
+    .filter((entry) => entry.startsWith('URI:'))
+    .map((entry) => entry.slice(4));
 }
 
 // Node renders SANs as "URI:a, DNS:b"; values may be quoted when they contain

@@ -1,13 +1,20 @@
+import type { SecureClientSessionOptions } from 'node:http2';
 import type { DescService } from '@bufbuild/protobuf';
 import { type Client, createClient, type Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { clientTracingInterceptor } from '../tracing/rpc-tracing.js';
 import type { TlsMaterial } from './serve.js';
+import { type ExpectedServer, serverIdentityCheck } from './server-identity.js';
+
+/** What a client presents and trusts. Leaving out the certificate is only useful for JoinNode. */
+export type ClientTls = TlsMaterial | Omit<TlsMaterial, 'certPem' | 'keyPem'>;
 
 export interface MtlsTransportOptions {
   /** https://host:port of the service. */
   readonly baseUrl: string;
-  readonly tls: TlsMaterial | Omit<TlsMaterial, 'certPem' | 'keyPem'>;
+  /** The principal that must answer there; any other cluster member is refused during the handshake. */
+  readonly server: ExpectedServer;
+  readonly tls: ClientTls;
   /** Largest response message accepted. Default 4 MiB. */
   readonly readMaxBytes?: number;
   /** Default deadline for calls without their own timeout. */
@@ -15,23 +22,27 @@ export interface MtlsTransportOptions {
 }
 
 /**
- * A gRPC-over-HTTP/2 transport that verifies the server against the cluster
- * CA and presents a client certificate. Leaving out the certificate is only
- * useful for JoinNode.
+ * The TLS settings of every client connection: verify the server against the cluster CA, check
+ * it is the expected principal, and present the client certificate when there is one.
  */
+export function mtlsSessionOptions(tls: ClientTls, server: ExpectedServer): SecureClientSessionOptions {
+  return {
+    ca: tls.caPem,
+    ...('certPem' in tls ? { cert: tls.certPem, key: tls.keyPem } : {}),
+    rejectUnauthorized: true,
+    checkServerIdentity: serverIdentityCheck(server),
+  };
+}
+
+/** A gRPC-over-HTTP/2 transport to one expected server over mutual TLS. */
 export function createMtlsTransport(options: MtlsTransportOptions): Transport {
-  const tls = options.tls;
   return createGrpcTransport({
     baseUrl: options.baseUrl,
     readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
     // Sends the caller's trace context (W3C traceparent) with every call.
     interceptors: [clientTracingInterceptor()],
     ...(options.defaultTimeoutMs ? { defaultTimeoutMs: options.defaultTimeoutMs } : {}),
-    nodeOptions: {
-      ca: tls.caPem,
-      ...('certPem' in tls ? { cert: tls.certPem, key: tls.keyPem } : {}),
-      rejectUnauthorized: true,
-    },
+    nodeOptions: mtlsSessionOptions(options.tls, options.server),
   });
 }
 

@@ -1,4 +1,5 @@
-export { createMtlsClient, createMtlsTransport, type MtlsTransportOptions } from './client.js';
+export { type ClientTls, createMtlsClient, createMtlsTransport, type MtlsTransportOptions, mtlsSessionOptions } from './client.js';
 export { isConnectionFailure } from './connection-failure.js';
 export { HealthStatus, ServingStatus } from './health-service.js';
 export { implement, type RunningServer, type ServeOptions, type ServiceRegistration, serve, type TlsMaterial } from './serve.js';
+export { describeExpected, type ExpectedServer, expectedService, isExpectedServer, serverIdentityCheck } from './server-identity.js';

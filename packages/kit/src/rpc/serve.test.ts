@@ -11,7 +11,7 @@ import { capturingLogger } from '@shellwego/testing/logger';
 import { TestPki } from '@shellwego/testing/test-pki';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RevocationList } from '../pki/index.js';
-import { createMtlsClient, createMtlsTransport, implement, type RunningServer, serve, type TlsMaterial } from './index.js';
+import { createMtlsClient, createMtlsTransport, expectedService, implement, type RunningServer, serve, type TlsMaterial } from './index.js';
 
 let pki: TestPki;
 let server: RunningServer;
@@ -48,7 +48,7 @@ afterAll(async () => {
 });
 
 function secretsClient(tls: TlsMaterial | Omit<TlsMaterial, 'certPem' | 'keyPem'>) {
-  return createMtlsClient(SecretsService, { baseUrl: server.url, tls });
+  return createMtlsClient(SecretsService, { baseUrl: server.url, server: expectedService('secrets'), tls });
 }
 
 async function codeOf(call: Promise<unknown>): Promise<Code | 'ok'> {
@@ -178,14 +178,14 @@ describe('serve: bad input keeps the server serving', () => {
 
 describe('serve: health and reflection', () => {
   it('reports SERVING per service and for the server', async () => {
-    const health = createMtlsClient(Health, { baseUrl: server.url, tls: admin });
+    const health = createMtlsClient(Health, { baseUrl: server.url, server: expectedService('secrets'), tls: admin });
     expect((await health.check({ service: '' })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     expect((await health.check({ service: 'shellwego.secrets.v1.SecretsService' })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     expect(await codeOf(health.check({ service: 'no.such.Service' }))).toBe(Code.NotFound);
   });
 
   it('streams health changes through Watch', async () => {
-    const health = createMtlsClient(Health, { baseUrl: server.url, tls: admin });
+    const health = createMtlsClient(Health, { baseUrl: server.url, server: expectedService('secrets'), tls: admin });
     const abort = new AbortController();
     const seen: HealthCheckResponse_ServingStatus[] = [];
     const watching = (async () => {
@@ -200,7 +200,7 @@ describe('serve: health and reflection', () => {
   });
 
   it('lists services and serves file descriptors with their dependencies', async () => {
-    const reflection = createClient(ServerReflection, createMtlsTransport({ baseUrl: server.url, tls: admin }));
+    const reflection = createClient(ServerReflection, createMtlsTransport({ baseUrl: server.url, server: expectedService('secrets'), tls: admin }));
     async function* requests() {
       yield { messageRequest: { case: 'listServices' as const, value: '' } };
       yield { messageRequest: { case: 'fileContainingSymbol' as const, value: 'shellwego.secrets.v1.SecretsService.SetSecret' } };

@@ -16,7 +16,7 @@ import {
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { PushQueue } from '@shellwego/kit/async';
 import { createCsr } from '@shellwego/kit/pki';
-import { createMtlsTransport, isConnectionFailure, type TlsMaterial } from '@shellwego/kit/rpc';
+import { createMtlsTransport, expectedService, isConnectionFailure, type TlsMaterial } from '@shellwego/kit/rpc';
 
 type SessionRequestInit = MessageInitShape<typeof SessionRequestSchema>;
 
@@ -102,7 +102,7 @@ export class FakeNode {
     info: { hostname?: string; labels?: Record<string, string> } = {},
   ): Promise<JoinedIdentity> {
     const { csrPem, keyPem } = await createCsr(info.hostname ?? 'fake-node');
-    const anonymous = createClient(NodeService, createMtlsTransport({ baseUrl: schedulerUrl, tls: { caPem } }));
+    const anonymous = createClient(NodeService, createMtlsTransport({ baseUrl: schedulerUrl, server: expectedService('scheduler'), tls: { caPem } }));
     const response = await anonymous.joinNode({ token, csrPem, info: { hostname: info.hostname ?? 'fake-node', labels: info.labels ?? {} } });
     return { nodeId: response.nodeId, tls: { caPem: response.caPem, certPem: response.certificatePem, keyPem }, response };
   }
@@ -179,7 +179,7 @@ export class FakeNode {
   private client(url: string): Client<typeof NodeService> {
     let client = this.clients.get(url);
     if (client === undefined) {
-      client = createClient(NodeService, createMtlsTransport({ baseUrl: url, tls: this.options.tls }));
+      client = createClient(NodeService, createMtlsTransport({ baseUrl: url, server: expectedService('scheduler'), tls: this.options.tls }));
       this.clients.set(url, client);
     }
     return client;

@@ -8,7 +8,7 @@ import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { ensureDevPki } from '@shellwego/kit/pki';
 import { type ServiceProcess, waitServing } from '@shellwego/kit/process';
-import { createMtlsTransport } from '@shellwego/kit/rpc';
+import { createMtlsTransport, expectedService } from '@shellwego/kit/rpc';
 import { freePort } from '../free-port.js';
 import { TestPlatform } from '../platform.js';
 import { startService } from '../service-process.js';
@@ -78,7 +78,7 @@ export class SchedulerHarness {
       await rm(home, { recursive: true, force: true });
       throw error;
     }
-    const transport = createMtlsTransport({ baseUrl: platform.url('scheduler'), tls: platform.admin });
+    const transport = createMtlsTransport({ baseUrl: platform.url('scheduler'), server: expectedService('scheduler'), tls: platform.admin });
     const apps = createClient(AppService, transport);
     const events = options.watchEvents === false ? undefined : new EventStream(apps);
     return new SchedulerHarness(home, platform, registry, apps, createClient(NodeService, transport), events, env);
@@ -148,7 +148,7 @@ export class SchedulerHarness {
     );
     this.standbys.push({ process: child, lines });
     const url = `https://127.0.0.1:${port}`;
-    if (!(await waitServing(url, this.platform.admin, 60_000, new AbortController().signal))) {
+    if (!(await waitServing(url, expectedService('scheduler'), this.platform.admin, 60_000, new AbortController().signal))) {
       throw new Error(`the standby scheduler did not become SERVING:\n${lines.slice(-20).join('\n')}`);
     }
     return { url, process: child };

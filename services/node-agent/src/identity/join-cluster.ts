@@ -4,7 +4,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { Logger } from '@shellwego/kit/log';
 import { createCsr } from '@shellwego/kit/pki';
-import { createMtlsClient } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import { identityOf, type NodeIdentity } from './identity-store.js';
 
 const CALL_TIMEOUT_MS = 15_000;
@@ -23,7 +23,7 @@ export async function joinCluster(request: JoinRequest, log: Logger): Promise<No
   const { csrPem, keyPem } = await createCsr(request.hostname);
   let lastError: ConnectError | undefined;
   for (const url of request.schedulerUrls) {
-    const client = createMtlsClient(NodeService, { baseUrl: url, tls: { caPem: request.caPem } });
+    const client = createMtlsClient(NodeService, { baseUrl: url, server: expectedService('scheduler'), tls: { caPem: request.caPem } });
     try {
       const response = await client.joinNode(
         { token: request.token, csrPem, info: { hostname: request.hostname, labels: { ...request.labels } } },
@@ -46,7 +46,7 @@ export async function renewCertificate(schedulerUrls: readonly string[], current
   const { csrPem, keyPem } = await createCsr(current.nodeId);
   let lastError: unknown;
   for (const url of schedulerUrls) {
-    const client = createMtlsClient(NodeService, { baseUrl: url, tls: current.tls });
+    const client = createMtlsClient(NodeService, { baseUrl: url, server: expectedService('scheduler'), tls: current.tls });
     try {
       const response = await client.renewNodeCertificate({ csrPem }, { timeoutMs: CALL_TIMEOUT_MS });
       return identityOf(current.nodeId, { caPem: current.tls.caPem, certPem: response.certificatePem, keyPem });

@@ -9,7 +9,7 @@ import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { NodeService, type SessionRequest, type SessionResponse, SessionResponseSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
-import { createMtlsTransport, implement, type RunningServer, serve, type TlsMaterial } from '@shellwego/kit/rpc';
+import { createMtlsTransport, expectedService, implement, type RunningServer, serve, type TlsMaterial } from '@shellwego/kit/rpc';
 import { capturingLogger } from '@shellwego/testing/logger';
 import { TestPki } from '@shellwego/testing/test-pki';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,7 +130,7 @@ describe('SchedulerSession', () => {
     let running: HelloInit['running'] = [{ instanceId: 'i-1', state: InstanceState.HEALTHY }];
     const session = new SchedulerSession({
       urls: [standby.url, active.url],
-      client: (url) => createClient(NodeService, createMtlsTransport({ baseUrl: url, tls: nodeTls })),
+      client: (url) => createClient(NodeService, createMtlsTransport({ baseUrl: url, server: expectedService('scheduler'), tls: nodeTls })),
       heartbeatIntervalMs: 50,
       log: capturingLogger().logger,
       // Long enough to act while no stream is open (the second connect waits at least 500 ms).
@@ -216,7 +216,7 @@ describe('SchedulerSession', () => {
     const opened = sessions.length;
     const session = new SchedulerSession({
       urls: [relayUrl, active.url],
-      client: (url) => createClient(NodeService, createMtlsTransport({ baseUrl: url, tls: nodeTls })),
+      client: (url) => createClient(NodeService, createMtlsTransport({ baseUrl: url, server: expectedService('scheduler'), tls: nodeTls })),
       heartbeatIntervalMs: 50,
       log: logger,
       // Far longer than the test waits: only an immediate move to the next URL passes.

@@ -3,7 +3,7 @@ import { type Client, Code, ConnectError } from '@connectrpc/connect';
 import { type ImageConfig, ImageConfigSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
 import { IMAGE_DIGEST_PATTERN } from '@shellwego/kit/grant';
-import { createMtlsClient, type TlsMaterial } from '@shellwego/kit/rpc';
+import { createMtlsClient, expectedService, type TlsMaterial } from '@shellwego/kit/rpc';
 import { SchedulerError } from '../model/scheduler-error.js';
 
 export interface ResolvedImage {
@@ -30,7 +30,7 @@ export class RegistryImageResolver implements ImageResolver {
     tls: TlsMaterial,
     private readonly timeoutMs: number,
   ) {
-    this.client = createMtlsClient(RegistryService, { baseUrl: registryUrl, tls });
+    this.client = createMtlsClient(RegistryService, { baseUrl: registryUrl, server: expectedService('registry'), tls });
   }
 
   async resolve(reference: string): Promise<ResolvedImage> {

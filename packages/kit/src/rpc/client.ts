@@ -2,7 +2,7 @@ import type { SecureClientSessionOptions } from 'node:http2';
 import type { DescService } from '@bufbuild/protobuf';
 import { type Client, createClient, type Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { clientTracingInterceptor } from '../tracing/rpc-tracing.js';
+import { clientInterceptors } from './client-interceptors.js';
 import type { TlsMaterial } from './serve.js';
 import { type ExpectedServer, serverIdentityCheck } from './server-identity.js';
 
@@ -39,8 +39,8 @@ export function createMtlsTransport(options: MtlsTransportOptions): Transport {
   return createGrpcTransport({
     baseUrl: options.baseUrl,
     readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
-    // Sends the caller's trace context (W3C traceparent) with every call.
-    interceptors: [clientTracingInterceptor()],
+    // What the process registered for every client, e.g. sending the trace context.
+    interceptors: clientInterceptors(),
     ...(options.defaultTimeoutMs ? { defaultTimeoutMs: options.defaultTimeoutMs } : {}),
     nodeOptions: mtlsSessionOptions(options.tls, options.server),
   });

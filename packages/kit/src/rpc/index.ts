@@ -1,4 +1,5 @@
 export { type ClientTls, createMtlsClient, createMtlsTransport, type MtlsTransportOptions, mtlsSessionOptions } from './client.js';
+export { addClientInterceptor, clientInterceptors } from './client-interceptors.js';
 export { isConnectionFailure } from './connection-failure.js';
 export { HealthStatus, ServingStatus } from './health-service.js';
 export { implement, type RunningServer, type ServeOptions, type ServiceRegistration, serve, type TlsMaterial } from './serve.js';

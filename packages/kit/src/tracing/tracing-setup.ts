@@ -4,6 +4,8 @@
 import { context, propagation } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { addClientInterceptor } from '../rpc/client-interceptors.js';
+import { clientTracingInterceptor } from './rpc-tracing.js';
 
 export interface TracingOptions {
   /** service.name of the spans unless OTEL_SERVICE_NAME says otherwise: "scheduler", "shellwego-cli", ... */
@@ -20,12 +22,16 @@ export interface Tracing {
 
 let propagating = false;
 
-/** Context and propagation for every process, once: the log mixin and the interceptors rely on them. */
+/**
+ * Context and propagation for the process, once: the log mixin and the interceptors rely on them,
+ * and every client transport made from now on sends the trace context.
+ */
 export function propagateTraceContext(): void {
   if (propagating) return;
   propagating = true;
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  addClientInterceptor(clientTracingInterceptor());
 }
 
 /**

@@ -2,7 +2,7 @@
 // reaches the guest. Only the connector knows the channel kind.
 import type { Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { clientTracingInterceptor } from '../tracing/rpc-tracing.js';
+import { clientInterceptors } from '../rpc/client-interceptors.js';
 import type { GuestClientChannel } from './channel.js';
 import { connectFirecrackerVsock } from './connect-firecracker-vsock.js';
 import { connectQemuSerial } from './connect-qemu-serial.js';
@@ -32,8 +32,8 @@ export function createGuestTransport(channel: GuestClientChannel, options: Guest
     baseUrl: AUTHORITY,
     sessionManager,
     readMaxBytes: options.readMaxBytes ?? 16 * 1024 * 1024,
-    // The guest continues the host's trace (W3C traceparent), as over the network.
-    interceptors: [clientTracingInterceptor()],
+    // As over the network: with tracing set up, the guest continues the host's trace.
+    interceptors: clientInterceptors(),
     ...(options.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: options.defaultTimeoutMs } : {}),
   });
   return {

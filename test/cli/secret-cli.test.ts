@@ -58,6 +58,16 @@ describe('shellwego secret', () => {
     expect((await resolved('shop', 'API_KEY')).toString()).toBe('from-argv');
     await cli(['secret', 'set', 'API_KEY'], Buffer.from('second'));
 
+    // Aegis's form, `secret set KEY VALUE`, with the same warning; the value once only.
+    const positional = await cli(['secret', 'set', 'AEGIS_KEY', 'from-positional']);
+    expect(positional.exitCode, positional.stderr).toBe(0);
+    expect(positional.stderr).toMatch(/warning: a value given as an argument is visible in your shell history and to other users in \/proc/);
+    expect((await resolved('shop', 'AEGIS_KEY')).toString()).toBe('from-positional');
+    const twice = await cli(['secret', 'set', 'AEGIS_KEY', 'one', '--value', 'two']);
+    expect(twice.exitCode).toBe(1);
+    expect(twice.stderr).toMatch(/give the value once/);
+    await cli(['secret', 'delete', 'AEGIS_KEY']);
+
     const list = await cli(['secret', 'list', '-o', 'json']);
     const listed = JSON.parse(list.stdout) as Array<{ name: string; latestVersion: number }>;
     expect(listed.map((s) => [s.name, s.latestVersion])).toEqual([
@@ -96,7 +106,7 @@ describe('shellwego secret', () => {
   it('prints the audit log with filters, and follows it', async () => {
     const audit = await cli(['secret', 'audit', '--action', 'set', '-o', 'json']);
     const events = JSON.parse(audit.stdout) as Array<{ action: string; principal: string; secrets: Array<{ name: string }> }>;
-    expect(events.map((e) => e.secrets[0]?.name)).toEqual(['DB_PASSWORD', 'API_KEY', 'API_KEY']);
+    expect(events.map((e) => e.secrets[0]?.name)).toEqual(['DB_PASSWORD', 'API_KEY', 'API_KEY', 'AEGIS_KEY']);
     expect(events.every((e) => e.action === 'AUDIT_ACTION_SET' && e.principal === 'spiffe://shellwego/user/admin')).toBe(true);
     expect((await cli(['secret', 'audit', '--action', 'bogus'])).stderr).toMatch(/--action must be one of set, delete, resolve, rotate/);
 

@@ -46,12 +46,16 @@ function time(ts: Timestamp | undefined): string {
   return ts === undefined ? '-' : timestampDate(ts).toISOString();
 }
 
-async function readValue(name: string, options: { value?: string }): Promise<Buffer> {
-  if (options.value !== undefined) {
+async function readValue(name: string, options: { value?: string }, positional: string | undefined): Promise<Buffer> {
+  if (options.value !== undefined && positional !== undefined)
+    throw new CliError('give the value once: as the argument after the name or with --value, not both');
+  const onCommandLine = positional ?? options.value;
+  if (onCommandLine !== undefined) {
+    const how = positional === undefined ? 'given with --value' : 'given as an argument';
     process.stderr.write(
-      'shellwego: warning: a value given with --value is visible in your shell history and to other users in /proc/<pid>/cmdline; pipe it on stdin or type it at the prompt instead\n',
+      `shellwego: warning: a value ${how} is visible in your shell history and to other users in /proc/<pid>/cmdline; pipe it on stdin or type it at the prompt instead\n`,
     );
-    const value = Buffer.from(options.value, 'utf8');
+    const value = Buffer.from(onCommandLine, 'utf8');
     if (value.length > MAX_VALUE_BYTES) throw new CliError(`the value is over ${MAX_VALUE_BYTES} bytes, the limit`);
     return value;
   }
@@ -132,11 +136,12 @@ export function secretCommands(secret: Command): void {
     .command('set')
     .description('store a new version of a secret; the value comes from stdin (byte for byte) or a hidden prompt')
     .argument('<name>', 'env-var style name, e.g. DB_PASSWORD')
+    .argument('[value]', 'the value itself, as in `secret set KEY VALUE` (discouraged like --value)')
     .option('--app <app>', 'store it for one app (default: the workspace, for every app)')
     .option('--value <value>', 'the value itself (discouraged: it lands in shell history and /proc)')
-    .action(async (name: string, options: ScopeOptions & { value?: string }, command: Command) => {
+    .action(async (name: string, positional: string | undefined, options: ScopeOptions & { value?: string }, command: Command) => {
       const { client, globals } = await secretsClient(command);
-      const value = await readValue(name, options);
+      const value = await readValue(name, options, positional);
       try {
         const res = await client.setSecret({ scope: scopeOf(options), name, value });
         const info = res.secret;

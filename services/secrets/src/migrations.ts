@@ -86,4 +86,12 @@ export const migrations: Record<string, Migration> = {
       await sql`INSERT INTO rotation (id, finished_at) VALUES (1, now())`.execute(db);
     },
   },
+  // Digests written before this keyed the value alone; start-up recomputes them with scope and
+  // name keyed in (bindLegacyDigests) and sets the flag. New versions are written bound.
+  '0002_digest_subject_bound': {
+    async up(db: Kysely<unknown>) {
+      await sql`ALTER TABLE secret_versions ADD COLUMN digest_subject_bound boolean NOT NULL DEFAULT false`.execute(db);
+      await sql`CREATE INDEX secret_versions_legacy_digest ON secret_versions (scope_kind, app, name, version) WHERE NOT digest_subject_bound`.execute(db);
+    },
+  },
 };

@@ -20,6 +20,8 @@ export interface SecretVersionsTable {
   blob: Buffer;
   kek_id: string;
   digest: string;
+  /** True once `digest` keys in scope and name (every version written since migration 0002). */
+  digest_subject_bound: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: ColumnType<Date, never, never>;
   created_by: string;
 }

@@ -1,4 +1,4 @@
-import { createSecretKey, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +106,28 @@ for (const backend of backends) {
       expect(c.secret?.digest).not.toBe(a.secret?.digest);
       const versions = await admin.listSecretVersions({ scope: app('digest'), name: 'D' });
       expect(versions.versions.map((v) => v.digest)).toEqual([c.secret?.digest, a.secret?.digest, a.secret?.digest]);
+    });
+
+    it('gives secrets holding the same value different digests, also those written before digests keyed in the name', async () => {
+      const admin = harness.client();
+      const same = bytes('shared-value');
+      const digests = await Promise.all(
+        [
+          { scope: workspace, name: 'SAME_A' },
+          { scope: workspace, name: 'SAME_B' },
+          { scope: app('same'), name: 'SAME_A' },
+        ].map(async (where) => (await admin.setSecret({ ...where, value: same })).secret?.digest),
+      );
+      expect(new Set(digests).size).toBe(3);
+
+      // A version as an older service wrote it: the digest of the value alone, not yet bound.
+      const valueOnly = createHmac('sha256', 'legacy').update(same).digest('hex');
+      await sql`UPDATE secret_versions SET digest = ${valueOnly}, digest_subject_bound = false WHERE name IN ('SAME_A', 'SAME_B')`.execute(harness.domain.db);
+      await harness.reopen();
+      const listed = (await harness.client().listSecrets({})).secrets.filter((s) => s.name.startsWith('SAME_'));
+      expect(listed.map((s) => s.digest).sort()).toEqual([...digests].sort());
+      const unbound = await sql<{ n: number }>`SELECT count(*)::int AS n FROM secret_versions WHERE NOT digest_subject_bound`.execute(harness.domain.db);
+      expect(unbound.rows[0]?.n).toBe(0);
     });
 
     it('keeps the newest N versions and resolves the newest', async () => {

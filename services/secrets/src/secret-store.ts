@@ -86,7 +86,7 @@ export class SecretStore {
     const kek = keys.current();
     return inFlight.track(kek.id, async () => {
       const reserved = await ReservedEncryptions.take(budget, kek.id, 1);
-      const digest = digestKey.digest(write.value);
+      const digest = digestKey.digest(write.scope, write.name, write.value);
       const where = scopeColumns(write.scope);
       return this.#db.transaction().execute(async (trx) => {
         // The upsert locks the secret's row, so concurrent writes of one secret get distinct versions.
@@ -99,7 +99,7 @@ export class SecretStore {
         const blob = await sealSecret(write.value, { scope: write.scope, name: write.name, version }, kek, reserved);
         const inserted = await trx
           .insertInto('secret_versions')
-          .values({ ...where, name: write.name, version, blob, kek_id: kek.id, digest, created_by: write.principal })
+          .values({ ...where, name: write.name, version, blob, kek_id: kek.id, digest, digest_subject_bound: true, created_by: write.principal })
           .returning('created_at')
           .executeTakeFirstOrThrow();
         await trx

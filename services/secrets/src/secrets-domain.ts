@@ -12,7 +12,7 @@ import { AuditLog } from './audit-log.js';
 import type { DigestKey } from './crypto/index.js';
 import { ChunkedEncryptionBudget, DEFAULT_KEK_ENCRYPTION_LIMIT } from './crypto/index.js';
 import { DbEncryptionBudget, recordKek } from './db-encryption-budget.js';
-import { loadOrCreateDigestKey } from './digest-key-store.js';
+import { bindLegacyDigests, loadOrCreateDigestKey } from './digest-key-store.js';
 import { InFlightWrites } from './in-flight-writes.js';
 import type { KekSource } from './kek/index.js';
 import { loadOrCreateKekRing } from './kek/index.js';
@@ -78,6 +78,8 @@ export async function openSecretsDomain(options: SecretsDomainOptions): Promise<
     for (const id of ring.ids) await recordKek(db, id);
     const budget = new ChunkedEncryptionBudget(new DbEncryptionBudget(db, options.encryptionLimit));
     digestKey = await loadOrCreateDigestKey(db, keys, budget);
+    const rebound = await bindLegacyDigests(db, keys, digestKey);
+    if (rebound > 0) logger.info({ versions: rebound }, 'value digests now key in scope and name');
     // The rotation, made below, reads the audit log that counts into the metrics.
     let rotationStatus: KeyRotation | undefined;
     const secretsMetrics = createSecretsMetrics(metrics, () => rotationStatus, options.encryptionLimit ?? DEFAULT_KEK_ENCRYPTION_LIMIT);

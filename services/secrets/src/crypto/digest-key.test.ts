@@ -4,7 +4,7 @@ import { kekIdFor } from '../kek/kek-id.js';
 import { KekRing } from '../kek/kek-ring.js';
 import type { LoadedKek } from '../kek/loaded-kek.js';
 import { blobKekId } from './blob-format.js';
-import { createDigestKey, openDigestKey, rewrapDigestKey, secretDigest } from './digest-key.js';
+import { createDigestKey, type DigestKey, openDigestKey, rewrapDigestKey } from './digest-key.js';
 import { InMemoryEncryptionBudget } from './encryption-budget.js';
 import { openSecret, sealSecret } from './secret-envelope.js';
 
@@ -17,6 +17,9 @@ const k1 = makeKek(1);
 const k2 = makeKek(2);
 const ring = new KekRing([k1, k2]);
 const value = Buffer.from('hunter2');
+const workspace = { kind: 'workspace' } as const;
+/** The digest of DB_PASSWORD in the workspace holding `v`. */
+const secretDigest = (v: Uint8Array, key: DigestKey) => key.digest(workspace, 'DB_PASSWORD', v);
 
 describe('digest key', () => {
   it('gives a keyed HMAC-SHA256 that changes with the value and with the key', async () => {
@@ -28,6 +31,20 @@ describe('digest key', () => {
     expect(secretDigest(Buffer.from('hunter3'), a.key)).not.toBe(d);
     expect(secretDigest(value, b.key)).not.toBe(d);
     expect(a.sealed.includes(Buffer.from(d, 'hex').subarray(0, 8))).toBe(false);
+  });
+
+  it('differs between secrets holding the same value: scope and name are keyed in', async () => {
+    const { key } = await createDigestKey(k1, new InMemoryEncryptionBudget());
+    const digests = [
+      key.digest(workspace, 'DB_PASSWORD', value),
+      key.digest(workspace, 'API_TOKEN', value),
+      key.digest({ kind: 'app', app: 'shop' }, 'DB_PASSWORD', value),
+      key.digest({ kind: 'app', app: 'shop2' }, 'DB_PASSWORD', value),
+      // Length prefixes: moving bytes between app and name gives another subject.
+      key.digest({ kind: 'app', app: 'shopD' }, 'B_PASSWORD', value),
+    ];
+    expect(new Set(digests).size).toBe(digests.length);
+    expect(key.digest(workspace, 'DB_PASSWORD', Buffer.from('hunter2'))).toBe(digests[0]);
   });
 
   it('survives persistence and master key rotation unchanged', async () => {

@@ -1,9 +1,10 @@
 import { createHmac, randomFillSync } from 'node:crypto';
 import type { KekRing } from '../kek/kek-ring.js';
 import type { LoadedKek } from '../kek/loaded-kek.js';
+import type { SecretScopeRef } from '../validation/secret-scope.js';
 import type { EncryptionBudget } from './encryption-budget.js';
 import { openBytes, rewrapBytes, sealBytes } from './envelope-core.js';
-import { encodeDigestKeyBinding } from './secret-binding.js';
+import { encodeDigestKeyBinding, encodeSecretSubject } from './secret-binding.js';
 import { SecretDecryptError } from './secret-decrypt-error.js';
 
 /*
@@ -31,19 +32,18 @@ export class DigestKey {
     this.#key = key;
   }
 
-  /** Hex HMAC-SHA256 of `value`: changes with the value, useless for guessing it without the key. */
-  digest(value: Uint8Array): string {
-    return createHmac('sha256', this.#key).update(value).digest('hex');
+  /**
+   * Hex HMAC-SHA256 of the secret's scope and name, then its value: changes with the value,
+   * useless for guessing it without the key, and different for two secrets holding the same
+   * value (so a digest says nothing about any other secret).
+   */
+  digest(scope: SecretScopeRef, name: string, value: Uint8Array): string {
+    return createHmac('sha256', this.#key).update(encodeSecretSubject(scope, name)).update(value).digest('hex');
   }
 
   wipe(): void {
     this.#key.fill(0);
   }
-}
-
-/** Hex HMAC-SHA256 of `value` under the service's digest key (SecretInfo.digest). */
-export function secretDigest(value: Uint8Array, key: DigestKey): string {
-  return key.digest(value);
 }
 
 /** A new random digest key and its sealed form to persist. */

@@ -1,5 +1,5 @@
 export { BLOB_MAGIC, blobKekId, FORMAT_VERSION, MIN_BLOB_BYTES } from './blob-format.js';
-export { createDigestKey, DigestKey, openDigestKey, rewrapDigestKey, secretDigest } from './digest-key.js';
+export { createDigestKey, DigestKey, openDigestKey, rewrapDigestKey } from './digest-key.js';
 export type { EncryptionBudget } from './encryption-budget.js';
 export {
   ChunkedEncryptionBudget,

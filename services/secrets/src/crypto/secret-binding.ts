@@ -31,6 +31,16 @@ export function encodeSecretBinding(binding: SecretBinding): Buffer {
   return encode(binding.scope.kind === 'app' ? KIND_APP : KIND_WORKSPACE, app, binding.name, binding.version);
 }
 
+/**
+ * Scope and name without a version, for value digests: the same encoding as a binding with
+ * version 0, which no binding has (versions start at 1), so the two never collide.
+ */
+export function encodeSecretSubject(scope: SecretScopeRef, name: string): Buffer {
+  if (name === '') throw new RangeError('secret name must not be empty');
+  const app = scope.kind === 'app' ? scope.app : '';
+  return encode(scope.kind === 'app' ? KIND_APP : KIND_WORKSPACE, app, name, 0);
+}
+
 export function encodeDigestKeyBinding(): Buffer {
   return encode(KIND_DIGEST_KEY, '', 'digest-key', 1);
 }

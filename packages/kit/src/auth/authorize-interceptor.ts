@@ -34,7 +34,7 @@ export function authorizeInterceptor(revoked: RevocationList, onRefused?: Refusa
     };
     let identity: CallerIdentity;
     try {
-      identity = authenticate(req.contextValues.get(peerCertificateKey), revoked, admitsAnonymous(access));
+      identity = authenticatePeer(req.contextValues.get(peerCertificateKey), revoked, admitsAnonymous(access));
     } catch (error) {
       return refuse({ kind: 'anonymous' }, ConnectError.from(error));
     }
@@ -52,7 +52,11 @@ export function authorizeInterceptor(revoked: RevocationList, onRefused?: Refusa
   };
 }
 
-function authenticate(peer: PeerCertificate, revoked: RevocationList, anonymousAllowed: boolean): CallerIdentity {
+/**
+ * The caller a TLS peer proves: its one shellwego principal, or anonymous when it sent no
+ * certificate and `anonymousAllowed`. Throws an UNAUTHENTICATED ConnectError saying why not.
+ */
+export function authenticatePeer(peer: PeerCertificate, revoked: RevocationList, anonymousAllowed: boolean): CallerIdentity {
   if (!peer.present) {
     if (anonymousAllowed) return { kind: 'anonymous' };
     throw new ConnectError(

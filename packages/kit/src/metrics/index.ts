@@ -4,5 +4,5 @@
 // whole process shares one prom-client.
 export { Counter, Gauge, Histogram } from 'prom-client';
 export { createMetricsRegistry, type MetricsRegistry, SECONDS_BUCKETS } from './metrics-registry.js';
-export { type MetricsServer, serveMetrics } from './metrics-server.js';
+export { METRICS_ROLES, type MetricsServer, type MetricsServerOptions, serveMetrics } from './metrics-server.js';
 export { rpcMetricsInterceptor } from './rpc-metrics-interceptor.js';

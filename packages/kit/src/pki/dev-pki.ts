@@ -21,6 +21,8 @@ export interface DevPki {
   readonly grantSigningKey: string;
   readonly grantPublicKey: string;
   readonly admin: CertKeyPaths;
+  /** A user with role metrics, for a Prometheus that scrapes the services' metrics listeners. */
+  readonly prometheus: CertKeyPaths;
   readonly processes: Readonly<Record<DevProcess, CertKeyPaths>>;
 }
 
@@ -36,6 +38,7 @@ export function devPkiPaths(home: string): DevPki {
     grantSigningKey: join(pki, 'grant-signing.key'),
     grantPublicKey: join(pki, 'grant-signing.pub'),
     admin: pair(pki, 'admin'),
+    prometheus: pair(pki, 'prometheus'),
     processes: Object.fromEntries(devProcesses.map((name) => [name, pair(join(pki, 'services'), name)])) as Record<DevProcess, CertKeyPaths>,
   };
 }
@@ -53,6 +56,7 @@ export async function ensureDevPki(home: string): Promise<DevPki> {
     ? await CertificateAuthority.load(await readFile(paths.caCert, 'utf8'), await readFile(paths.caKey, 'utf8'))
     : await writeCa(paths);
   await ensureLeaf(ca, paths.admin, { kind: 'user', name: 'admin', roles: ['admin'] });
+  await ensureLeaf(ca, paths.prometheus, { kind: 'user', name: 'prometheus', roles: ['metrics'] });
   for (const name of devProcesses) {
     const principal: Principal = name === 'node-agent' ? { kind: 'node', id: 'local' } : { kind: 'service', name };
     await ensureLeaf(ca, paths.processes[name], principal);

@@ -83,7 +83,7 @@ export async function startService<S extends ServerSettings & Record<string, Set
     await tracing.shutdown();
     throw error;
   }
-  const metricsServer = await serveMetricsIfWanted(metrics, config.metricsListen, logger, options.definition.envNames.metricsListen);
+  const metricsServer = await serveMetricsIfWanted(metrics, config.metricsListen, { tls, revoked }, logger, options.definition.envNames.metricsListen);
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -120,12 +120,13 @@ async function readTls(config: { tlsCa: string; tlsCert: string; tlsKey: string 
 async function serveMetricsIfWanted(
   registry: MetricsRegistry,
   listen: { host: string; port: number } | undefined,
+  access: { tls: TlsMaterial; revoked: RevocationList },
   logger: Logger,
   envName: string,
 ): Promise<MetricsServer | undefined> {
   if (listen === undefined) return undefined;
   try {
-    const server = await serveMetrics(registry, listen.host, listen.port);
+    const server = await serveMetrics(registry, { ...listen, ...access });
     logger.info({ url: server.url }, 'metrics served');
     return server;
   } catch (error) {

@@ -47,7 +47,7 @@ async function failure(...args: string[]): Promise<{ code: number; stderr: strin
 
 describe('shellwego CLI', () => {
   it(
-    'creates a join token a node can join with, and lists, cordons and drains nodes',
+    'creates a join token a node can join with, and lists, cordons, labels and drains nodes',
     async () => {
       const created = await json<{ token: string; tokenId: string; expiresAt: string }>('node', 'token', 'create', '--label', 'zone=a', '--ttl', '30m');
       expect(created.token).toMatch(/^swj1\./);
@@ -73,6 +73,12 @@ describe('shellwego CLI', () => {
 
       expect(await shellwego('node', 'cordon', node.nodeId)).toBe(`node ${node.nodeId} is CORDONED\n`);
       expect(await shellwego('node', 'uncordon', node.nodeId)).toBe(`node ${node.nodeId} is READY\n`);
+
+      // Labels placement matches change only through an admin: set two, then remove one.
+      const labelled = await json<{ labels: Record<string, string> }>('node', 'label', node.nodeId, 'disk=ssd', 'zone=b');
+      expect(labelled.labels).toEqual({ zone: 'b', disk: 'ssd' });
+      expect(await shellwego('node', 'label', node.nodeId, '--remove', 'disk')).toBe(`node ${node.nodeId} labels: zone=b\n`);
+      expect((await failure('node', 'label', node.nodeId, 'not a label')).stderr).toMatch(/"not a label" is not key=value/);
     },
     CLI_TEST_MS,
   );

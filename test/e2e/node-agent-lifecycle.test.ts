@@ -190,7 +190,7 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
         done();
       },
     });
-    const { token } = await p.nodes.createJoinToken({});
+    const { token } = await p.nodes.createJoinToken({ labels: { role: 'inproc' } });
     const env = {
       SHELLWEGO_HOME: p.home,
       SHELLWEGO_NODE_AGENT_STATE_DIR: join(p.home, 'agents', 'inproc'),
@@ -200,7 +200,6 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
       SHELLWEGO_NODE_AGENT_REGISTRY_URL: p.platform.url('registry'),
       SHELLWEGO_NODE_AGENT_VM_DRIVER: 'process',
       SHELLWEGO_NODE_AGENT_GUEST_AGENT_BUNDLE: p.guestAgentBundle,
-      SHELLWEGO_NODE_AGENT_LABELS: 'role=inproc',
       SHELLWEGO_NODE_AGENT_HOSTNAME: 'inproc',
       SHELLWEGO_NODE_AGENT_STOP_VMS_ON_EXIT: 'true',
     };

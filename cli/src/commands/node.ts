@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
 
-/** `shellwego node ...`: join tokens, the node list, cordon and drain. */
+/** `shellwego node ...`: join tokens, the node list, labels, cordon and drain. */
 export function nodeCommands(node: Command): void {
   node
     .command('token')
@@ -55,9 +55,7 @@ export function nodeCommands(node: Command): void {
           `${n.allocated?.cpuMillis ?? 0}/${n.capacity?.cpuMillis ?? 0}`,
           `${n.allocated?.memoryMib ?? 0}/${n.capacity?.memoryMib ?? 0}`,
           `${n.instanceCount}/${n.capacity?.maxInstances ?? 0}`,
-          Object.entries(n.labels)
-            .map(([k, v]) => `${k}=${v}`)
-            .join(','),
+          labelList(n.labels),
           n.lastHeartbeat === undefined ? '-' : when(n.lastHeartbeat),
         ]),
       );
@@ -81,6 +79,23 @@ export function nodeCommands(node: Command): void {
         );
       });
   }
+
+  node
+    .command('label')
+    .description('set or remove the labels placement matches on a node (what a node reports about itself is never matched)')
+    .argument('<node>', 'the node id')
+    .argument('[labels...]', 'key=value labels to set')
+    .option('--remove <key>', 'label key to remove (repeatable)', collect, [] as string[])
+    .action(async (nodeId: string, labels: string[], options: { remove: string[] }, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      if (labels.length === 0 && options.remove.length === 0) throw new CliError('give key=value labels to set and/or --remove KEY');
+      const { node: changed } = await (await nodeClient(globals)).setNodeLabels({ nodeId, set: keyValues(labels, 'label'), remove: options.remove });
+      printValue(
+        globals.output,
+        changed === undefined ? {} : toJson(NodeSchema, changed),
+        `node ${nodeId} labels: ${labelList(changed?.labels ?? {}) || '(none)'}`,
+      );
+    });
 
   node
     .command('drain')
@@ -108,6 +123,12 @@ async function nodeClient(globals: GlobalOptions) {
 
 function stateName(state: NodeState): string {
   return state === NodeState.UNSPECIFIED ? 'JOINED' : (NodeState[state] ?? String(state));
+}
+
+function labelList(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }
 
 function when(timestamp: Timestamp | undefined): string {

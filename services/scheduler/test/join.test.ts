@@ -49,11 +49,12 @@ describe('joining with a token', () => {
     expect(again.code).toBe(Code.PermissionDenied);
     expect(again.rawMessage).toMatch(/already used/);
 
-    // The node is registered with the token's labels winning over the ones it asked for.
+    // The node is registered with the token's labels; the ones it asked for are only what it reports.
     const { nodes } = await harness.nodeService.listNodes({});
     const node = nodes.find((n) => n.id === joined.nodeId);
     expect(node?.state).toBe(NodeState.UNSPECIFIED);
-    expect(node?.labels).toEqual({ zone: 'a', disk: 'ssd' });
+    expect(node?.labels).toEqual({ zone: 'a' });
+    expect(node?.reportedLabels).toEqual({ disk: 'ssd', zone: 'b' });
 
     // Refusals are audited by token id; the token itself never reaches a log line.
     const tokenId = token.split('.')[1] as string;

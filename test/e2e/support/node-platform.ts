@@ -24,7 +24,7 @@ import { execa } from 'execa';
 const cliEntry = fileURLToPath(new URL('../../../cli/bin/shellwego.js', import.meta.url));
 
 export interface AgentOptions {
-  /** Names the process, its state dir, its hostname and its label role=<key>. */
+  /** Names the process, its state dir, its hostname and its label role=<key> (on its join token: placement matches only those). */
   readonly key: string;
   readonly driver: 'process' | 'qemu';
   /** More SHELLWEGO_NODE_AGENT_* settings. */
@@ -102,7 +102,7 @@ export class NodePlatform {
 
   /** A join token and the settings of a node agent, for a caller that starts the process itself. */
   async prepareAgent(options: AgentOptions): Promise<{ env: Record<string, string>; stateDir: string; keptWorkDirs: string; from: number }> {
-    const { token } = await this.nodes.createJoinToken({});
+    const { token } = await this.nodes.createJoinToken({ labels: { role: options.key } });
     const from = this.events.events.length;
     const stateDir = join(this.home, 'agents', options.key);
     const keptWorkDirs = join(this.home, 'kept-vm-work', options.key);
@@ -119,7 +119,6 @@ export class NodePlatform {
       SHELLWEGO_NODE_AGENT_GUEST_AGENT_BUNDLE: this.guestAgentBundle,
       SHELLWEGO_NODE_AGENT_STOP_VMS_ON_EXIT: 'true',
       SHELLWEGO_NODE_AGENT_HOSTNAME: options.key,
-      SHELLWEGO_NODE_AGENT_LABELS: `role=${options.key}`,
       SHELLWEGO_NODE_AGENT_HEARTBEAT_INTERVAL: '2s',
       SHELLWEGO_NODE_AGENT_KEEP_VM_WORK_DIRS: keptWorkDirs,
       ...options.env,

@@ -30,7 +30,7 @@ export interface HarnessOptions {
 
 export interface NodeOptions {
   readonly capacity: Capacity;
-  /** Labels the node reports in Hello. */
+  /** Labels the node asks for at join and reports in Hello (as a node agent does). */
   readonly labels?: Record<string, string>;
   /** Labels put on the join token. */
   readonly tokenLabels?: Record<string, string>;
@@ -109,7 +109,10 @@ export class SchedulerHarness {
 
   /** Joins a node with a fresh token, starts its session and waits until the scheduler has it READY. */
   async addNode(options: NodeOptions): Promise<FakeNode> {
-    const identity = await FakeNode.join(this.url, this.caPem, await this.token(options.tokenLabels), { hostname: options.hostname ?? 'fake' });
+    const identity = await FakeNode.join(this.url, this.caPem, await this.token(options.tokenLabels), {
+      hostname: options.hostname ?? 'fake',
+      labels: options.labels ?? {},
+    });
     const node = new FakeNode({
       nodeId: identity.nodeId,
       tls: identity.tls,

@@ -59,8 +59,9 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest): Promis
       .values({
         id: nodeId,
         hostname,
-        join_labels: JSON.stringify({ ...askedLabels, ...consumed.labels }),
-        reported_labels: JSON.stringify({}),
+        // Placement matches the token's labels only; what the node asks for is kept as what it reports.
+        join_labels: JSON.stringify(consumed.labels),
+        reported_labels: JSON.stringify(askedLabels),
         cpu_millis: 0,
         memory_mib: 0,
         max_instances: 0,

@@ -10,6 +10,7 @@ import {
   RenewNodeCertificateResponseSchema,
   type SessionRequest,
   type SessionResponse,
+  SetNodeLabelsResponseSchema,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { principalOf } from '@shellwego/kit/auth';
 import { failedPrecondition, invalidArgument, mapHandlerErrors, notFound, permissionDenied } from '@shellwego/kit/errors';
@@ -66,6 +67,21 @@ export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof Nod
       const [node] = await listNodes(deps.db, request.nodeId);
       if (node === undefined) throw notFound(`node ${request.nodeId} not found`);
       return create(CordonNodeResponseSchema, { node });
+    },
+
+    async setNodeLabels(request) {
+      requireNodeId(request.nodeId);
+      const problems = labelProblems(request.set, 'set');
+      for (const key of request.remove) {
+        if (key in request.set) problems.push(`remove[${JSON.stringify(key)}]: also in set; say one or the other`);
+      }
+      if (problems.length > 0) throw invalidArgument(problems);
+      const leader = await requireLeader(deps, 'label nodes');
+      await leader.setLabels(request.nodeId, request.set, request.remove);
+      const [node] = await listNodes(deps.db, request.nodeId);
+      if (node === undefined) throw notFound(`node ${request.nodeId} not found`);
+      deps.logger.info({ node: request.nodeId, set: Object.keys(request.set), remove: request.remove }, 'node labels changed by an admin');
+      return create(SetNodeLabelsResponseSchema, { node });
     },
 
     async drainNode(request) {

@@ -10,8 +10,9 @@ import type { AdminState } from '../store/tables.js';
 export interface NodeRecord {
   readonly id: string;
   hostname: string;
-  /** From the join token and join request; win over reported labels. */
+  /** The labels placement matches: from the join token, changed only by an admin (SetNodeLabels). */
   joinLabels: Record<string, string>;
+  /** What the node says about itself (join request, Hello): shown, never matched. */
   reportedLabels: Record<string, string>;
   capacity: { cpuMillis: number; memoryMib: number; maxInstances: number };
   adminState: AdminState;
@@ -83,9 +84,9 @@ export interface InstanceRecord {
   pendingConstraint?: PendingConstraint;
 }
 
-/** Labels placement sees: what the node reports, overridden by what the join token set. */
+/** Labels placement sees: only what the join token or an admin set; a node cannot label itself into a placement. */
 export function nodeLabels(node: NodeRecord): Record<string, string> {
-  return { ...node.reportedLabels, ...node.joinLabels };
+  return { ...node.joinLabels };
 }
 
 export function nodeProtoState(node: Pick<NodeRecord, 'reported' | 'down' | 'adminState'>): NodeState {

@@ -22,7 +22,7 @@ import type { EventFeed } from '../store/event-feed.js';
 import type { SchedulerDb } from '../store/tables.js';
 import { writeTransaction } from '../store/write-transaction.js';
 import { refreshSecretsMessage } from './assignment.js';
-import type { AppRecord, ClusterState, NodeRecord } from './cluster-state.js';
+import { type AppRecord, type ClusterState, engineState, type NodeRecord, nodeLabels } from './cluster-state.js';
 import type { GrantIssuer } from './grant-issuer.js';
 import type { ResolvedImage } from './image-resolver.js';
 import type { LeaderContext } from './leader-context.js';
@@ -206,6 +206,18 @@ export class Leader {
       const node = await this.requireNode(nodeId);
       if (uncordon) setAdminState(this.ctx, changes, node, 'READY', 'uncordoned by an operator');
       else if (node.adminState === 'READY') setAdminState(this.ctx, changes, node, 'CORDONED', 'cordoned by an operator');
+    });
+  }
+
+  /** An admin sets and removes labels placement matches; instances already placed stay where they are. */
+  setLabels(nodeId: string, set: Readonly<Record<string, string>>, remove: readonly string[]): Promise<void> {
+    return this.mutate(async (changes) => {
+      const node = await this.requireNode(nodeId);
+      const labels = { ...node.joinLabels, ...set };
+      for (const key of remove) delete labels[key];
+      node.joinLabels = labels;
+      if (node.reported) this.ctx.state.engine.upsertNode({ id: node.id, state: engineState(node), labels: nodeLabels(node), capacity: node.capacity });
+      changes.node(node);
     });
   }
 

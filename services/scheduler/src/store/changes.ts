@@ -131,6 +131,7 @@ export class Changes {
     for (const node of this.nodes) {
       const owned = {
         hostname: node.hostname,
+        join_labels: JSON.stringify(node.joinLabels),
         reported_labels: JSON.stringify(node.reportedLabels),
         cpu_millis: node.capacity.cpuMillis,
         memory_mib: node.capacity.memoryMib,
@@ -141,13 +142,12 @@ export class Changes {
         last_heartbeat: node.lastHeartbeat,
         driver: node.driver,
       };
-      // Join labels, join time and certificate columns belong to JoinNode and renewal: never overwritten here.
+      // Join time and certificate columns belong to JoinNode and renewal: never overwritten here.
       await trx
         .insertInto('node')
         .values({
           id: node.id,
           ...owned,
-          join_labels: JSON.stringify(node.joinLabels),
           joined_at: node.joinedAt,
           token_id: null,
           cert_serial: null,

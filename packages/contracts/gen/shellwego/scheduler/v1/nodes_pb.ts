@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shellwego/scheduler/v1/nodes.proto.
  */
 export const file_shellwego_scheduler_v1_nodes: GenFile = /*@__PURE__*/
-  fileDesc("CiJzaGVsbHdlZ28vc2NoZWR1bGVyL3YxL25vZGVzLnByb3RvEhZzaGVsbHdlZ28uc2NoZWR1bGVyLnYxIrEDCgROb2RlEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEjAKBXN0YXRlGAMgASgOMiEuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlU3RhdGUSOAoGbGFiZWxzGAQgAygLMiguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLkxhYmVsc0VudHJ5EjIKCGNhcGFjaXR5GAUgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRIxCglhbGxvY2F0ZWQYBiABKAsyHi5zaGVsbHdlZ28uY29tbW9uLnYxLlJlc291cmNlcxIWCg5pbnN0YW5jZV9jb3VudBgHIAEoDRIyCg5sYXN0X2hlYXJ0YmVhdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJam9pbmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkcml2ZXIYCiABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJJCghDYXBhY2l0eRISCgpjcHVfbWlsbGlzGAEgASgNEhIKCm1lbW9yeV9taWIYAiABKA0SFQoNbWF4X2luc3RhbmNlcxgDIAEoDSK7AQoWQ3JlYXRlSm9pblRva2VuUmVxdWVzdBJKCgZsYWJlbHMYASADKAsyOi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkNyZWF0ZUpvaW5Ub2tlblJlcXVlc3QuTGFiZWxzRW50cnkSJgoDdHRsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiagoXQ3JlYXRlSm9pblRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdG9rZW5faWQYAyABKAkiYQoPSm9pbk5vZGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEg8KB2Nzcl9wZW0YAiABKAkSLgoEaW5mbxgDIAEoCzIgLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZUluZm8iiQEKCE5vZGVJbmZvEhAKCGhvc3RuYW1lGAEgASgJEjwKBmxhYmVscxgCIAMoCzIsLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZUluZm8uTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ8ChBKb2luTm9kZVJlc3BvbnNlEg8KB25vZGVfaWQYASABKAkSFwoPY2VydGlmaWNhdGVfcGVtGAIgASgJEg4KBmNhX3BlbRgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIuChtSZW5ld05vZGVDZXJ0aWZpY2F0ZVJlcXVlc3QSDwoHY3NyX3BlbRgBIAEoCSJnChxSZW5ld05vZGVDZXJ0aWZpY2F0ZVJlc3BvbnNlEhcKD2NlcnRpZmljYXRlX3BlbRgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCISChBMaXN0Tm9kZXNSZXF1ZXN0IkAKEUxpc3ROb2Rlc1Jlc3BvbnNlEisKBW5vZGVzGAEgAygLMhwuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlIjYKEUNvcmRvbk5vZGVSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSEAoIdW5jb3Jkb24YAiABKAgiQAoSQ29yZG9uTm9kZVJlc3BvbnNlEioKBG5vZGUYASABKAsyHC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGUiIwoQRHJhaW5Ob2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJIi0KEURyYWluTm9kZVJlc3BvbnNlEhgKEGluc3RhbmNlc19tb3ZpbmcYASABKA0iwAEKDlNlc3Npb25SZXF1ZXN0Ei4KBWhlbGxvGAEgASgLMh0uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5IZWxsb0gAEjYKCWhlYXJ0YmVhdBgCIAEoCzIhLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSGVhcnRiZWF0SAASPwoOaW5zdGFuY2VfZXZlbnQYAyABKAsyJS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkluc3RhbmNlRXZlbnRIAEIFCgNtc2cigQIKBUhlbGxvEjIKCGNhcGFjaXR5GAEgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRI5CgZsYWJlbHMYAiADKAsyKS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkhlbGxvLkxhYmVsc0VudHJ5EjgKB3J1bm5pbmcYAyADKAsyJy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJ1bm5pbmdJbnN0YW5jZRIOCgZkcml2ZXIYBCABKAkSEAoIaG9zdG5hbWUYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJZCg9SdW5uaW5nSW5zdGFuY2USEwoLaW5zdGFuY2VfaWQYASABKAkSMQoFc3RhdGUYAiABKA4yIi5zaGVsbHdlZ28uY29tbW9uLnYxLkluc3RhbmNlU3RhdGUiUQoJSGVhcnRiZWF0EiwKBHVzZWQYASABKAsyHi5zaGVsbHdlZ28uY29tbW9uLnYxLlJlc291cmNlcxIWCg5pbnN0YW5jZV9jb3VudBgCIAEoDSK3AQoNSW5zdGFuY2VFdmVudBITCgtpbnN0YW5jZV9pZBgBIAEoCRIxCgVzdGF0ZRgCIAEoDjIiLnNoZWxsd2Vnby5jb21tb24udjEuSW5zdGFuY2VTdGF0ZRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YBCABKAkSFgoJZXhpdF9jb2RlGAUgASgFSACIAQFCDAoKX2V4aXRfY29kZSK7AQoPU2Vzc2lvblJlc3BvbnNlEjAKBmFzc2lnbhgBIAEoCzIeLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQXNzaWduSAASLAoEc3RvcBgCIAEoCzIcLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU3RvcEgAEkEKD3JlZnJlc2hfc2VjcmV0cxgDIAEoCzImLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVmcmVzaFNlY3JldHNIAEIFCgNtc2ci5QEKBkFzc2lnbhIyCgRzcGVjGAEgASgLMiQuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5JbnN0YW5jZVNwZWMSKQoFZ3JhbnQYAiABKAsyGi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50EkcKDXRyYWNlX2NvbnRleHQYAyADKAsyMC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkFzc2lnbi5UcmFjZUNvbnRleHRFbnRyeRozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIroDCgxJbnN0YW5jZVNwZWMSEwoLaW5zdGFuY2VfaWQYASABKAkSCwoDYXBwGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SFAoMaW1hZ2VfZGlnZXN0GAQgASgJEjYKDGltYWdlX2NvbmZpZxgFIAEoCzIgLnNoZWxsd2Vnby5jb21tb24udjEuSW1hZ2VDb25maWcSMQoJcmVzb3VyY2VzGAYgASgLMh4uc2hlbGx3ZWdvLmNvbW1vbi52MS5SZXNvdXJjZXMSDAoEYXJndhgHIAMoCRI6CgNlbnYYCCADKAsyLS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkluc3RhbmNlU3BlYy5FbnZFbnRyeRIUCgxzZWNyZXRfbmFtZXMYCSADKAkSNgoMaGVhbHRoX2NoZWNrGAogASgLMiAuc2hlbGx3ZWdvLmNvbW1vbi52MS5IZWFsdGhDaGVjaxIyCg9oZWFsdGhfZGVhZGxpbmUYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJcCgRTdG9wEhMKC2luc3RhbmNlX2lkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIOCgZyZWFzb24YAyABKAkiUAoOUmVmcmVzaFNlY3JldHMSEwoLaW5zdGFuY2VfaWQYASABKAkSKQoFZ3JhbnQYAiABKAsyGi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50MtAGCgtOb2RlU2VydmljZRKDAQoPQ3JlYXRlSm9pblRva2VuEi4uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXF1ZXN0Gi8uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEmcKCEpvaW5Ob2RlEicuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Kb2luTm9kZVJlcXVlc3QaKC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkpvaW5Ob2RlUmVzcG9uc2UiCJKCGQQKAggEEosBChRSZW5ld05vZGVDZXJ0aWZpY2F0ZRIzLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXF1ZXN0GjQuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5SZW5ld05vZGVDZXJ0aWZpY2F0ZVJlc3BvbnNlIgiSghkECgIIAhJxCglMaXN0Tm9kZXMSKC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkxpc3ROb2Rlc1JlcXVlc3QaKS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkxpc3ROb2Rlc1Jlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4SdAoKQ29yZG9uTm9kZRIpLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ29yZG9uTm9kZVJlcXVlc3QaKi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkNvcmRvbk5vZGVSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEnEKCURyYWluTm9kZRIoLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuRHJhaW5Ob2RlUmVxdWVzdBopLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuRHJhaW5Ob2RlUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJoCgdTZXNzaW9uEiYuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TZXNzaW9uUmVxdWVzdBonLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2Vzc2lvblJlc3BvbnNlIgiSghkECgIIAigBMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_shellwego_common_v1_access, file_shellwego_common_v1_grant, file_shellwego_common_v1_workload, file_shellwego_scheduler_v1_events]);
+  fileDesc("CiJzaGVsbHdlZ28vc2NoZWR1bGVyL3YxL25vZGVzLnByb3RvEhZzaGVsbHdlZ28uc2NoZWR1bGVyLnYxIrMECgROb2RlEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEjAKBXN0YXRlGAMgASgOMiEuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlU3RhdGUSOAoGbGFiZWxzGAQgAygLMiguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLkxhYmVsc0VudHJ5EjIKCGNhcGFjaXR5GAUgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRIxCglhbGxvY2F0ZWQYBiABKAsyHi5zaGVsbHdlZ28uY29tbW9uLnYxLlJlc291cmNlcxIWCg5pbnN0YW5jZV9jb3VudBgHIAEoDRIyCg5sYXN0X2hlYXJ0YmVhdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJam9pbmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkcml2ZXIYCiABKAkSSQoPcmVwb3J0ZWRfbGFiZWxzGAsgAygLMjAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLlJlcG9ydGVkTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo1ChNSZXBvcnRlZExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSQoIQ2FwYWNpdHkSEgoKY3B1X21pbGxpcxgBIAEoDRISCgptZW1vcnlfbWliGAIgASgNEhUKDW1heF9pbnN0YW5jZXMYAyABKA0iuwEKFkNyZWF0ZUpvaW5Ub2tlblJlcXVlc3QSSgoGbGFiZWxzGAEgAygLMjouc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXF1ZXN0LkxhYmVsc0VudHJ5EiYKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImoKF0NyZWF0ZUpvaW5Ub2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRva2VuX2lkGAMgASgJImEKD0pvaW5Ob2RlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIPCgdjc3JfcGVtGAIgASgJEi4KBGluZm8YAyABKAsyIC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVJbmZvIokBCghOb2RlSW5mbxIQCghob3N0bmFtZRgBIAEoCRI8CgZsYWJlbHMYAiADKAsyLC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEifAoQSm9pbk5vZGVSZXNwb25zZRIPCgdub2RlX2lkGAEgASgJEhcKD2NlcnRpZmljYXRlX3BlbRgCIAEoCRIOCgZjYV9wZW0YAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLgobUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXF1ZXN0Eg8KB2Nzcl9wZW0YASABKAkiZwocUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXNwb25zZRIXCg9jZXJ0aWZpY2F0ZV9wZW0YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEgoQTGlzdE5vZGVzUmVxdWVzdCJAChFMaXN0Tm9kZXNSZXNwb25zZRIrCgVub2RlcxgBIAMoCzIcLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZSI2ChFDb3Jkb25Ob2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhAKCHVuY29yZG9uGAIgASgIIkAKEkNvcmRvbk5vZGVSZXNwb25zZRIqCgRub2RlGAEgASgLMhwuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlIqcBChRTZXROb2RlTGFiZWxzUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEkIKA3NldBgCIAMoCzI1LnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2V0Tm9kZUxhYmVsc1JlcXVlc3QuU2V0RW50cnkSDgoGcmVtb3ZlGAMgAygJGioKCFNldEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoVU2V0Tm9kZUxhYmVsc1Jlc3BvbnNlEioKBG5vZGUYASABKAsyHC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGUiIwoQRHJhaW5Ob2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJIi0KEURyYWluTm9kZVJlc3BvbnNlEhgKEGluc3RhbmNlc19tb3ZpbmcYASABKA0iwAEKDlNlc3Npb25SZXF1ZXN0Ei4KBWhlbGxvGAEgASgLMh0uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5IZWxsb0gAEjYKCWhlYXJ0YmVhdBgCIAEoCzIhLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSGVhcnRiZWF0SAASPwoOaW5zdGFuY2VfZXZlbnQYAyABKAsyJS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkluc3RhbmNlRXZlbnRIAEIFCgNtc2cigQIKBUhlbGxvEjIKCGNhcGFjaXR5GAEgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRI5CgZsYWJlbHMYAiADKAsyKS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkhlbGxvLkxhYmVsc0VudHJ5EjgKB3J1bm5pbmcYAyADKAsyJy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJ1bm5pbmdJbnN0YW5jZRIOCgZkcml2ZXIYBCABKAkSEAoIaG9zdG5hbWUYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJZCg9SdW5uaW5nSW5zdGFuY2USEwoLaW5zdGFuY2VfaWQYASABKAkSMQoFc3RhdGUYAiABKA4yIi5zaGVsbHdlZ28uY29tbW9uLnYxLkluc3RhbmNlU3RhdGUiUQoJSGVhcnRiZWF0EiwKBHVzZWQYASABKAsyHi5zaGVsbHdlZ28uY29tbW9uLnYxLlJlc291cmNlcxIWCg5pbnN0YW5jZV9jb3VudBgCIAEoDSK3AQoNSW5zdGFuY2VFdmVudBITCgtpbnN0YW5jZV9pZBgBIAEoCRIxCgVzdGF0ZRgCIAEoDjIiLnNoZWxsd2Vnby5jb21tb24udjEuSW5zdGFuY2VTdGF0ZRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YBCABKAkSFgoJZXhpdF9jb2RlGAUgASgFSACIAQFCDAoKX2V4aXRfY29kZSK7AQoPU2Vzc2lvblJlc3BvbnNlEjAKBmFzc2lnbhgBIAEoCzIeLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQXNzaWduSAASLAoEc3RvcBgCIAEoCzIcLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU3RvcEgAEkEKD3JlZnJlc2hfc2VjcmV0cxgDIAEoCzImLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVmcmVzaFNlY3JldHNIAEIFCgNtc2ci5QEKBkFzc2lnbhIyCgRzcGVjGAEgASgLMiQuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5JbnN0YW5jZVNwZWMSKQoFZ3JhbnQYAiABKAsyGi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50EkcKDXRyYWNlX2NvbnRleHQYAyADKAsyMC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkFzc2lnbi5UcmFjZUNvbnRleHRFbnRyeRozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIroDCgxJbnN0YW5jZVNwZWMSEwoLaW5zdGFuY2VfaWQYASABKAkSCwoDYXBwGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SFAoMaW1hZ2VfZGlnZXN0GAQgASgJEjYKDGltYWdlX2NvbmZpZxgFIAEoCzIgLnNoZWxsd2Vnby5jb21tb24udjEuSW1hZ2VDb25maWcSMQoJcmVzb3VyY2VzGAYgASgLMh4uc2hlbGx3ZWdvLmNvbW1vbi52MS5SZXNvdXJjZXMSDAoEYXJndhgHIAMoCRI6CgNlbnYYCCADKAsyLS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkluc3RhbmNlU3BlYy5FbnZFbnRyeRIUCgxzZWNyZXRfbmFtZXMYCSADKAkSNgoMaGVhbHRoX2NoZWNrGAogASgLMiAuc2hlbGx3ZWdvLmNvbW1vbi52MS5IZWFsdGhDaGVjaxIyCg9oZWFsdGhfZGVhZGxpbmUYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJcCgRTdG9wEhMKC2luc3RhbmNlX2lkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIOCgZyZWFzb24YAyABKAkiUAoOUmVmcmVzaFNlY3JldHMSEwoLaW5zdGFuY2VfaWQYASABKAkSKQoFZ3JhbnQYAiABKAsyGi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50Ms8HCgtOb2RlU2VydmljZRKDAQoPQ3JlYXRlSm9pblRva2VuEi4uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXF1ZXN0Gi8uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEmcKCEpvaW5Ob2RlEicuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Kb2luTm9kZVJlcXVlc3QaKC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkpvaW5Ob2RlUmVzcG9uc2UiCJKCGQQKAggEEosBChRSZW5ld05vZGVDZXJ0aWZpY2F0ZRIzLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXF1ZXN0GjQuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5SZW5ld05vZGVDZXJ0aWZpY2F0ZVJlc3BvbnNlIgiSghkECgIIAhJxCglMaXN0Tm9kZXMSKC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkxpc3ROb2Rlc1JlcXVlc3QaKS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkxpc3ROb2Rlc1Jlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4SdAoKQ29yZG9uTm9kZRIpLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ29yZG9uTm9kZVJlcXVlc3QaKi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkNvcmRvbk5vZGVSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEn0KDVNldE5vZGVMYWJlbHMSLC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlNldE5vZGVMYWJlbHNSZXF1ZXN0Gi0uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TZXROb2RlTGFiZWxzUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJxCglEcmFpbk5vZGUSKC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkRyYWluTm9kZVJlcXVlc3QaKS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkRyYWluTm9kZVJlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4SaAoHU2Vzc2lvbhImLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2Vzc2lvblJlcXVlc3QaJy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlNlc3Npb25SZXNwb25zZSIIkoIZBAoCCAIoATABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_shellwego_common_v1_access, file_shellwego_common_v1_grant, file_shellwego_common_v1_workload, file_shellwego_scheduler_v1_events]);
 
 /**
  * A node as the scheduler sees it.
@@ -49,7 +49,8 @@ export type Node = Message<"shellwego.scheduler.v1.Node"> & {
   state: NodeState;
 
   /**
-   * Its labels.
+   * The labels placement matches: from its join token or set by an admin
+   * (SetNodeLabels), never from the node itself.
    *
    * @generated from field: map<string, string> labels = 4;
    */
@@ -96,6 +97,14 @@ export type Node = Message<"shellwego.scheduler.v1.Node"> & {
    * @generated from field: string driver = 10;
    */
   driver: string;
+
+  /**
+   * Labels the node reports about itself (asked at join, sent in Hello):
+   * shown for information, never matched by placement.
+   *
+   * @generated from field: map<string, string> reported_labels = 11;
+   */
+  reportedLabels: { [key: string]: string };
 };
 
 /**
@@ -252,7 +261,8 @@ export type NodeInfo = Message<"shellwego.scheduler.v1.NodeInfo"> & {
   hostname: string;
 
   /**
-   * Labels it asks for (merged with the token's; the token's win).
+   * Labels it reports about itself: kept as reported labels, never matched
+   * by placement (only the token's and an admin's labels are).
    *
    * @generated from field: map<string, string> labels = 2;
    */
@@ -443,6 +453,62 @@ export const CordonNodeResponseSchema: GenMessage<CordonNodeResponse> = /*@__PUR
   messageDesc(file_shellwego_scheduler_v1_nodes, 12);
 
 /**
+ * SetNodeLabels input.
+ *
+ * @generated from message shellwego.scheduler.v1.SetNodeLabelsRequest
+ */
+export type SetNodeLabelsRequest = Message<"shellwego.scheduler.v1.SetNodeLabelsRequest"> & {
+  /**
+   * The node.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+
+  /**
+   * Labels to set (added or replaced).
+   *
+   * @generated from field: map<string, string> set = 2;
+   */
+  set: { [key: string]: string };
+
+  /**
+   * Label keys to remove.
+   *
+   * @generated from field: repeated string remove = 3;
+   */
+  remove: string[];
+};
+
+/**
+ * Describes the message shellwego.scheduler.v1.SetNodeLabelsRequest.
+ * Use `create(SetNodeLabelsRequestSchema)` to create a new message.
+ */
+export const SetNodeLabelsRequestSchema: GenMessage<SetNodeLabelsRequest> = /*@__PURE__*/
+  messageDesc(file_shellwego_scheduler_v1_nodes, 13);
+
+/**
+ * SetNodeLabels output.
+ *
+ * @generated from message shellwego.scheduler.v1.SetNodeLabelsResponse
+ */
+export type SetNodeLabelsResponse = Message<"shellwego.scheduler.v1.SetNodeLabelsResponse"> & {
+  /**
+   * The node after the change.
+   *
+   * @generated from field: shellwego.scheduler.v1.Node node = 1;
+   */
+  node?: Node;
+};
+
+/**
+ * Describes the message shellwego.scheduler.v1.SetNodeLabelsResponse.
+ * Use `create(SetNodeLabelsResponseSchema)` to create a new message.
+ */
+export const SetNodeLabelsResponseSchema: GenMessage<SetNodeLabelsResponse> = /*@__PURE__*/
+  messageDesc(file_shellwego_scheduler_v1_nodes, 14);
+
+/**
  * DrainNode input.
  *
  * @generated from message shellwego.scheduler.v1.DrainNodeRequest
@@ -461,7 +527,7 @@ export type DrainNodeRequest = Message<"shellwego.scheduler.v1.DrainNodeRequest"
  * Use `create(DrainNodeRequestSchema)` to create a new message.
  */
 export const DrainNodeRequestSchema: GenMessage<DrainNodeRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 13);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 15);
 
 /**
  * DrainNode output.
@@ -482,7 +548,7 @@ export type DrainNodeResponse = Message<"shellwego.scheduler.v1.DrainNodeRespons
  * Use `create(DrainNodeResponseSchema)` to create a new message.
  */
 export const DrainNodeResponseSchema: GenMessage<DrainNodeResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 14);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 16);
 
 /**
  * A message from the node agent on its Session.
@@ -527,7 +593,7 @@ export type SessionRequest = Message<"shellwego.scheduler.v1.SessionRequest"> & 
  * Use `create(SessionRequestSchema)` to create a new message.
  */
 export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 15);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 17);
 
 /**
  * The agent's opening message.
@@ -543,7 +609,7 @@ export type Hello = Message<"shellwego.scheduler.v1.Hello"> & {
   capacity?: Capacity;
 
   /**
-   * Its labels.
+   * Labels it reports about itself (shown, never matched by placement).
    *
    * @generated from field: map<string, string> labels = 2;
    */
@@ -576,7 +642,7 @@ export type Hello = Message<"shellwego.scheduler.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 16);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 18);
 
 /**
  * An instance a node reports running.
@@ -604,7 +670,7 @@ export type RunningInstance = Message<"shellwego.scheduler.v1.RunningInstance"> 
  * Use `create(RunningInstanceSchema)` to create a new message.
  */
 export const RunningInstanceSchema: GenMessage<RunningInstance> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 17);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 19);
 
 /**
  * Liveness and usage.
@@ -632,7 +698,7 @@ export type Heartbeat = Message<"shellwego.scheduler.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 18);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 20);
 
 /**
  * A state change of one instance.
@@ -681,7 +747,7 @@ export type InstanceEvent = Message<"shellwego.scheduler.v1.InstanceEvent"> & {
  * Use `create(InstanceEventSchema)` to create a new message.
  */
 export const InstanceEventSchema: GenMessage<InstanceEvent> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 19);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 21);
 
 /**
  * A message from the scheduler on a Session.
@@ -726,7 +792,7 @@ export type SessionResponse = Message<"shellwego.scheduler.v1.SessionResponse"> 
  * Use `create(SessionResponseSchema)` to create a new message.
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 20);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 22);
 
 /**
  * Everything a node needs to run one instance.
@@ -762,7 +828,7 @@ export type Assign = Message<"shellwego.scheduler.v1.Assign"> & {
  * Use `create(AssignSchema)` to create a new message.
  */
 export const AssignSchema: GenMessage<Assign> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 21);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 23);
 
 /**
  * The immutable description of one instance.
@@ -853,7 +919,7 @@ export type InstanceSpec = Message<"shellwego.scheduler.v1.InstanceSpec"> & {
  * Use `create(InstanceSpecSchema)` to create a new message.
  */
 export const InstanceSpecSchema: GenMessage<InstanceSpec> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 22);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 24);
 
 /**
  * Stop an instance.
@@ -888,7 +954,7 @@ export type Stop = Message<"shellwego.scheduler.v1.Stop"> & {
  * Use `create(StopSchema)` to create a new message.
  */
 export const StopSchema: GenMessage<Stop> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 23);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 25);
 
 /**
  * Re-resolve and inject an instance's secrets.
@@ -916,7 +982,7 @@ export type RefreshSecrets = Message<"shellwego.scheduler.v1.RefreshSecrets"> & 
  * Use `create(RefreshSecretsSchema)` to create a new message.
  */
 export const RefreshSecretsSchema: GenMessage<RefreshSecrets> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 24);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 26);
 
 /**
  * Nodes: joining with a one-time token, the live Session every node agent
@@ -980,6 +1046,18 @@ export const NodeService: GenService<{
     methodKind: "unary";
     input: typeof CordonNodeRequestSchema;
     output: typeof CordonNodeResponseSchema;
+  },
+  /**
+   * Sets and removes labels placement matches on a node (the only way to
+   * change them after join). Callers: admin users. Errors: NOT_FOUND,
+   * INVALID_ARGUMENT.
+   *
+   * @generated from rpc shellwego.scheduler.v1.NodeService.SetNodeLabels
+   */
+  setNodeLabels: {
+    methodKind: "unary";
+    input: typeof SetNodeLabelsRequestSchema;
+    output: typeof SetNodeLabelsResponseSchema;
   },
   /**
    * Cordons a node and moves its instances elsewhere with the same health

@@ -1,0 +1,62 @@
+// The label forgery attack against a real scheduler: a node joined with a
+// token labelled pool=dev asks for zone=secure at join and in every Hello.
+// Placement matches only what the token or an admin said, so an app
+// requiring zone=secure stays PENDING with a reason and the forging node
+// never receives its assignment (nor the grant for its secrets).
+import { Code, ConnectError } from '@connectrpc/connect';
+import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+let harness: SchedulerHarness;
+beforeAll(async () => {
+  harness = await SchedulerHarness.start();
+});
+afterAll(async () => {
+  await harness?.stop();
+});
+
+const capacity = { cpuMillis: 4000, memoryMib: 8192, maxInstances: 10 };
+
+describe('labels placement matches', () => {
+  it('ignores what a node says about itself: the app requiring zone=secure stays PENDING and the forger gets no assignment', async () => {
+    const forger = await harness.addNode({ capacity, tokenLabels: { pool: 'dev' }, labels: { zone: 'secure' } });
+
+    const [listed] = (await harness.nodeService.listNodes({})).nodes.filter((n) => n.id === forger.nodeId);
+    expect(listed?.labels).toEqual({ pool: 'dev' });
+    expect(listed?.reportedLabels).toEqual({ zone: 'secure' });
+
+    await harness.deploy('vault', spec({ placement: { requiredLabels: { zone: 'secure' } } }));
+    const pending = await harness.events.waitFor(
+      (e) => e.app === 'vault' && e.detail.case === 'placement' && e.detail.value.nodeId === '',
+      10_000,
+      'vault PENDING',
+    );
+    expect(pending.message).toMatch(/no node has label zone=secure/);
+    const { instances } = await harness.apps.listInstances({ app: 'vault' });
+    expect(instances.map((i) => [i.state, i.nodeId])).toEqual([[InstanceState.PENDING, '']]);
+    expect(instances[0]?.reason).toMatch(/zone=secure/);
+    // A heartbeat round later the node has still been sent nothing for the app: no Assign, so no grant.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(forger.received.filter((r) => r.msg.case === 'assign')).toEqual([]);
+
+    // An admin's word is what counts: labelled by an admin, the node takes the app.
+    const { node } = await harness.nodeService.setNodeLabels({ nodeId: forger.nodeId, set: { zone: 'secure' } });
+    expect(node?.labels).toEqual({ pool: 'dev', zone: 'secure' });
+    const assign = await forger.waitForAssign((a) => a.spec?.app === 'vault', 10_000);
+    expect(assign.grant?.signature.length).toBeGreaterThan(0);
+  });
+
+  it('lets an admin remove labels, and refuses bad labels and unknown nodes', async () => {
+    const node = await harness.addNode({ capacity, tokenLabels: { pool: 'dev', disk: 'ssd' } });
+    const removed = await harness.nodeService.setNodeLabels({ nodeId: node.nodeId, remove: ['disk'] });
+    expect(removed.node?.labels).toEqual({ pool: 'dev' });
+
+    const bad = await harness.nodeService.setNodeLabels({ nodeId: node.nodeId, set: { 'no spaces': 'x' } }).catch((e: unknown) => ConnectError.from(e));
+    expect(bad).toMatchObject({ code: Code.InvalidArgument });
+    const both = await harness.nodeService.setNodeLabels({ nodeId: node.nodeId, set: { a: 'b' }, remove: ['a'] }).catch((e: unknown) => ConnectError.from(e));
+    expect(both).toMatchObject({ code: Code.InvalidArgument });
+    const unknown = await harness.nodeService.setNodeLabels({ nodeId: 'nobody-00000000', set: { a: 'b' } }).catch((e: unknown) => ConnectError.from(e));
+    expect(unknown).toMatchObject({ code: Code.NotFound });
+  });
+});

@@ -79,6 +79,7 @@ describe('shellwego CLI', () => {
       expect(labelled.labels).toEqual({ zone: 'b', disk: 'ssd' });
       expect(await shellwego('node', 'label', node.nodeId, '--remove', 'disk')).toBe(`node ${node.nodeId} labels: zone=b\n`);
       expect((await failure('node', 'label', node.nodeId, 'not a label')).stderr).toMatch(/"not a label" is not key=value/);
+      expect((await failure('node', 'token', 'create', '--max-memory', 'lots')).stderr).toMatch(/--max-memory: "lots" is not a size/);
     },
     CLI_TEST_MS,
   );

@@ -15,6 +15,7 @@ import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
+import { cpuMillis, memoryMib } from '../quantities.js';
 import { collect, keyValues } from './node.js';
 
 interface DeployOptions {
@@ -63,7 +64,7 @@ export function appCommands(app: Command): void {
       const spec = create(AppSpecSchema, {
         image: options.image,
         replicas: count(options.replicas, '--replicas'),
-        resources: { cpuMillis: cpuMillis(options.cpu), memoryMib: memoryMib(options.memory) },
+        resources: { cpuMillis: cpuMillis(options.cpu, '--cpu'), memoryMib: memoryMib(options.memory, '--memory') },
         env: keyValues(options.env, '--env'),
         secretNames: options.secret,
         command: options.command === undefined ? [] : options.command.split(' ').filter((part) => part !== ''),
@@ -189,21 +190,6 @@ function deploymentText(app: App): string {
 function count(text: string, flag: string): number {
   if (!/^\d+$/.test(text)) throw new CliError(`${flag}: "${text}" is not a whole number`);
   return Number(text);
-}
-
-/** "0.5" cores or "500m" millicores. */
-function cpuMillis(text: string): number {
-  const milli = /^(\d+)m$/.exec(text);
-  if (milli !== null) return Number(milli[1]);
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  throw new CliError(`--cpu: "${text}" is not a CPU amount like 0.5 or 500m`);
-}
-
-/** "256", "256Mi" or "2Gi". */
-function memoryMib(text: string): number {
-  const match = /^(\d+)(Mi|Gi)?$/.exec(text);
-  if (match === null) throw new CliError(`--memory: "${text}" is not a size like 256, 256Mi or 2Gi`);
-  return Number(match[1]) * (match[2] === 'Gi' ? 1024 : 1);
 }
 
 function healthCheck(text: string): MessageInitShape<typeof HealthCheckSchema> {

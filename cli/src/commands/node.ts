@@ -7,6 +7,7 @@ import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
+import { cpuMillis, memoryMib } from '../quantities.js';
 
 /** `shellwego node ...`: join tokens, the node list, labels, cordon and drain. */
 export function nodeCommands(node: Command): void {
@@ -17,13 +18,17 @@ export function nodeCommands(node: Command): void {
     .description('create a single-use join token (shown once; only its hash is kept)')
     .option('--label <key=value>', 'label the joining node gets (repeatable)', collect, [] as string[])
     .option('--ttl <duration>', 'how long the token is valid, e.g. 30m or 24h (default 1h, at most 7d)')
-    .action(async (options: { label: string[]; ttl?: string }, command: Command) => {
+    .option('--max-cpu <cpu>', 'the most CPU placement counts on the node, whatever it reports (0.5 or 500m)')
+    .option('--max-memory <size>', 'the most memory placement counts on the node (256Mi, 8Gi)')
+    .option('--max-instances <n>', 'the most instances placed on the node')
+    .action(async (options: { label: string[]; ttl?: string; maxCpu?: string; maxMemory?: string; maxInstances?: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const ttlMs = options.ttl === undefined ? undefined : parseDuration(options.ttl);
       if (options.ttl !== undefined && ttlMs === undefined) throw new CliError(`--ttl: "${options.ttl}" is not a duration like 30m or 24h`);
       const client = await nodeClient(globals);
       const created = await client.createJoinToken({
         labels: keyValues(options.label, '--label'),
+        ...capacityCeiling(options),
         ...(ttlMs === undefined ? {} : { ttl: { seconds: BigInt(Math.floor(ttlMs / 1000)), nanos: (ttlMs % 1000) * 1_000_000 } }),
       });
       printValue(
@@ -123,6 +128,20 @@ async function nodeClient(globals: GlobalOptions) {
 
 function stateName(state: NodeState): string {
   return state === NodeState.UNSPECIFIED ? 'JOINED' : (NodeState[state] ?? String(state));
+}
+
+/** The token's capacity ceiling from --max-* flags; none given: no ceiling (the node's report is used as sent). */
+function capacityCeiling(options: { maxCpu?: string; maxMemory?: string; maxInstances?: string }) {
+  if (options.maxCpu === undefined && options.maxMemory === undefined && options.maxInstances === undefined) return {};
+  const instances = options.maxInstances === undefined ? 0 : Number(options.maxInstances);
+  if (!Number.isInteger(instances) || instances < 0) throw new CliError(`--max-instances: "${options.maxInstances}" is not a whole number`);
+  return {
+    capacityCeiling: {
+      cpuMillis: options.maxCpu === undefined ? 0 : cpuMillis(options.maxCpu, '--max-cpu'),
+      memoryMib: options.maxMemory === undefined ? 0 : memoryMib(options.maxMemory, '--max-memory'),
+      maxInstances: instances,
+    },
+  };
 }
 
 function labelList(labels: Readonly<Record<string, string>>): string {

@@ -1,8 +1,9 @@
-// The label forgery attack against a real scheduler: a node joined with a
-// token labelled pool=dev asks for zone=secure at join and in every Hello.
-// Placement matches only what the token or an admin said, so an app
-// requiring zone=secure stays PENDING with a reason and the forging node
-// never receives its assignment (nor the grant for its secrets).
+// The label and capacity forgery attacks against a real scheduler: a node
+// joined with a token labelled pool=dev asks for zone=secure at join and in
+// every Hello. Placement matches only what the token or an admin said, so an
+// app requiring zone=secure stays PENDING with a reason and the forging node
+// never receives its assignment (nor the grant for its secrets). A node
+// reporting more capacity than its token's ceiling is counted at the ceiling.
 import { Code, ConnectError } from '@connectrpc/connect';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
@@ -58,5 +59,29 @@ describe('labels placement matches', () => {
     expect(both).toMatchObject({ code: Code.InvalidArgument });
     const unknown = await harness.nodeService.setNodeLabels({ nodeId: 'nobody-00000000', set: { a: 'b' } }).catch((e: unknown) => ConnectError.from(e));
     expect(unknown).toMatchObject({ code: Code.NotFound });
+  });
+
+  it('counts a node at the ceiling its token set, whatever it reports, and says so in an event', async () => {
+    const ceiling = { cpuMillis: 2000, memoryMib: 2048, maxInstances: 4 };
+    const boaster = await harness.addNode({
+      capacity: { cpuMillis: 64_000, memoryMib: 1_048_576, maxInstances: 500 },
+      tokenLabels: { pool: 'ceiling' },
+      capacityCeiling: ceiling,
+    });
+    const [listed] = (await harness.nodeService.listNodes({})).nodes.filter((n) => n.id === boaster.nodeId);
+    expect(listed?.capacity).toMatchObject(ceiling);
+    expect(listed?.capacityCeiling).toMatchObject(ceiling);
+    const clamped = harness.events.events.find((e) => e.nodeId === boaster.nodeId && /above the ceiling/.test(e.message));
+    expect(clamped?.message).toMatch(/reported 64000m CPU, 1048576 MiB, 500 instances, .*placement counts on 2000m CPU, 2048 MiB, 4 instances/);
+
+    // An app larger than the ceiling stays PENDING although the node claims room for it.
+    await harness.deploy('greedy', spec({ resources: { cpuMillis: 1000, memoryMib: 4096 }, placement: { requiredLabels: { pool: 'ceiling' } } }));
+    const pending = await harness.events.waitFor(
+      (e) => e.app === 'greedy' && e.detail.case === 'placement' && e.detail.value.nodeId === '',
+      10_000,
+      'greedy PENDING',
+    );
+    expect(pending.message).toMatch(/4096 MiB/);
+    expect(boaster.received.filter((r) => r.msg.case === 'assign')).toEqual([]);
   });
 });

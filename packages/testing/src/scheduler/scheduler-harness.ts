@@ -34,6 +34,8 @@ export interface NodeOptions {
   readonly labels?: Record<string, string>;
   /** Labels put on the join token. */
   readonly tokenLabels?: Record<string, string>;
+  /** The admin's capacity ceiling put on the join token. */
+  readonly capacityCeiling?: Capacity;
   readonly behaviour?: AssignBehaviour;
   readonly hostname?: string;
   /** Scheduler endpoints the node tries; default the harness's scheduler. */
@@ -103,13 +105,13 @@ export class SchedulerHarness {
     return [...this.platform.allLines(), ...this.standbys.flatMap((s) => s.lines)];
   }
 
-  async token(labels: Record<string, string> = {}): Promise<string> {
-    return (await this.nodeService.createJoinToken({ labels })).token;
+  async token(labels: Record<string, string> = {}, capacityCeiling?: Capacity): Promise<string> {
+    return (await this.nodeService.createJoinToken({ labels, ...(capacityCeiling === undefined ? {} : { capacityCeiling }) })).token;
   }
 
   /** Joins a node with a fresh token, starts its session and waits until the scheduler has it READY. */
   async addNode(options: NodeOptions): Promise<FakeNode> {
-    const identity = await FakeNode.join(this.url, this.caPem, await this.token(options.tokenLabels), {
+    const identity = await FakeNode.join(this.url, this.caPem, await this.token(options.tokenLabels, options.capacityCeiling), {
       hostname: options.hostname ?? 'fake',
       labels: options.labels ?? {},
     });

@@ -74,6 +74,7 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest): Promis
         token_id: consumed.tokenId,
         cert_serial: certificate.serial,
         cert_expires_at: certificate.notAfter,
+        capacity_ceiling: consumed.capacityCeiling === null ? null : JSON.stringify(consumed.capacityCeiling),
       })
       .execute();
     await deps.tokens.audit({ tokenId: consumed.tokenId, outcome: 'joined', nodeId, hostname }, trx);

@@ -16,6 +16,7 @@ import { principalOf } from '@shellwego/kit/auth';
 import { failedPrecondition, invalidArgument, mapHandlerErrors, notFound, permissionDenied } from '@shellwego/kit/errors';
 import { durationMs } from '../model/durations.js';
 import { labelProblems } from '../model/labels.js';
+import { MAX_INT32 } from './app-spec.js';
 import { joinNode } from './join-node.js';
 import { listNodes } from './read-model.js';
 import { toConnectError } from './rpc-errors.js';
@@ -33,10 +34,15 @@ export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof Nod
       if (request.ttl !== undefined && (request.ttl.seconds < 0n || request.ttl.nanos < 0 || ttlMs < MIN_TOKEN_TTL_MS || ttlMs > MAX_TOKEN_TTL_MS)) {
         problems.push('ttl: must be between 1s and 7 days (default 1h)');
       }
+      for (const [field, value] of Object.entries(request.capacityCeiling ?? {})) {
+        if (typeof value === 'number' && value > MAX_INT32) problems.push(`capacity_ceiling.${field}: must be at most ${MAX_INT32}, got ${value}`);
+      }
       if (problems.length > 0) throw invalidArgument(problems);
       const principal = principalOf(context);
       const creator = principal.kind === 'user' ? `user/${principal.name}` : principal.kind;
-      const created = await deps.tokens.create({ ...request.labels }, ttlMs, creator);
+      const ceiling = request.capacityCeiling;
+      const capacityCeiling = ceiling === undefined ? null : { cpuMillis: ceiling.cpuMillis, memoryMib: ceiling.memoryMib, maxInstances: ceiling.maxInstances };
+      const created = await deps.tokens.create({ ...request.labels }, capacityCeiling, ttlMs, creator);
       deps.logger.info({ tokenId: created.tokenId, by: creator, expiresAt: created.expiresAt.toISOString() }, 'join token created');
       return create(CreateJoinTokenResponseSchema, {
         token: created.token,

@@ -148,6 +148,7 @@ function nodeFrom(row: Selectable<NodeTable>, used: { cpu: bigint; memory: bigin
     state: nodeProtoState({ reported: row.reported, down: row.down, adminState: row.admin_state }),
     labels: row.join_labels,
     reportedLabels: row.reported_labels,
+    ...(row.capacity_ceiling === null ? {} : { capacityCeiling: row.capacity_ceiling }),
     capacity: { cpuMillis: row.cpu_millis, memoryMib: row.memory_mib, maxInstances: row.max_instances },
     allocated: { cpuMillis: Number(used?.cpu ?? 0), memoryMib: Number(used?.memory ?? 0) },
     instanceCount: Number(used?.n ?? 0),

@@ -8,8 +8,8 @@ import type { LeaderContext } from '../leader/leader-context.js';
 import { refuseReportedTransition } from '../model/instance-states.js';
 import { labelProblems } from '../model/labels.js';
 import type { Changes } from '../store/changes.js';
-import { nodeStateEvent } from '../store/event-drafts.js';
-import type { AdminState } from '../store/tables.js';
+import { capacityClampedEvent, nodeStateEvent } from '../store/event-drafts.js';
+import type { AdminState, CapacityCeiling } from '../store/tables.js';
 import { changeState, sendAssign, sendStop } from './instance-lifecycle.js';
 
 /** Problems with a Hello, each naming its field; empty when it is fine. */
@@ -44,6 +44,7 @@ export function newNodeRecord(id: string, now: Date): NodeRecord {
     joinLabels: {},
     reportedLabels: {},
     capacity: { cpuMillis: 0, memoryMib: 0, maxInstances: 0 },
+    capacityCeiling: null,
     adminState: 'READY',
     down: false,
     reported: false,
@@ -65,11 +66,16 @@ export function acceptHello(ctx: LeaderContext, changes: Changes, node: NodeReco
   const wasDown = node.down;
   node.hostname = hello.hostname || node.hostname;
   node.reportedLabels = { ...hello.labels };
-  node.capacity = {
+  const reportedCapacity = {
     cpuMillis: hello.capacity?.cpuMillis ?? 0,
     memoryMib: hello.capacity?.memoryMib ?? 0,
     maxInstances: hello.capacity?.maxInstances ?? 0,
   };
+  node.capacity = clampCapacity(reportedCapacity, node.capacityCeiling);
+  if (!sameCapacity(node.capacity, reportedCapacity)) {
+    ctx.logger.warn({ node: node.id, reported: reportedCapacity, ceiling: node.capacityCeiling }, 'node reported capacity above its ceiling; clamped');
+    changes.event(capacityClampedEvent(node.id, reportedCapacity, node.capacity, changes.now));
+  }
   node.driver = hello.driver;
   node.reported = true;
   node.down = false;
@@ -112,6 +118,23 @@ export function acceptHello(ctx: LeaderContext, changes: Changes, node: NodeReco
     }
     sendAssign(ctx, changes, instance);
   }
+}
+
+type Capacity = NodeRecord['capacity'];
+
+/** Each resource bounded by the admin's ceiling (0 in the ceiling: that one unbounded). */
+export function clampCapacity(reported: Capacity, ceiling: CapacityCeiling | null): Capacity {
+  if (ceiling === null) return reported;
+  const bound = (value: number, limit: number) => (limit === 0 ? value : Math.min(value, limit));
+  return {
+    cpuMillis: bound(reported.cpuMillis, ceiling.cpuMillis),
+    memoryMib: bound(reported.memoryMib, ceiling.memoryMib),
+    maxInstances: bound(reported.maxInstances, ceiling.maxInstances),
+  };
+}
+
+function sameCapacity(a: Capacity, b: Capacity): boolean {
+  return a.cpuMillis === b.cpuMillis && a.memoryMib === b.memoryMib && a.maxInstances === b.maxInstances;
 }
 
 /** Marks a silent node DOWN; its instances are LOST (and get replaced by the reconciler). */

@@ -5,7 +5,7 @@ import type { AppSpec, DeploymentState } from '@shellwego/contracts/scheduler/v1
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import type { RolloutLimits } from '../api/app-spec.js';
 import { type NodeState as EngineNodeState, type PendingConstraint, PlacementEngine, type Resources } from '../placement/index.js';
-import type { AdminState } from '../store/tables.js';
+import type { AdminState, CapacityCeiling } from '../store/tables.js';
 
 export interface NodeRecord {
   readonly id: string;
@@ -14,7 +14,10 @@ export interface NodeRecord {
   joinLabels: Record<string, string>;
   /** What the node says about itself (join request, Hello): shown, never matched. */
   reportedLabels: Record<string, string>;
+  /** What placement counts on: the node's report, clamped to its ceiling. */
   capacity: { cpuMillis: number; memoryMib: number; maxInstances: number };
+  /** The admin's ceiling from the join token; null: none. */
+  readonly capacityCeiling: CapacityCeiling | null;
   adminState: AdminState;
   down: boolean;
   /** Said Hello at least once, so its capacity is known. */

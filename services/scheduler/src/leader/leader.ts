@@ -486,6 +486,7 @@ export class Leader {
       hostname: row.hostname,
       joinLabels: row.join_labels,
       reportedLabels: row.reported_labels,
+      capacityCeiling: row.capacity_ceiling,
       adminState: row.admin_state,
       lastSeenMs: Date.now(),
     };

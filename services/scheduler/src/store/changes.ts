@@ -152,6 +152,7 @@ export class Changes {
           token_id: null,
           cert_serial: null,
           cert_expires_at: null,
+          capacity_ceiling: null,
         })
         .onConflict((oc) => oc.column('id').doUpdateSet(owned))
         .execute();

@@ -82,3 +82,22 @@ export function nodeStateEvent(nodeId: string, from: NodeState, to: NodeState, r
     detail: { case: 'nodeState', value: create(NodeStateChangedSchema, { from, to, reason }) },
   };
 }
+
+interface CapacityFigures {
+  readonly cpuMillis: number;
+  readonly memoryMib: number;
+  readonly maxInstances: number;
+}
+
+/** A node reported more than the admin's ceiling allows; placement counts on the clamped figures. */
+export function capacityClampedEvent(nodeId: string, reported: CapacityFigures, used: CapacityFigures, time: Date): EventDraft {
+  const figures = (c: CapacityFigures) => `${c.cpuMillis}m CPU, ${c.memoryMib} MiB, ${c.maxInstances} instances`;
+  return {
+    time,
+    app: '',
+    nodeId,
+    instanceId: '',
+    message: `node ${nodeId} reported ${figures(reported)}, above the ceiling set on its join token; placement counts on ${figures(used)}`,
+    detail: { case: undefined },
+  };
+}

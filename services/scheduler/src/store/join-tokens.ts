@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import type { SchedulerDb, SchedulerTx } from './tables.js';
+import type { CapacityCeiling, SchedulerDb, SchedulerTx } from './tables.js';
 
 /** `swj1.<public id>.<secret>`: the id may be logged and audited, the whole value never. */
 const TOKEN_FORMAT = /^swj1\.([0-9a-f]{16})\.[A-Za-z0-9_-]{43}$/;
@@ -14,7 +14,7 @@ export interface CreatedToken {
 export type TokenRefusal = 'malformed-token' | 'unknown-token' | 'used-token' | 'expired-token';
 
 export type TokenCheck =
-  | { readonly ok: true; readonly tokenId: string; readonly labels: Record<string, string> }
+  | { readonly ok: true; readonly tokenId: string; readonly labels: Record<string, string>; readonly capacityCeiling: CapacityCeiling | null }
   | { readonly ok: false; readonly refusal: TokenRefusal; readonly tokenId: string | undefined };
 
 export interface JoinAttempt {
@@ -32,7 +32,7 @@ export interface JoinAttempt {
 export class JoinTokens {
   constructor(private readonly db: SchedulerDb) {}
 
-  async create(labels: Record<string, string>, ttlMs: number, createdBy: string): Promise<CreatedToken> {
+  async create(labels: Record<string, string>, capacityCeiling: CapacityCeiling | null, ttlMs: number, createdBy: string): Promise<CreatedToken> {
     const tokenId = randomBytes(8).toString('hex');
     const token = `swj1.${tokenId}.${randomBytes(32).toString('base64url')}`;
     const expiresAt = new Date(Date.now() + ttlMs);
@@ -42,6 +42,7 @@ export class JoinTokens {
         id: tokenId,
         token_hash: hashToken(token),
         labels: JSON.stringify(labels),
+        capacity_ceiling: capacityCeiling === null ? null : JSON.stringify(capacityCeiling),
         created_by: createdBy,
         expires_at: expiresAt,
         used_at: null,
@@ -57,13 +58,13 @@ export class JoinTokens {
     if (tokenId === undefined) return { ok: false, refusal: 'malformed-token', tokenId: undefined };
     const row = await this.db
       .selectFrom('join_token')
-      .select(['id', 'labels', 'used_at', sql<boolean>`expires_at <= now()`.as('expired')])
+      .select(['id', 'labels', 'capacity_ceiling', 'used_at', sql<boolean>`expires_at <= now()`.as('expired')])
       .where('token_hash', '=', hashToken(token))
       .executeTakeFirst();
     if (row === undefined) return { ok: false, refusal: 'unknown-token', tokenId };
     if (row.used_at !== null) return { ok: false, refusal: 'used-token', tokenId: row.id };
     if (row.expired) return { ok: false, refusal: 'expired-token', tokenId: row.id };
-    return { ok: true, tokenId: row.id, labels: row.labels };
+    return { ok: true, tokenId: row.id, labels: row.labels, capacityCeiling: row.capacity_ceiling };
   }
 
   /** Marks the token used by `nodeId` if it still is unused and unexpired. */
@@ -74,9 +75,9 @@ export class JoinTokens {
       .where('token_hash', '=', hashToken(token))
       .where('used_at', 'is', null)
       .where(sql<boolean>`expires_at > now()`)
-      .returning(['id', 'labels'])
+      .returning(['id', 'labels', 'capacity_ceiling'])
       .executeTakeFirst();
-    if (used !== undefined) return { ok: true, tokenId: used.id, labels: used.labels };
+    if (used !== undefined) return { ok: true, tokenId: used.id, labels: used.labels, capacityCeiling: used.capacity_ceiling };
     // Lost a race, or expired between check and use.
     const again = await this.check(token);
     return again.ok ? { ok: false, refusal: 'used-token', tokenId: again.tokenId } : again;

@@ -110,4 +110,11 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_capacity_ceiling': {
+    // An admin's ceiling on what placement counts on a node, set on its join token and copied to the node at join.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('join_token').addColumn('capacity_ceiling', 'jsonb').execute();
+      await db.schema.alterTable('node').addColumn('capacity_ceiling', 'jsonb').execute();
+    },
+  },
 };

@@ -4,10 +4,21 @@ import type { ColumnType, Generated, Kysely, Transaction } from 'kysely';
 /** jsonb: an object when read, a JSON string when written. */
 type Json<T> = ColumnType<T, string, string>;
 
+/** An admin's bound on a node's capacity; a field of 0 leaves that resource unbounded. */
+export interface CapacityCeiling {
+  readonly cpuMillis: number;
+  readonly memoryMib: number;
+  readonly maxInstances: number;
+}
+
+/** Nullable jsonb ceiling: null when the admin set none. */
+type CeilingColumn = ColumnType<CapacityCeiling | null, string | null, string | null>;
+
 export interface JoinTokenTable {
   id: string;
   token_hash: Buffer;
   labels: Json<Record<string, string>>;
+  capacity_ceiling: CeilingColumn;
   created_by: string;
   created_at: ColumnType<Date, Date | undefined, never>;
   expires_at: Date;
@@ -44,6 +55,7 @@ export interface NodeTable {
   token_id: string | null;
   cert_serial: string | null;
   cert_expires_at: Date | null;
+  capacity_ceiling: CeilingColumn;
 }
 
 /** The deployment of an app, stored as jsonb. */

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Client } from '@connectrpc/connect';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
-import { loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
+import { type GrantAudienceName, loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import type { TlsMaterial } from '@shellwego/kit/rpc';
 import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { TestPlatform } from './platform.js';
@@ -16,7 +16,10 @@ export interface SecretsClients {
   readonly node: Client<typeof SecretsService>;
   readonly nodeTls: TlsMaterial;
   /** A grant signed with the platform's grant key (as the scheduler would). */
-  grant(claims: { app: string; secretNames: readonly string[]; nodeId?: string; instanceId?: string; ttlMs?: number }, now?: Date): Grant;
+  grant(
+    claims: { app: string; secretNames: readonly string[]; nodeId?: string; instanceId?: string; ttlMs?: number; audience?: GrantAudienceName },
+    now?: Date,
+  ): Grant;
 }
 
 export async function secretsClients(platform: TestPlatform): Promise<SecretsClients> {
@@ -31,6 +34,7 @@ export async function secretsClients(platform: TestPlatform): Promise<SecretsCli
     grant: (claims, now) =>
       signGrant(
         {
+          audience: claims.audience ?? 'secrets',
           instanceId: claims.instanceId ?? 'i-1',
           app: claims.app,
           nodeId: claims.nodeId ?? 'local',

@@ -144,6 +144,7 @@ function assign(instanceId: string, spec: SpecChanges = {}): Assign {
       ...spec,
     },
     grant: { claims: new Uint8Array([1]), signature: new Uint8Array(64), keyId: 'test' },
+    rootfsGrant: { claims: new Uint8Array([2]), signature: new Uint8Array(64), keyId: 'test' },
   });
 }
 

@@ -43,7 +43,7 @@ export async function* streamRootfs(ctx: RegistryContext, caller: Principal, req
       `image_digest ${JSON.stringify(request.imageDigest.slice(0, 100))} is not sha256: followed by 64 lowercase hex digits`,
     );
   }
-  if (caller.kind === 'node') verifyGrant(request.grant, ctx.verifier, { nodeId: caller.id, imageDigest: request.imageDigest });
+  if (caller.kind === 'node') verifyGrant(request.grant, ctx.verifier, { audience: 'registry', nodeId: caller.id, imageDigest: request.imageDigest });
   const release = ctx.imagesInUse.hold([request.imageDigest]);
   try {
     const image = await ctx.catalog.get(request.imageDigest);

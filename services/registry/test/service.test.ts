@@ -14,7 +14,7 @@ import { createRootfsClient, fetchRootfsToFile, partialPathOf, RootfsVerificatio
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
 import { type FetchRootfsResponse, RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
-import { type GrantSigningKey, generateGrantKeyPair, loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
+import { type GrantAudienceName, type GrantSigningKey, generateGrantKeyPair, loadGrantSigningKey, signGrant } from '@shellwego/kit/grant';
 import { CertificateAuthority, type Principal } from '@shellwego/kit/pki';
 import { createMtlsClient, createMtlsTransport, expectedService, implement, serve, type TlsMaterial } from '@shellwego/kit/rpc';
 import { busyboxLayer, busyboxMissing } from '@shellwego/testing/images/busybox';
@@ -81,8 +81,8 @@ describe.skipIf(!!missing)(`registry service${missing ? ` (skipped: ${missing})`
     return { caPem: ca.certPem, certPem: issued.certPem, keyPem: issued.keyPem };
   }
 
-  function grant(nodeId: string, imageDigest: string, key: GrantSigningKey = signer): Grant {
-    return signGrant({ instanceId: `i-${nodeId}`, app: 'shop', nodeId, secretNames: [], imageDigest, ttlMs: 60_000 }, key);
+  function grant(nodeId: string, imageDigest: string, key: GrantSigningKey = signer, audience: GrantAudienceName = 'registry'): Grant {
+    return signGrant({ audience, instanceId: `i-${nodeId}`, app: 'shop', nodeId, secretNames: [], imageDigest, ttlMs: 60_000 }, key);
   }
 
   it('applies whiteouts, an opaque directory, hard links and symlinks over three layers exactly as the OCI spec says', async () => {
@@ -235,6 +235,7 @@ describe.skipIf(!!missing)(`registry service${missing ? ` (skipped: ${missing})`
       ["another digest's grant", grant('node-a', other.digest), /is for image/],
       ["another node's grant", grant('node-b', d.digest), /issued for node node-b/],
       ['a foreign signing key', grant('node-a', d.digest, foreignKey), /not trusted here/],
+      ["the instance's secrets grant", grant('node-a', d.digest, signer, 'secrets'), /is for the secrets service, not registry/],
     ];
     for (const [what, shown, message] of denied) {
       const err = await callError(fetchRootfsToFile(nodeA, { imageDigest: d.digest, ...(shown ? { grant: shown } : {}), path }));

@@ -20,7 +20,7 @@ export const schedulerConfig = defineConfig('SHELLWEGO_SCHEDULER', {
     default: '$SHELLWEGO_HOME/pki/grant-signing.key',
     description: 'PKCS#8 PEM Ed25519 key that signs the grants sent with assignments',
   }),
-  grantTtl: duration({ default: '10m', description: 'lifetime of a grant (at most 1h)' }),
+  grantTtl: duration({ default: '2m', description: 'lifetime of a grant (at most 10m); a fresh one goes with every start and refresh' }),
   caKey: path({
     default: '$SHELLWEGO_HOME/pki/ca.key',
     description: 'PEM key of the cluster CA (its certificate is TLS_CA); signs node certificates',

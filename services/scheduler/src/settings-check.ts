@@ -14,7 +14,7 @@ const RANGES: ReadonlyArray<readonly [DurationKey, number, number, string]> = [
   ['heartbeatInterval', 50, 10 * MINUTE, '50ms and 10m'],
   ['heartbeatGrace', 0, 10 * MINUTE, '0s and 10m'],
   ['registryTimeout', 100, 5 * MINUTE, '100ms and 5m'],
-  ['grantTtl', 1_000, MAX_GRANT_TTL_MS, '1s and 1h'],
+  ['grantTtl', 1_000, MAX_GRANT_TTL_MS, '1s and 10m'],
   ['nodeCertValidity', MINUTE, 365 * 24 * 60 * MINUTE, '1m and 365d'],
   ['leaderPollInterval', 50, MINUTE, '50ms and 1m'],
   ['stopGracePeriod', 0, 60 * MINUTE, '0s and 1h'],

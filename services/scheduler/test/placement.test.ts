@@ -72,12 +72,18 @@ describe('placement', () => {
     expect(assign.spec?.resources).toMatchObject({ cpuMillis: 1000, memoryMib: 1024 });
 
     const verifier = createGrantVerifier([await readFile(harness.platform.pki.grantPublicKey, 'utf8')]);
-    const claims = verifyGrant(assign.grant, verifier, { nodeId: small.nodeId, imageDigest: digest });
+    const claims = verifyGrant(assign.grant, verifier, { audience: 'secrets', nodeId: small.nodeId, imageDigest: digest });
     expect(claims).toMatchObject({ instanceId: assign.spec?.instanceId, app: 'pack-a', nodeId: small.nodeId });
-    expect(claims.expiresAt.getTime() - claims.issuedAt.getTime()).toBe(10 * 60_000);
+    expect(claims.expiresAt.getTime() - claims.issuedAt.getTime()).toBe(2 * 60_000);
+    // The rootfs goes with a grant of its own, for the registry only; each refuses the other's.
+    expect(verifyGrant(assign.rootfsGrant, verifier, { audience: 'registry', nodeId: small.nodeId, imageDigest: digest })).toMatchObject({
+      audience: 'registry',
+    });
+    expect(() => verifyGrant(assign.rootfsGrant, verifier, { audience: 'secrets', nodeId: small.nodeId })).toThrow(/for the registry service, not secrets/);
+    expect(() => verifyGrant(assign.grant, verifier, { audience: 'registry', nodeId: small.nodeId })).toThrow(/for the secrets service, not registry/);
     let refused: unknown;
     try {
-      verifyGrant(assign.grant, verifier, { nodeId: big.nodeId });
+      verifyGrant(assign.grant, verifier, { audience: 'secrets', nodeId: big.nodeId });
     } catch (error) {
       refused = error;
     }
@@ -101,7 +107,7 @@ describe('placement', () => {
         `RefreshSecrets for ${instance.id}`,
       );
       const grant = refresh.case === 'refreshSecrets' ? refresh.value.grant : undefined;
-      expect(verifyGrant(grant, verifier, { nodeId: instance.nodeId })).toMatchObject({ instanceId: instance.id, app: 'pack-a' });
+      expect(verifyGrant(grant, verifier, { audience: 'secrets', nodeId: instance.nodeId })).toMatchObject({ instanceId: instance.id, app: 'pack-a' });
     }
     await expect(harness.apps.refreshAppSecrets({ name: 'no-such-app' })).rejects.toMatchObject({ code: Code.NotFound });
   });

@@ -140,7 +140,15 @@ export async function run(): Promise<BenchResult[]> {
     }
     const signing = loadGrantSigningKey(await readFile(pki.grantSigningKey, 'utf8'));
     const grant = signGrant(
-      { instanceId: 'bench-1', app: 'bench', nodeId: 'local', secretNames: names, imageDigest: `sha256:${'ef'.repeat(32)}`, ttlMs: 3_600_000 },
+      {
+        audience: 'secrets',
+        instanceId: 'bench-1',
+        app: 'bench',
+        nodeId: 'local',
+        secretNames: names,
+        imageDigest: `sha256:${'ef'.repeat(32)}`,
+        ttlMs: 600_000,
+      },
       signing,
     );
 

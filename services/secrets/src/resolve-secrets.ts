@@ -109,7 +109,7 @@ export class SecretResolver {
 
   async #verify(principal: string, nodeId: string, grant: Grant | undefined): Promise<VerifiedGrant> {
     try {
-      return verifyGrant(grant, this.#options.verifier, { nodeId, now: this.#options.now?.() ?? new Date() });
+      return verifyGrant(grant, this.#options.verifier, { audience: 'secrets', nodeId, now: this.#options.now?.() ?? new Date() });
     } catch (err) {
       if (!(err instanceof GrantError)) throw err;
       // Claims are only trusted (and recorded) when the signature held.

@@ -134,7 +134,10 @@ describe('ResolveSecrets over mTLS checks the grant against the calling node', (
       },
       {
         caller: node1,
-        grant: signGrant({ instanceId: 'i-x', app: 'shop', nodeId: 'n1', secretNames: names, imageDigest: DIGEST, ttlMs: 60_000 }, otherKey),
+        grant: signGrant(
+          { audience: 'secrets', instanceId: 'i-x', app: 'shop', nodeId: 'n1', secretNames: names, imageDigest: DIGEST, ttlMs: 60_000 },
+          otherKey,
+        ),
         code: Code.PermissionDenied,
         reason: /^unknown-key: the grant was signed with key [0-9a-f]{16}, which is not trusted here/,
         instanceId: '',

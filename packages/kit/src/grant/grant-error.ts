@@ -1,7 +1,16 @@
 import type { VerifiedGrant } from './verified-grant.js';
 
 /** Why a grant was refused; stable codes for audit entries and metrics. */
-export type GrantErrorReason = 'missing' | 'malformed' | 'unknown-key' | 'bad-signature' | 'expired' | 'not-yet-valid' | 'wrong-node' | 'wrong-image';
+export type GrantErrorReason =
+  | 'missing'
+  | 'malformed'
+  | 'unknown-key'
+  | 'bad-signature'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'wrong-audience'
+  | 'wrong-node'
+  | 'wrong-image';
 
 /**
  * A grant was refused. The message names what is wrong and what to check;

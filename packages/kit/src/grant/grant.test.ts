@@ -2,13 +2,14 @@ import { sign } from 'node:crypto';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
-import { GrantClaimsSchema, GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
+import { GrantAudience, GrantClaimsSchema, GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import { describe, expect, it } from 'vitest';
 import type { GrantErrorReason } from './grant-error.js';
 import { GrantError } from './grant-error.js';
 import { generateGrantKeyPair, loadGrantSigningKey } from './grant-keys.js';
 import { createGrantVerifier } from './grant-verifier.js';
 import { signGrant } from './sign-grant.js';
+import type { GrantAudienceName } from './verified-grant.js';
 import { verifyGrant } from './verify-grant.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
@@ -18,7 +19,14 @@ const keyA = loadGrantSigningKey(pairA.privateKeyPem);
 const keyB = loadGrantSigningKey(pairB.privateKeyPem);
 const verifierA = createGrantVerifier([pairA.publicKeyPem]);
 const issued = new Date('2030-01-01T00:00:00Z');
-const subject = { instanceId: 'i-1', app: 'shop', nodeId: 'n1', secretNames: ['DB_PASSWORD', 'API_KEY'], imageDigest: DIGEST };
+const subject = {
+  audience: 'secrets' as GrantAudienceName,
+  instanceId: 'i-1',
+  app: 'shop',
+  nodeId: 'n1',
+  secretNames: ['DB_PASSWORD', 'API_KEY'],
+  imageDigest: DIGEST,
+};
 
 function grantFor(overrides: Partial<typeof subject> = {}, ttlMs = 60_000): Grant {
   return signGrant({ ...subject, ...overrides, ttlMs }, keyA, issued);
@@ -52,7 +60,7 @@ describe('signGrant / verifyGrant', () => {
     const grant = grantFor();
     expect(grant.keyId).toBe(pairA.keyId);
     expect(grant.signature).toHaveLength(64);
-    const v = verifyGrant(grant, verifierA, { nodeId: 'n1', now: at(1000), imageDigest: DIGEST });
+    const v = verifyGrant(grant, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1000), imageDigest: DIGEST });
     expect(v).toEqual({ ...subject, issuedAt: issued, expiresAt: at(60_000), keyId: pairA.keyId });
   });
 
@@ -65,11 +73,11 @@ describe('signGrant / verifyGrant', () => {
 
   it('accepts an absolute expiry', () => {
     const grant = signGrant({ ...subject, expiresAt: at(5000) }, keyA, issued);
-    expect(verifyGrant(grant, verifierA, { nodeId: 'n1', now: at(4999) }).expiresAt).toEqual(at(5000));
+    expect(verifyGrant(grant, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(4999) }).expiresAt).toEqual(at(5000));
   });
 
   it('refuses a missing grant', () => {
-    expectRefused(() => verifyGrant(undefined, verifierA, { nodeId: 'n1', now: issued }), 'missing');
+    expectRefused(() => verifyGrant(undefined, verifierA, { audience: 'secrets', nodeId: 'n1', now: issued }), 'missing');
   });
 
   it('refuses a grant with any claims byte flipped', () => {
@@ -78,7 +86,7 @@ describe('signGrant / verifyGrant', () => {
       const claims = Uint8Array.from(grant.claims);
       claims[i] = (claims[i] ?? 0) ^ 0x01;
       const tampered = create(GrantSchema, { ...grant, claims });
-      expectRefused(() => verifyGrant(tampered, verifierA, { nodeId: 'n1', now: at(1) }), 'bad-signature');
+      expectRefused(() => verifyGrant(tampered, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1) }), 'bad-signature');
     }
   });
 
@@ -86,67 +94,87 @@ describe('signGrant / verifyGrant', () => {
     const grant = grantFor();
     const signature = Uint8Array.from(grant.signature);
     signature[10] = (signature[10] ?? 0) ^ 0x80;
-    const err = expectRefused(() => verifyGrant(create(GrantSchema, { ...grant, signature }), verifierA, { nodeId: 'n1', now: at(1) }), 'bad-signature');
+    const err = expectRefused(
+      () => verifyGrant(create(GrantSchema, { ...grant, signature }), verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1) }),
+      'bad-signature',
+    );
     expect(err.grant).toBeUndefined();
   });
 
   it('refuses an unsigned grant and a truncated signature', () => {
     const grant = grantFor();
     const unsigned = create(GrantSchema, { claims: grant.claims, keyId: grant.keyId });
-    expect(expectRefused(() => verifyGrant(unsigned, verifierA, { nodeId: 'n1', now: at(1) }), 'bad-signature').message).toMatch(/unsigned/);
+    expect(expectRefused(() => verifyGrant(unsigned, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1) }), 'bad-signature').message).toMatch(
+      /unsigned/,
+    );
     const short = create(GrantSchema, { ...grant, signature: grant.signature.subarray(0, 63) });
-    expectRefused(() => verifyGrant(short, verifierA, { nodeId: 'n1', now: at(1) }), 'malformed');
+    expectRefused(() => verifyGrant(short, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1) }), 'malformed');
   });
 
   it('refuses a grant signed by an untrusted key, and one claiming a trusted key id', () => {
     const other = signGrant({ ...subject, ttlMs: 60_000 }, keyB, issued);
-    const err = expectRefused(() => verifyGrant(other, verifierA, { nodeId: 'n1', now: at(1) }), 'unknown-key');
+    const err = expectRefused(() => verifyGrant(other, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1) }), 'unknown-key');
     expect(err.message).toContain(keyB.keyId);
     expect(err.message).toContain(keyA.keyId);
     const forged = create(GrantSchema, { ...other, keyId: keyA.keyId });
-    expectRefused(() => verifyGrant(forged, verifierA, { nodeId: 'n1', now: at(1) }), 'bad-signature');
+    expectRefused(() => verifyGrant(forged, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1) }), 'bad-signature');
     const noKeyId = create(GrantSchema, { ...grantFor(), keyId: '' });
-    expectRefused(() => verifyGrant(noKeyId, verifierA, { nodeId: 'n1', now: at(1) }), 'unknown-key');
+    expectRefused(() => verifyGrant(noKeyId, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1) }), 'unknown-key');
   });
 
   it('accepts grants from every key of a rollover verifier', () => {
     const both = createGrantVerifier([pairA.publicKeyPem, pairB.publicKeyPem]);
     const fromB = signGrant({ ...subject, ttlMs: 60_000 }, keyB, issued);
-    expect(verifyGrant(fromB, both, { nodeId: 'n1', now: at(1) }).keyId).toBe(keyB.keyId);
-    expect(verifyGrant(grantFor(), both, { nodeId: 'n1', now: at(1) }).keyId).toBe(keyA.keyId);
+    expect(verifyGrant(fromB, both, { audience: 'secrets', nodeId: 'n1', now: at(1) }).keyId).toBe(keyB.keyId);
+    expect(verifyGrant(grantFor(), both, { audience: 'secrets', nodeId: 'n1', now: at(1) }).keyId).toBe(keyA.keyId);
   });
 
   it('refuses an expired grant at the expiry instant, with the claims for the audit', () => {
     const grant = grantFor({}, 60_000);
-    expect(verifyGrant(grant, verifierA, { nodeId: 'n1', now: at(59_999) }).instanceId).toBe('i-1');
-    const err = expectRefused(() => verifyGrant(grant, verifierA, { nodeId: 'n1', now: at(60_000) }), 'expired');
+    expect(verifyGrant(grant, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(59_999) }).instanceId).toBe('i-1');
+    const err = expectRefused(() => verifyGrant(grant, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(60_000) }), 'expired');
     expect(err.grant?.instanceId).toBe('i-1');
   });
 
   it('tolerates clock skew on issued_at only within the configured bound', () => {
     const grant = grantFor();
-    expect(verifyGrant(grant, verifierA, { nodeId: 'n1', now: at(-30_000) }).app).toBe('shop');
-    expectRefused(() => verifyGrant(grant, verifierA, { nodeId: 'n1', now: at(-30_001) }), 'not-yet-valid');
-    expectRefused(() => verifyGrant(grant, verifierA, { nodeId: 'n1', now: at(-2_000), clockSkewMs: 1_000 }), 'not-yet-valid');
+    expect(verifyGrant(grant, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(-30_000) }).app).toBe('shop');
+    expectRefused(() => verifyGrant(grant, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(-30_001) }), 'not-yet-valid');
+    expectRefused(() => verifyGrant(grant, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(-2_000), clockSkewMs: 1_000 }), 'not-yet-valid');
   });
 
   it('refuses a grant shown by another node', () => {
-    const err = expectRefused(() => verifyGrant(grantFor(), verifierA, { nodeId: 'n2', now: at(1) }), 'wrong-node');
+    const err = expectRefused(() => verifyGrant(grantFor(), verifierA, { audience: 'secrets', nodeId: 'n2', now: at(1) }), 'wrong-node');
     expect(err.message).toMatch(/issued for node n1, but the caller is node n2/);
+  });
+
+  it('refuses a grant issued for the other audience, either way', () => {
+    const registryGrant = grantFor({ audience: 'registry' });
+    const err = expectRefused(() => verifyGrant(registryGrant, verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1) }), 'wrong-audience');
+    expect(err.message).toMatch(/is for the registry service, not secrets/);
+    expect(err.grant?.instanceId).toBe('i-1');
+    expectRefused(() => verifyGrant(grantFor(), verifierA, { audience: 'registry', nodeId: 'n1', now: at(1), imageDigest: DIGEST }), 'wrong-audience');
+    expect(verifyGrant(registryGrant, verifierA, { audience: 'registry', nodeId: 'n1', now: at(1), imageDigest: DIGEST }).audience).toBe('registry');
   });
 
   it('refuses a grant for another image when the image is checked', () => {
     const other = `sha256:${'cd'.repeat(32)}`;
-    expectRefused(() => verifyGrant(grantFor(), verifierA, { nodeId: 'n1', now: at(1), imageDigest: other }), 'wrong-image');
+    expectRefused(() => verifyGrant(grantFor(), verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1), imageDigest: other }), 'wrong-image');
   });
 
   it('refuses signed bytes that are not GrantClaims', () => {
     const garbage = Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]);
-    expectRefused(() => verifyGrant(signedRaw(garbage), verifierA, { nodeId: 'n1', now: at(1) }), 'malformed');
+    expectRefused(() => verifyGrant(signedRaw(garbage), verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1) }), 'malformed');
   });
 
   it('refuses signed claims without required fields or with an over-long lifetime', () => {
-    const base = { ...subject, secretNames: [...subject.secretNames], issuedAt: timestampFromDate(issued), expiresAt: timestampFromDate(at(60_000)) };
+    const base = {
+      ...subject,
+      audience: GrantAudience.SECRETS,
+      secretNames: [...subject.secretNames],
+      issuedAt: timestampFromDate(issued),
+      expiresAt: timestampFromDate(at(60_000)),
+    };
     const variants = [
       { ...base, nodeId: '' },
       { ...base, instanceId: '' },
@@ -154,17 +182,19 @@ describe('signGrant / verifyGrant', () => {
       { ...base, issuedAt: undefined },
       { ...base, expiresAt: undefined },
       { ...base, expiresAt: timestampFromDate(at(-1)) },
-      { ...base, expiresAt: timestampFromDate(at(60 * 60 * 1000 + 1000)) },
+      { ...base, expiresAt: timestampFromDate(at(10 * 60 * 1000 + 1000)) },
+      // From a scheduler that did not name audiences: usable anywhere, so refused everywhere.
+      { ...base, audience: GrantAudience.UNSPECIFIED },
     ];
     for (const claims of variants) {
       const bytes = toBinary(GrantClaimsSchema, create(GrantClaimsSchema, claims));
-      expectRefused(() => verifyGrant(signedRaw(bytes), verifierA, { nodeId: 'n1', now: at(1) }), 'malformed');
+      expectRefused(() => verifyGrant(signedRaw(bytes), verifierA, { audience: 'secrets', nodeId: 'n1', now: at(1) }), 'malformed');
     }
   });
 
   it('refuses to sign grants a verifier would refuse', () => {
     expect(() => signGrant({ ...subject, ttlMs: 0 }, keyA)).toThrow(RangeError);
-    expect(() => signGrant({ ...subject, ttlMs: 60 * 60 * 1000 + 1 }, keyA)).toThrow(RangeError);
+    expect(() => signGrant({ ...subject, ttlMs: 10 * 60 * 1000 + 1 }, keyA)).toThrow(RangeError);
     expect(() => signGrant({ ...subject, nodeId: '', ttlMs: 1000 }, keyA)).toThrow(/nodeId/);
     expect(() => signGrant({ ...subject, imageDigest: 'latest', ttlMs: 1000 }, keyA)).toThrow(/digest/);
   });

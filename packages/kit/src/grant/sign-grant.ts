@@ -2,11 +2,20 @@ import { sign } from 'node:crypto';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
-import { GrantClaimsSchema, GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
+import { GrantAudience, GrantClaimsSchema, GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import type { GrantSigningKey } from './grant-keys.js';
 import { IMAGE_DIGEST_PATTERN, MAX_GRANT_TTL_MS } from './grant-limits.js';
+import type { GrantAudienceName } from './verified-grant.js';
+
+/** The contract's enum value of each audience. */
+export const GRANT_AUDIENCES: Readonly<Record<GrantAudienceName, GrantAudience>> = {
+  secrets: GrantAudience.SECRETS,
+  registry: GrantAudience.REGISTRY,
+};
 
 interface GrantSubject {
+  /** The one service that will accept the grant. */
+  readonly audience: GrantAudienceName;
   readonly instanceId: string;
   readonly app: string;
   readonly nodeId: string;
@@ -46,6 +55,7 @@ export function signGrant(claims: GrantClaimsInput, key: GrantSigningKey, now: D
       imageDigest: claims.imageDigest,
       issuedAt: timestampFromDate(now),
       expiresAt: timestampFromDate(expiresAt),
+      audience: GRANT_AUDIENCES[claims.audience],
     }),
   );
   return create(GrantSchema, {

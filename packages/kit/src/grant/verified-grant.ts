@@ -1,5 +1,9 @@
-/** The claims of a grant whose signature, validity window and node were checked. */
+/** The service a grant is for: the only one that accepts it. */
+export type GrantAudienceName = 'secrets' | 'registry';
+
+/** The claims of a grant whose signature, validity window, audience and node were checked. */
 export interface VerifiedGrant {
+  readonly audience: GrantAudienceName;
   readonly instanceId: string;
   readonly app: string;
   readonly nodeId: string;

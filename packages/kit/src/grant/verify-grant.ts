@@ -3,16 +3,18 @@ import { fromBinary } from '@bufbuild/protobuf';
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Grant, GrantClaims } from '@shellwego/contracts/common/v1/grant_pb';
-import { GrantClaimsSchema } from '@shellwego/contracts/common/v1/grant_pb';
+import { GrantAudience, GrantClaimsSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import { GrantError } from './grant-error.js';
 import { DEFAULT_GRANT_CLOCK_SKEW_MS, IMAGE_DIGEST_PATTERN, MAX_GRANT_TTL_MS } from './grant-limits.js';
 import type { GrantVerifier } from './grant-verifier.js';
-import type { VerifiedGrant } from './verified-grant.js';
+import type { GrantAudienceName, VerifiedGrant } from './verified-grant.js';
 
 const ED25519_SIGNATURE_BYTES = 64;
 
 /** What the verifier knows independently of the grant. */
 export interface GrantExpectations {
+  /** The verifying service: a grant for any other audience is refused. */
+  readonly audience: GrantAudienceName;
   /** The node id from the caller's certificate. */
   readonly nodeId: string;
   /** When given, the grant must name exactly this image digest. */
@@ -25,7 +27,8 @@ export interface GrantExpectations {
 /**
  * Checks a grant and returns its claims, or throws GrantError. Order: shape,
  * key, signature (before the claims are parsed, so unauthenticated bytes are
- * never interpreted), claim shape and lifetime, validity window, node, image.
+ * never interpreted), claim shape and lifetime, validity window, audience,
+ * node, image.
  */
 export function verifyGrant(grant: Grant | undefined, keys: GrantVerifier, expect: GrantExpectations): VerifiedGrant {
   if (grant === undefined) {
@@ -70,6 +73,13 @@ export function verifyGrant(grant: Grant | undefined, keys: GrantVerifier, expec
       verified,
     );
   }
+  if (verified.audience !== expect.audience) {
+    throw new GrantError(
+      'wrong-audience',
+      `the grant for instance ${verified.instanceId} is for the ${verified.audience} service, not ${expect.audience}; the node agent must show each service the grant issued for it`,
+      verified,
+    );
+  }
   if (verified.nodeId !== expect.nodeId) {
     throw new GrantError(
       'wrong-node',
@@ -96,6 +106,7 @@ function parseClaims(bytes: Uint8Array, keyId: string): VerifiedGrant {
   if (!IMAGE_DIGEST_PATTERN.test(claims.imageDigest)) {
     throw new GrantError('malformed', 'the grant claims have no valid image digest');
   }
+  const audience = audienceName(claims.audience);
   const issuedAt = claimTime(claims.issuedAt, 'issued_at');
   const expiresAt = claimTime(claims.expiresAt, 'expires_at');
   const ttlMs = expiresAt.getTime() - issuedAt.getTime();
@@ -106,6 +117,7 @@ function parseClaims(bytes: Uint8Array, keyId: string): VerifiedGrant {
     throw new GrantError('malformed', `the grant lives ${Math.round(ttlMs / 1000)} s, longer than the ${MAX_GRANT_TTL_MS / 1000} s maximum`);
   }
   return {
+    audience,
     instanceId: claims.instanceId,
     app: claims.app,
     nodeId: claims.nodeId,
@@ -115,6 +127,17 @@ function parseClaims(bytes: Uint8Array, keyId: string): VerifiedGrant {
     expiresAt,
     keyId,
   };
+}
+
+function audienceName(audience: GrantAudience): GrantAudienceName {
+  switch (audience) {
+    case GrantAudience.SECRETS:
+      return 'secrets';
+    case GrantAudience.REGISTRY:
+      return 'registry';
+    default:
+      throw new GrantError('malformed', 'the grant names no audience; grants from a scheduler older than audiences are refused: let it issue a fresh one');
+  }
 }
 
 function claimTime(ts: Timestamp | undefined, field: string): Date {

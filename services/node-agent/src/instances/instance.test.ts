@@ -259,7 +259,7 @@ const grant = create(GrantSchema, {
 });
 
 function assign(deps: InstanceDeps, id: string): Instance {
-  const instance = Instance.assign(spec(id), grant, deps);
+  const instance = Instance.assign(spec(id), { secrets: grant, rootfs: grant }, deps);
   instances.push(instance);
   return instance;
 }
@@ -380,7 +380,11 @@ describe('Instance lifecycle with an in-memory driver', () => {
     await until(() => runs.state === InstanceState.HEALTHY, 'HEALTHY');
     const slowFirst = setup(stateDir, first.driver, { secrets: secretsHeld.promise });
     // Same store for both: one state file per agent.
-    const cut = Instance.assign(spec('cut-1'), grant, { ...slowFirst.deps, store: first.store, report: (e) => first.events.push(e) });
+    const cut = Instance.assign(
+      spec('cut-1'),
+      { secrets: grant, rootfs: grant },
+      { ...slowFirst.deps, store: first.store, report: (e) => first.events.push(e) },
+    );
     instances.push(cut);
     await until(() => cut.state === InstanceState.STARTING, 'STARTING');
     const before = first.events.length;

@@ -60,6 +60,12 @@ export interface InstanceView {
 const DEFAULT_HEALTH_INTERVAL_MS = 2_000;
 const DEFAULT_PROBE_TIMEOUT_MS = 1_000;
 const DEFAULT_HEALTH_DEADLINE_MS = 5 * 60_000;
+
+/** The grants an Assign brings: one the secrets service accepts, one the registry accepts. */
+export interface StartGrants {
+  readonly secrets: Grant | undefined;
+  readonly rootfs: Grant | undefined;
+}
 /** Failed polls in a row before a HEALTHY instance is reported RUNNING again. */
 const UNHEALTHY_STREAK = 3;
 /** How long the VMM gets to power off once the workload was stopped (or the instance failed). */
@@ -141,8 +147,8 @@ export class Instance {
     this.done = new Promise((resolve) => (this.settle = resolve));
   }
 
-  /** A new instance from an Assign; its start runs in the background. */
-  static assign(spec: InstanceSpec, grant: Grant | undefined, deps: InstanceDeps, traceContext: Readonly<Record<string, string>> = {}): Instance {
+  /** A new instance from an Assign, with its grants (secrets and rootfs); its start runs in the background. */
+  static assign(spec: InstanceSpec, grants: StartGrants, deps: InstanceDeps, traceContext: Readonly<Record<string, string>> = {}): Instance {
     const check = spec.healthCheck;
     const instance = new Instance(
       spec.instanceId,
@@ -159,7 +165,7 @@ export class Instance {
     );
     // The start joins the deploy's trace (its fetch, secret and guest calls are children of this span).
     instance.flow = withTraceCarrier(traceContext, () =>
-      runInSpan('node-agent start instance', { 'shellwego.instance': spec.instanceId, 'shellwego.app': spec.app }, () => instance.start(spec, grant)),
+      runInSpan('node-agent start instance', { 'shellwego.instance': spec.instanceId, 'shellwego.app': spec.app }, () => instance.start(spec, grants)),
     );
     return instance;
   }
@@ -270,7 +276,7 @@ export class Instance {
     return next;
   }
 
-  private async start(spec: InstanceSpec, grant: Grant | undefined): Promise<void> {
+  private async start(spec: InstanceSpec, grants: StartGrants): Promise<void> {
     const signal = this.startAbort.signal;
     // A stop or detach aborts the start: no start step is reported after it.
     const advance = (to: InstancePhase): void => {
@@ -288,9 +294,10 @@ export class Instance {
     let step = 'fetching the root filesystem';
     try {
       advance('PULLING');
-      if (grant === undefined)
-        throw new StartError('the assignment carries no grant, so the rootfs and secrets cannot be fetched; the scheduler must send one');
-      const lease = await this.deps.rootfs.acquire(spec.imageDigest, grant, signal).catch((error: unknown) => {
+      const { secrets: grant, rootfs: rootfsGrant } = grants;
+      if (grant === undefined || rootfsGrant === undefined)
+        throw new StartError('the assignment lacks its secrets or rootfs grant, so they cannot be fetched; the scheduler must send both');
+      const lease = await this.deps.rootfs.acquire(spec.imageDigest, rootfsGrant, signal).catch((error: unknown) => {
         this.deps.metrics.rootfsFetches.inc({ outcome: 'failed' });
         throw new StartError(`cannot fetch the root filesystem of image ${spec.imageDigest}: ${messageOf(error)}`);
       });

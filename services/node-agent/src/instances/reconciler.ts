@@ -137,7 +137,7 @@ export class Reconciler {
       return;
     }
     this.deps.log.info({ instance: spec.instanceId, app: spec.app, version: spec.version, image: spec.imageDigest }, 'assignment received');
-    this.instances.set(spec.instanceId, Instance.assign(spec, assign.grant, this.instanceDeps, assign.traceContext));
+    this.instances.set(spec.instanceId, Instance.assign(spec, { secrets: assign.grant, rootfs: assign.rootfsGrant }, this.instanceDeps, assign.traceContext));
   }
 
   stop(stop: Stop): void {

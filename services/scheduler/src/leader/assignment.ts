@@ -11,9 +11,10 @@ import { durationFromMs } from '../model/durations.js';
 import type { InstanceRecord, VersionRecord } from './cluster-state.js';
 import type { GrantIssuer } from './grant-issuer.js';
 
-/** The Assign message for an instance placed on `nodeId`, with a fresh grant for that node. */
+/** The Assign message for an instance placed on `nodeId`, with fresh grants for that node: one for its secrets, one for its rootfs. */
 export function assignMessage(instance: InstanceRecord, version: VersionRecord, nodeId: string, grants: GrantIssuer): SessionResponse {
   const spec = version.spec;
+  const subject = { instanceId: instance.id, app: instance.app, nodeId, secretNames: spec.secretNames, imageDigest: version.imageDigest };
   const image = version.imageConfig;
   const argv = spec.command.length > 0 ? [...spec.command] : [...image.entrypoint, ...image.cmd];
   return create(SessionResponseSchema, {
@@ -33,13 +34,8 @@ export function assignMessage(instance: InstanceRecord, version: VersionRecord, 
           ...(spec.healthCheck === undefined ? {} : { healthCheck: spec.healthCheck }),
           healthDeadline: durationFromMs(version.limits.healthDeadlineMs),
         }),
-        grant: grants.issue({
-          instanceId: instance.id,
-          app: instance.app,
-          nodeId,
-          secretNames: spec.secretNames,
-          imageDigest: version.imageDigest,
-        }),
+        grant: grants.issue(subject, 'secrets'),
+        rootfsGrant: grants.issue(subject, 'registry'),
         traceContext: { ...version.traceContext },
       }),
     },
@@ -53,13 +49,10 @@ export function refreshSecretsMessage(instance: InstanceRecord, version: Version
       case: 'refreshSecrets',
       value: create(RefreshSecretsSchema, {
         instanceId: instance.id,
-        grant: grants.issue({
-          instanceId: instance.id,
-          app: instance.app,
-          nodeId,
-          secretNames: version.spec.secretNames,
-          imageDigest: version.imageDigest,
-        }),
+        grant: grants.issue(
+          { instanceId: instance.id, app: instance.app, nodeId, secretNames: version.spec.secretNames, imageDigest: version.imageDigest },
+          'secrets',
+        ),
       }),
     },
   });

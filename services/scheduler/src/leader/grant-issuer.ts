@@ -1,5 +1,5 @@
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
-import { type GrantSigningKey, signGrant } from '@shellwego/kit/grant';
+import { type GrantAudienceName, type GrantSigningKey, signGrant } from '@shellwego/kit/grant';
 
 export interface GrantSubject {
   readonly instanceId: string;
@@ -9,14 +9,14 @@ export interface GrantSubject {
   readonly imageDigest: string;
 }
 
-/** Signs the short-lived grants that go with assignments and secret refreshes. */
+/** Signs the short-lived grants that go with assignments and secret refreshes, one per audience. */
 export class GrantIssuer {
   constructor(
     private readonly key: GrantSigningKey,
     private readonly ttlMs: number,
   ) {}
 
-  issue(subject: GrantSubject): Grant {
-    return signGrant({ ...subject, ttlMs: this.ttlMs }, this.key);
+  issue(subject: GrantSubject, audience: GrantAudienceName): Grant {
+    return signGrant({ ...subject, audience, ttlMs: this.ttlMs }, this.key);
   }
 }

@@ -89,7 +89,7 @@ export class SecretsHarness {
 
   /** A grant signed with this harness's trusted key. */
   grant(claims: Partial<GrantClaimsInput> & { nodeId: string; app: string; secretNames: readonly string[] }, now?: Date): Grant {
-    const input = { instanceId: 'i-1', imageDigest: DIGEST, ttlMs: 60_000, ...claims } as GrantClaimsInput;
+    const input = { audience: 'secrets', instanceId: 'i-1', imageDigest: DIGEST, ttlMs: 60_000, ...claims } as GrantClaimsInput;
     return signGrant(input, this.grantKey, now);
   }
 

@@ -2,8 +2,8 @@
 // @generated from file shellwego/common/v1/grant.proto (package shellwego.common.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,13 +12,14 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shellwego/common/v1/grant.proto.
  */
 export const file_shellwego_common_v1_grant: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zaGVsbHdlZ28vY29tbW9uL3YxL2dyYW50LnByb3RvEhNzaGVsbHdlZ28uY29tbW9uLnYxIjoKBUdyYW50Eg4KBmNsYWltcxgBIAEoDBIRCglzaWduYXR1cmUYAiABKAwSDgoGa2V5X2lkGAMgASgJIssBCgtHcmFudENsYWltcxITCgtpbnN0YW5jZV9pZBgBIAEoCRILCgNhcHAYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRIUCgxzZWNyZXRfbmFtZXMYBCADKAkSFAoMaW1hZ2VfZGlnZXN0GAUgASgJEi0KCWlzc3VlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9zaGVsbHdlZ28vY29tbW9uL3YxL2dyYW50LnByb3RvEhNzaGVsbHdlZ28uY29tbW9uLnYxIjoKBUdyYW50Eg4KBmNsYWltcxgBIAEoDBIRCglzaWduYXR1cmUYAiABKAwSDgoGa2V5X2lkGAMgASgJIoECCgtHcmFudENsYWltcxITCgtpbnN0YW5jZV9pZBgBIAEoCRILCgNhcHAYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRIUCgxzZWNyZXRfbmFtZXMYBCADKAkSFAoMaW1hZ2VfZGlnZXN0GAUgASgJEi0KCWlzc3VlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoIYXVkaWVuY2UYCCABKA4yIi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50QXVkaWVuY2UqaAoNR3JhbnRBdWRpZW5jZRIeChpHUkFOVF9BVURJRU5DRV9VTlNQRUNJRklFRBAAEhoKFkdSQU5UX0FVRElFTkNFX1NFQ1JFVFMQARIbChdHUkFOVF9BVURJRU5DRV9SRUdJU1RSWRACYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A signed, short-lived statement by the scheduler that instance
  * `instance_id` of app `app` runs on node `node_id` and may read the named
- * secrets and the root filesystem of `image_digest`. The node agent shows it
- * to secrets.ResolveSecrets and registry.FetchRootfs.
+ * secrets (a grant for the secrets service) or the root filesystem of
+ * `image_digest` (a grant for the registry). The node agent shows each to its
+ * audience: secrets.ResolveSecrets or registry.FetchRootfs.
  *
  * @generated from message shellwego.common.v1.Grant
  */
@@ -110,6 +111,13 @@ export type GrantClaims = Message<"shellwego.common.v1.GrantClaims"> & {
    * @generated from field: google.protobuf.Timestamp expires_at = 7;
    */
   expiresAt?: Timestamp;
+
+  /**
+   * The one service that accepts the grant; every other refuses it.
+   *
+   * @generated from field: shellwego.common.v1.GrantAudience audience = 8;
+   */
+  audience: GrantAudience;
 };
 
 /**
@@ -118,4 +126,38 @@ export type GrantClaims = Message<"shellwego.common.v1.GrantClaims"> & {
  */
 export const GrantClaimsSchema: GenMessage<GrantClaims> = /*@__PURE__*/
   messageDesc(file_shellwego_common_v1_grant, 1);
+
+/**
+ * The service a grant is for.
+ *
+ * @generated from enum shellwego.common.v1.GrantAudience
+ */
+export enum GrantAudience {
+  /**
+   * Refused by every service.
+   *
+   * @generated from enum value: GRANT_AUDIENCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * secrets.ResolveSecrets.
+   *
+   * @generated from enum value: GRANT_AUDIENCE_SECRETS = 1;
+   */
+  SECRETS = 1,
+
+  /**
+   * registry.FetchRootfs.
+   *
+   * @generated from enum value: GRANT_AUDIENCE_REGISTRY = 2;
+   */
+  REGISTRY = 2,
+}
+
+/**
+ * Describes the enum shellwego.common.v1.GrantAudience.
+ */
+export const GrantAudienceSchema: GenEnum<GrantAudience> = /*@__PURE__*/
+  enumDesc(file_shellwego_common_v1_grant, 0);
 

@@ -63,6 +63,17 @@ describe('joining with a token', () => {
     expect(lines.some((l) => l.includes(token.split('.')[2] as string))).toBe(false);
   });
 
+  it('refuses host names reserved for loopback and the platform services, and the token stays usable', async () => {
+    const token = await harness.token();
+    for (const hostname of ['localhost', 'LOCALHOST.', 'evil.localhost', '127.0.0.1', '::1', 'secrets', 'registry.example.com', 'scheduler']) {
+      const refused = await refusal(FakeNode.join(harness.url, harness.caPem, token, { hostname }));
+      expect(refused.code, hostname).toBe(Code.InvalidArgument);
+      expect(refused.rawMessage, hostname).toMatch(/info\.hostname: .* is reserved/);
+    }
+    const joined = await FakeNode.join(harness.url, harness.caPem, token, { hostname: 'secrets-worker-1' });
+    expect(new X509Certificate(joined.tls.certPem).subjectAltName).toContain('DNS:secrets-worker-1');
+  });
+
   it('refuses unknown, garbled and expired tokens', async () => {
     const unknown = await refusal(FakeNode.join(harness.url, harness.caPem, `swj1.0123456789abcdef.${'A'.repeat(43)}`));
     expect(unknown.code).toBe(Code.PermissionDenied);

@@ -5,6 +5,7 @@ import { type JoinNodeRequest, type JoinNodeResponse, JoinNodeResponseSchema } f
 import { invalidArgument, permissionDenied } from '@shellwego/kit/errors';
 import type { Logger } from '@shellwego/kit/log';
 import { labelProblems } from '../model/labels.js';
+import { reservedHostnameProblem } from '../model/reserved-hostnames.js';
 import type { JoinTokens, TokenRefusal } from '../store/join-tokens.js';
 import type { NodeCertificates } from '../store/node-certificates.js';
 import type { SchedulerDb } from '../store/tables.js';
@@ -35,6 +36,8 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest): Promis
   const problems = labelProblems(askedLabels, 'info.labels');
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
   if (hostname.length > 253 || /[\0-\x1f]/.test(hostname)) problems.push('info.hostname: at most 253 printable characters');
+  const reserved = reservedHostnameProblem(hostname);
+  if (reserved !== undefined) problems.push(`info.hostname: ${JSON.stringify(hostname)} is reserved: ${reserved}; join with this host's own name`);
   if (request.csrPem === '') problems.push('csr_pem: required (a PEM PKCS#10 request for an ECDSA P-256 key made on the node)');
   if (problems.length > 0) throw invalidArgument(problems);
 

@@ -37,7 +37,7 @@ export function childEnvironment(env: Readonly<Record<string, string>>, secrets:
   const merged: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, secret] of secrets) {
     if (!Object.hasOwn(env, name)) {
-      merged[name] = Buffer.from(secret.reveal()).toString('utf8');
+      merged[name] = utf8StringOf(secret.reveal());
     }
   }
   for (const [name, value] of Object.entries(env)) {
@@ -45,6 +45,14 @@ export function childEnvironment(env: Readonly<Record<string, string>>, secrets:
   }
   merged.PATH ??= DEFAULT_PATH;
   return merged;
+}
+
+/**
+ * Decodes through a view of the secret's own memory. Buffer.from(uint8Array) would first copy the
+ * bytes, and for small values into Node's shared allocation pool, a copy nobody can wipe.
+ */
+function utf8StringOf(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 }
 
 /** The PATH a command is looked up with: the explicit one, else the default (never a secret's). */

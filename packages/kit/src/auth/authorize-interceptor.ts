@@ -70,6 +70,13 @@ export function authenticatePeer(peer: PeerCertificate, revoked: RevocationList,
       Code.Unauthenticated,
     );
   }
+  const listProblem = revoked.unavailable;
+  if (listProblem !== undefined && !isServiceCertificate(peer)) {
+    throw new ConnectError(
+      `cannot check client certificates against revocations: ${listProblem}; node and user certificates are refused until it can be read`,
+      Code.Unavailable,
+    );
+  }
   if (revoked.has(peer.serial)) {
     throw new ConnectError(`client certificate serial ${peer.serial} has been revoked`, Code.Unauthenticated);
   }
@@ -79,4 +86,10 @@ export function authenticatePeer(peer: PeerCertificate, revoked: RevocationList,
     throw new ConnectError('client certificate must carry exactly one spiffe://shellwego/{user,node,service}/<name> URI SAN', Code.Unauthenticated);
   }
   return principal;
+}
+
+/** Service certificates stay accepted while the list is unavailable, so the platform can still reach its own services. */
+function isServiceCertificate(peer: PeerCertificate): boolean {
+  const principals = peer.uris.map((uri) => parseSpiffeId(uri, peer.organizationalUnits));
+  return principals.length === 1 && principals[0]?.kind === 'service';
 }

@@ -20,6 +20,8 @@ export interface DevPki {
   /** Ed25519 key the scheduler signs grants with, and its public half that secrets and registry verify with. */
   readonly grantSigningKey: string;
   readonly grantPublicKey: string;
+  /** Revoked serials, one per line (created empty: services refuse node and user certificates while it is missing). */
+  readonly revocationList: string;
   readonly admin: CertKeyPaths;
   /** A user with role metrics, for a Prometheus that scrapes the services' metrics listeners. */
   readonly prometheus: CertKeyPaths;
@@ -37,6 +39,7 @@ export function devPkiPaths(home: string): DevPki {
     caKey: join(pki, 'ca.key'),
     grantSigningKey: join(pki, 'grant-signing.key'),
     grantPublicKey: join(pki, 'grant-signing.pub'),
+    revocationList: join(pki, 'revoked.txt'),
     admin: pair(pki, 'admin'),
     prometheus: pair(pki, 'prometheus'),
     processes: Object.fromEntries(devProcesses.map((name) => [name, pair(join(pki, 'services'), name)])) as Record<DevProcess, CertKeyPaths>,
@@ -65,6 +68,9 @@ export async function ensureDevPki(home: string): Promise<DevPki> {
     const grantKeys = generateGrantKeyPair();
     await writeFileAtomic(paths.grantPublicKey, grantKeys.publicKeyPem, publicFileMode);
     await writeFileAtomic(paths.grantSigningKey, grantKeys.privateKeyPem, privateKeyMode);
+  }
+  if (!(await fileExists(paths.revocationList))) {
+    await writeFileAtomic(paths.revocationList, '# revoked certificate serials, one hex serial per line\n', publicFileMode);
   }
   return paths;
 }

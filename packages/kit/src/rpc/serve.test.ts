@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ beforeAll(async () => {
   pki = await TestPki.create();
   admin = await pki.admin();
   revokedFile = join(await mkdtemp(join(tmpdir(), 'sw-revoked-')), 'revoked.txt');
+  await writeFile(revokedFile, '');
   server = await serve({
     name: 'secrets',
     host: '127.0.0.1',
@@ -123,6 +124,49 @@ describe('serve: mutual TLS and per-RPC authorization', () => {
   it('answers UNIMPLEMENTED for contract methods not built yet, after authorization', async () => {
     expect(await codeOf(secretsClient(admin).rotateMasterKey({}))).toBe(Code.Unimplemented);
     expect(await codeOf(secretsClient(await pki.node('n1')).rotateMasterKey({}))).toBe(Code.PermissionDenied);
+  });
+});
+
+describe('serve: a revocation list that cannot be read fails closed', () => {
+  it('refuses node and user certificates with UNAVAILABLE while the list is missing or unreadable, and serves again once it reads', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sw-revoked-gone-'));
+    const listPath = join(dir, 'revoked.txt');
+    const list = await RevocationList.fromFile(listPath, { watch: true });
+    const guarded = await serve({
+      name: 'secrets',
+      host: '127.0.0.1',
+      port: 0,
+      tls: await pki.service('secrets'),
+      logger: log.logger,
+      revoked: list,
+      services: [implement(SecretsService, { listSecrets: () => ({ secrets: [] }) })],
+    });
+    try {
+      const call = (tls: TlsMaterial) => createMtlsClient(SecretsService, { baseUrl: guarded.url, server: expectedService('secrets'), tls }).listSecrets({});
+      const refusal = await call(admin).catch((e: unknown) => ConnectError.from(e));
+      expect(refusal).toMatchObject({
+        code: Code.Unavailable,
+        rawMessage: expect.stringMatching(/revocation list .*revoked\.txt does not exist.*refused until it can be read/),
+      });
+      expect(await codeOf(call(await pki.node('n1')))).toBe(Code.Unavailable);
+      // A service's certificate is still authenticated (then authorized as usual: not an admin).
+      expect(await codeOf(call(await pki.service('scheduler')))).toBe(Code.PermissionDenied);
+
+      // Unreadable (a directory where the file should be): refused too, and the watcher's re-read rejects nothing.
+      await mkdir(listPath);
+      await list.reload();
+      expect(list.unavailable).toMatch(/cannot be read \(EISDIR\)/);
+      expect(await codeOf(call(admin))).toBe(Code.Unavailable);
+
+      await rm(listPath, { recursive: true });
+      await writeFile(listPath, '');
+      await list.reload();
+      expect(list.unavailable).toBeUndefined();
+      expect(await codeOf(call(admin))).toBe('ok');
+    } finally {
+      await guarded.close();
+      list.close();
+    }
   });
 });
 

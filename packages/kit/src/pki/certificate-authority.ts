@@ -113,7 +113,7 @@ export class CertificateAuthority {
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+        new x509.ExtendedKeyUsageExtension(extendedKeyUsageOf(options.principal), true),
         new x509.SubjectAlternativeNameExtension(names, false),
         await x509.AuthorityKeyIdentifierExtension.create(this.cert),
         await x509.SubjectKeyIdentifierExtension.create(publicKey),
@@ -132,6 +132,15 @@ export async function createCsr(commonName: string): Promise<{ csrPem: string; k
     signingAlgorithm: ecdsaP256,
   });
   return { csrPem: csr.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+/**
+ * Users only ever call services, so their certificates are client certificates: TLS refuses one
+ * presented by a server during the handshake. Services and node agents both serve and call.
+ */
+function extendedKeyUsageOf(principal: Principal): string[] {
+  if (principal.kind === 'user') return [x509.ExtendedKeyUsage.clientAuth];
+  return [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
 }
 
 function subjectOf(principal: Principal): x509.Name {

@@ -59,13 +59,11 @@ describe('clients pin the server they expect', () => {
   });
 
   it('refuses another control service and a user certificate', async () => {
-    for (const principal of [
-      { kind: 'service', name: 'registry' },
-      { kind: 'user', name: 'mallory', roles: ['admin'] },
-    ] as const) {
-      const other = await serverAs(principal);
-      await expect(setSecretOn(other, expectedService('secrets'))).rejects.toThrow(/expected spiffe:\/\/shellwego\/service\/secrets/);
-    }
+    const registry = await serverAs({ kind: 'service', name: 'registry' });
+    await expect(setSecretOn(registry, expectedService('secrets'))).rejects.toThrow(/expected spiffe:\/\/shellwego\/service\/secrets/);
+    // A user certificate is a client certificate only (extended key usage): TLS refuses it first.
+    const user = await serverAs({ kind: 'user', name: 'mallory', roles: ['admin'] });
+    await expect(setSecretOn(user, expectedService('secrets'))).rejects.toThrow(/unsuitable certificate purpose/);
     expect(received).toEqual([]);
   });
 

@@ -18,6 +18,16 @@ export function guestServiceRoutes(supervisor: WorkloadSupervisor): (router: Con
           user: req.user,
           healthCheck: req.healthCheck,
           rootfsDevice: req.rootfsDevice,
+          network:
+            req.network === undefined
+              ? undefined
+              : {
+                  interface: req.network.interface,
+                  addressCidr: req.network.addressCidr,
+                  gateway: req.network.gateway,
+                  dnsServers: [...req.network.dnsServers],
+                  mtu: req.network.mtu,
+                },
         },
         adoptSecrets(req.secretEnv),
       );

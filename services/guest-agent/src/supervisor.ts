@@ -11,6 +11,7 @@ import { type OutputChunk, OutputLog, SerialQueue } from '@shellwego/kit/async';
 import { errnoCode, isErrno } from '@shellwego/kit/errors';
 import type { Logger } from '@shellwego/kit/log';
 import { type SecretBytes, wipeAll } from '@shellwego/kit/secret-bytes';
+import { configureNetwork, type NetworkSettings } from './guest-network.js';
 import { type ExecOutcome, runProbe } from './health-probe.js';
 import { launch } from './launcher.js';
 import { findExecutable, resolveInRoot } from './path-in-root.js';
@@ -42,6 +43,8 @@ export interface RunSpec {
   readonly user: string;
   readonly healthCheck: HealthCheck | undefined;
   readonly rootfsDevice: string;
+  /** The VM's interface settings, applied before the workload starts; undefined: no network. */
+  readonly network?: NetworkSettings | undefined;
 }
 
 export interface HealthReport {
@@ -178,6 +181,9 @@ export class WorkloadSupervisor {
   private async prepare(spec: RunSpec): Promise<Prepared> {
     const device = spec.rootfsDevice || this.options.defaultRootfsDevice;
     const root = device === undefined ? undefined : await this.mounts.ensure(device);
+    if (spec.network !== undefined) {
+      await configureNetwork(this.options.busybox, spec.network, root, this.options.log);
+    }
     const lookupRoot = root ?? '/';
     const ids = await this.resolveIds(lookupRoot, spec.user, root !== undefined);
     const workdir = spec.workdir || '/';

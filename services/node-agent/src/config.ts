@@ -70,6 +70,18 @@ export const nodeAgentConfig = defineConfig('SHELLWEGO_NODE_AGENT', {
         "for debugging and leak checks: move a stopped VM's work dir (console and VMM logs) under this directory instead of deleting it; nothing cleans it up",
     }),
   ),
+  network: boolean({
+    default: false,
+    description: 'give every VM a network interface: a TAP device on the node bridge and an address of the node subnet (needs root and /dev/net/tun)',
+  }),
+  networkBridge: string({ default: 'swg0', description: 'the node bridge the VM TAP devices join (created when absent; at most 15 characters)' }),
+  networkSubnet: string({ default: '10.88.0.0/24', description: "the node's IPv4 subnet: the bridge takes its first address, each VM one of the others" }),
+  networkDns: string({ default: '', description: 'resolvers the VMs get, comma-separated IPv4 addresses (empty: each image keeps its resolv.conf)' }),
+  networkNamespace: optional(
+    string({
+      description: 'a named network namespace (ip netns) holding the bridge and TAP devices; the VMM must run in it too (tests isolate the network this way)',
+    }),
+  ),
   stopVmsOnExit: boolean({
     default: false,
     description: 'stop every VM when the agent shuts down (default: leave them running; a restarted agent re-adopts them)',

@@ -34,11 +34,16 @@ export function nodeAgentService(ready: Promise<NodeStatusSource>): Partial<Serv
         driver: source.driver,
         driverReason: source.driverReason,
         connected: source.connected(),
-        instances: source.reconciler
-          .views()
-          .map((v) =>
-            create(LocalInstanceSchema, { instanceId: v.instanceId, app: v.app, state: v.state, startedAt: timestampFromDate(v.assignedAt), reason: v.reason }),
-          ),
+        instances: source.reconciler.views().map((v) =>
+          create(LocalInstanceSchema, {
+            instanceId: v.instanceId,
+            app: v.app,
+            state: v.state,
+            startedAt: timestampFromDate(v.assignedAt),
+            reason: v.reason,
+            address: v.address,
+          }),
+        ),
       });
     },
 

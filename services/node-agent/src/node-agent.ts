@@ -18,6 +18,7 @@ import type { NodeIdentity } from './identity/identity-store.js';
 import { Reconciler } from './instances/reconciler.js';
 import { StateStore } from './instances/state-store.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
+import { openNodeNetwork } from './network/node-network-setup.js';
 import { nodeAgentService } from './node-agent-service.js';
 import { registryFetcher } from './rootfs/registry-fetcher.js';
 import { RootfsCache } from './rootfs/rootfs-cache.js';
@@ -75,9 +76,11 @@ export class NodeAgent {
       rootfsCacheBytes: () => rootfs.usedBytes,
       guests: () => reconciler?.guestFigures() ?? { reporting: 0, memoryTotalBytes: 0, memoryAvailableBytes: 0, agentResidentBytes: 0 },
     });
+    const network = config.network ? await openNodeNetwork(config, log) : undefined;
     reconciler = new Reconciler({
       driver: prepared.driver,
       guestImage: prepared.guestImage,
+      network,
       vmDir: join(config.stateDir, 'vms'),
       rootfs,
       secrets: () => controlPlane().secrets,

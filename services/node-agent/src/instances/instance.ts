@@ -7,7 +7,13 @@ import { create, fromBinary } from '@bufbuild/protobuf';
 import { type Client, ConnectError } from '@connectrpc/connect';
 import { type Grant, GrantClaimsSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
-import { type GuestFigures, InjectSecretsRequestSchema, type ProcessExited, RunRequestSchema } from '@shellwego/contracts/guest/v1/guest_pb';
+import {
+  type GuestFigures,
+  GuestNetworkSchema,
+  InjectSecretsRequestSchema,
+  type ProcessExited,
+  RunRequestSchema,
+} from '@shellwego/contracts/guest/v1/guest_pb';
 import type { InstanceSpec } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import type { SecretsService } from '@shellwego/contracts/secrets/v1/secrets_pb';
 import type { Logger } from '@shellwego/kit/log';
@@ -15,6 +21,7 @@ import { type SecretBytes, wipeAll } from '@shellwego/kit/secret-bytes';
 import { outsideTrace, runInSpan, withTraceCarrier } from '@shellwego/kit/tracing';
 import { DEFAULT_MIN_VM_MEMORY_MIB, type GuestImage, type VmDriver, type VmExit, type VmHandle, vcpusForCpuMillis, vmRecordOf } from '../drivers/index.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
+import type { InstanceNetwork, NodeNetwork } from '../network/node-network.js';
 import type { RootfsCache, RootfsLease } from '../rootfs/rootfs-cache.js';
 import type { InstanceEventInit } from '../session/scheduler-session.js';
 import { GuestLink } from './guest-link.js';
@@ -36,6 +43,8 @@ export interface InstanceSettings {
 export interface InstanceDeps {
   readonly driver: VmDriver;
   readonly guestImage: GuestImage | undefined;
+  /** The node's VM network; absent: VMs get no network interface (and the process driver never does). */
+  readonly network?: NodeNetwork | undefined;
   readonly vmDir: string;
   readonly rootfs: RootfsCache;
   readonly secrets: () => Client<typeof SecretsService>;
@@ -55,6 +64,8 @@ export interface InstanceView {
   readonly reason: string;
   readonly assignedAt: Date;
   readonly exitCode: number | undefined;
+  /** The instance's address on the node network; empty when it has none. */
+  readonly address: string;
 }
 
 const DEFAULT_HEALTH_INTERVAL_MS = 2_000;
@@ -92,6 +103,9 @@ export class Instance {
   private vmExit: VmExit | undefined;
   private guest: GuestLink | undefined;
   private lease: RootfsLease | undefined;
+  private net: InstanceNetwork | undefined;
+  /** A re-adopted instance's address before the agent restarted. */
+  private previousAddress: string | undefined;
   private follower: WorkloadFollower | undefined;
   private monitor: HealthMonitor | undefined;
   /** Undefined before Run and once the workload's exit was seen (in STOPPING and RESTARTING either may hold). */
@@ -190,6 +204,7 @@ export class Instance {
     instance.healthDeadlineAt = deadline;
     instance.vm = vm;
     instance.lease = lease;
+    instance.previousAddress = entry.address;
     instance.flow = instance.resume();
     return instance;
   }
@@ -243,7 +258,15 @@ export class Instance {
   }
 
   view(): InstanceView {
-    return { instanceId: this.id, app: this.app, state: this.state, reason: this.reason, assignedAt: this.assignedAt, exitCode: this.exitCode };
+    return {
+      instanceId: this.id,
+      app: this.app,
+      state: this.state,
+      reason: this.reason,
+      assignedAt: this.assignedAt,
+      exitCode: this.exitCode,
+      address: this.net?.address ?? '',
+    };
   }
 
   /** SIGTERM to the workload through the guest, `graceMs` for it to exit, then power-off and cleanup. */
@@ -308,6 +331,7 @@ export class Instance {
 
       step = 'booting the VM';
       advance('BOOTING');
+      await this.attachNetwork();
       const bootStartedAt = Date.now();
       this.vm = await this.deps.driver.boot(this.vmSpec(lease.path)).catch((error: unknown) => {
         throw new StartError(`the VM did not boot: ${messageOf(error)}`);
@@ -396,7 +420,17 @@ export class Instance {
       rootfsPath,
       ...(this.deps.guestImage === undefined ? {} : { guestImage: this.deps.guestImage }),
       workDir: `${this.deps.vmDir}/${vmName}`,
+      ...(this.net === undefined ? {} : { network: this.net.vm }),
     };
+  }
+
+  /** A TAP device and an address on the node network, for VMs (the process driver has no NIC to give one). */
+  private async attachNetwork(previousAddress?: string): Promise<void> {
+    const network = this.deps.network;
+    if (network === undefined || this.deps.driver.kind === 'process') return;
+    this.net = await network.attach(this.id, previousAddress).catch((error: unknown) => {
+      throw new StartError(`the VM network could not be set up: ${messageOf(error)}`);
+    });
   }
 
   private async guestReady(vm: VmHandle, guest: GuestLink, deadlineMs: number, signal: AbortSignal): Promise<void> {
@@ -440,6 +474,17 @@ export class Instance {
           user: config?.user ?? '',
           ...(spec.healthCheck === undefined ? {} : { healthCheck: spec.healthCheck }),
           rootfsDevice: this.deps.driver.kind === 'process' ? '' : '/dev/vda',
+          ...(this.net === undefined
+            ? {}
+            : {
+                network: create(GuestNetworkSchema, {
+                  interface: 'eth0',
+                  addressCidr: this.net.addressCidr,
+                  gateway: this.net.gateway,
+                  dnsServers: [...this.net.dnsServers],
+                  mtu: this.net.mtu,
+                }),
+              }),
         }),
         { timeoutMs: this.deps.settings.runTimeoutMs, signal },
       );
@@ -458,6 +503,12 @@ export class Instance {
   private async resume(): Promise<void> {
     const vm = this.vm as VmHandle;
     try {
+      if (this.previousAddress !== undefined) {
+        // The VM still holds its TAP device and address: take them over again.
+        await this.attachNetwork(this.previousAddress).catch((error: unknown) =>
+          this.log.error({ err: messageOf(error) }, 'could not re-attach the instance network'),
+        );
+      }
       this.guest = new GuestLink(vm.channel, ADOPTED_CONNECT_MS);
       this.watchVm(vm);
       const resumed = phaseOf(this.state);
@@ -629,6 +680,15 @@ export class Instance {
         this.log.error({ err: messageOf(error) }, 'could not stop the VM; the reconciler tries again');
       }
     }
+    if (this.net !== undefined) {
+      try {
+        await this.deps.network?.detach(this.id);
+        this.net = undefined;
+      } catch (error) {
+        this.deps.metrics.reconcileErrors.inc();
+        this.log.error({ err: messageOf(error) }, 'could not remove the instance network');
+      }
+    }
     this.deps.store.remove(this.id);
     // STOPPED and FAILED promise that nothing of the instance is left, its record included.
     await this.deps.store.flush();
@@ -668,6 +728,7 @@ export class Instance {
       healthIntervalMs: this.healthIntervalMs,
       healthDeadlineAt: this.healthDeadlineAt === null ? null : new Date(this.healthDeadlineAt).toISOString(),
       vm: vmRecordOf(vm),
+      ...(this.net === undefined ? {} : { address: this.net.address }),
     });
   }
 }

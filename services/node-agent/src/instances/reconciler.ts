@@ -73,9 +73,21 @@ export class Reconciler {
         }
       }
       store.remove(entry.instanceId);
+      // Its VM is gone; a TAP device it had would be left behind otherwise.
+      await this.deps.network
+        ?.detach(entry.instanceId)
+        .catch((error: unknown) => log.error({ instance: entry.instanceId, err: String(error) }, 'could not remove the lost instance network'));
       log.warn({ instance: entry.instanceId, reason }, 'instance lost across the agent restart');
       this.remember(
-        { instanceId: entry.instanceId, app: entry.app, state: InstanceState.FAILED, reason, assignedAt: new Date(entry.assignedAt), exitCode: undefined },
+        {
+          instanceId: entry.instanceId,
+          app: entry.app,
+          state: InstanceState.FAILED,
+          reason,
+          assignedAt: new Date(entry.assignedAt),
+          exitCode: undefined,
+          address: '',
+        },
         undefined,
       );
       this.deps.report({ instanceId: entry.instanceId, state: InstanceState.FAILED, time: timestampNow(), reason });

@@ -24,6 +24,8 @@ export interface PersistedInstance {
   /** ISO 8601 until the instance was first HEALTHY, then null. */
   readonly healthDeadlineAt: string | null;
   readonly vm: VmRecord;
+  /** The instance's address on the node network, when it has one. */
+  readonly address?: string;
 }
 
 export interface LoadedState {
@@ -147,5 +149,6 @@ function parseEntry(value: unknown): PersistedInstance {
     healthIntervalMs: count('healthIntervalMs'),
     healthDeadlineAt: deadline as string | null,
     vm: parseVmRecord(v.vm),
+    ...(typeof v.address === 'string' && v.address !== '' ? { address: v.address } : {}),
   };
 }

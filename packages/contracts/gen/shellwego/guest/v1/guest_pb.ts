@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shellwego/guest/v1/guest.proto.
  */
 export const file_shellwego_guest_v1_guest: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zaGVsbHdlZ28vZ3Vlc3QvdjEvZ3Vlc3QucHJvdG8SEnNoZWxsd2Vnby5ndWVzdC52MSLfAgoKUnVuUmVxdWVzdBIMCgRhcmd2GAEgAygJEjQKA2VudhgCIAMoCzInLnNoZWxsd2Vnby5ndWVzdC52MS5SdW5SZXF1ZXN0LkVudkVudHJ5EkEKCnNlY3JldF9lbnYYAyADKAsyLS5zaGVsbHdlZ28uZ3Vlc3QudjEuUnVuUmVxdWVzdC5TZWNyZXRFbnZFbnRyeRIPCgd3b3JrZGlyGAQgASgJEgwKBHVzZXIYBSABKAkSNgoMaGVhbHRoX2NoZWNrGAYgASgLMiAuc2hlbGx3ZWdvLmNvbW1vbi52MS5IZWFsdGhDaGVjaxIVCg1yb290ZnNfZGV2aWNlGAcgASgJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMAoOU2VjcmV0RW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ASIaCgtSdW5SZXNwb25zZRILCgNwaWQYASABKA0ilQEKFEluamVjdFNlY3JldHNSZXF1ZXN0EksKCnNlY3JldF9lbnYYASADKAsyNy5zaGVsbHdlZ28uZ3Vlc3QudjEuSW5qZWN0U2VjcmV0c1JlcXVlc3QuU2VjcmV0RW52RW50cnkaMAoOU2VjcmV0RW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ASIkChVJbmplY3RTZWNyZXRzUmVzcG9uc2USCwoDcGlkGAEgASgNIh8KDVNpZ25hbFJlcXVlc3QSDgoGc2lnbmFsGAEgASgJIhAKDlNpZ25hbFJlc3BvbnNlIg0KC1dhaXRSZXF1ZXN0IuIBCgxXYWl0UmVzcG9uc2USKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoHc3RhcnRlZBgCIAEoCzIiLnNoZWxsd2Vnby5ndWVzdC52MS5Qcm9jZXNzU3RhcnRlZEgAEjMKBmV4aXRlZBgDIAEoCzIhLnNoZWxsd2Vnby5ndWVzdC52MS5Qcm9jZXNzRXhpdGVkSAASMwoGb3V0cHV0GAQgASgLMiEuc2hlbGx3ZWdvLmd1ZXN0LnYxLlByb2Nlc3NPdXRwdXRIAEIHCgVldmVudCIdCg5Qcm9jZXNzU3RhcnRlZBILCgNwaWQYASABKA0iUgoNUHJvY2Vzc0V4aXRlZBILCgNwaWQYASABKA0SFgoJZXhpdF9jb2RlGAIgASgFSACIAQESDgoGc2lnbmFsGAMgASgJQgwKCl9leGl0X2NvZGUiUAoNUHJvY2Vzc091dHB1dBIxCgZzdHJlYW0YASABKA4yIS5zaGVsbHdlZ28uY29tbW9uLnYxLk91dHB1dFN0cmVhbRIMCgRkYXRhGAIgASgMIg8KDUhlYWx0aFJlcXVlc3QikwEKDkhlYWx0aFJlc3BvbnNlEhMKC2FnZW50X2FsaXZlGAEgASgIEhgKEHdvcmtsb2FkX3J1bm5pbmcYAiABKAgSDwoHaGVhbHRoeRgDIAEoCBIOCgZkZXRhaWwYBCABKAkSMQoHZmlndXJlcxgFIAEoCzIgLnNoZWxsd2Vnby5ndWVzdC52MS5HdWVzdEZpZ3VyZXMiaAoMR3Vlc3RGaWd1cmVzEhoKEm1lbW9yeV90b3RhbF9ieXRlcxgBIAEoBBIeChZtZW1vcnlfYXZhaWxhYmxlX2J5dGVzGAIgASgEEhwKFGFnZW50X3Jlc2lkZW50X2J5dGVzGAMgASgEMt0DCgxHdWVzdFNlcnZpY2USUAoDUnVuEh4uc2hlbGx3ZWdvLmd1ZXN0LnYxLlJ1blJlcXVlc3QaHy5zaGVsbHdlZ28uZ3Vlc3QudjEuUnVuUmVzcG9uc2UiCJKCGQQKAggFEm4KDUluamVjdFNlY3JldHMSKC5zaGVsbHdlZ28uZ3Vlc3QudjEuSW5qZWN0U2VjcmV0c1JlcXVlc3QaKS5zaGVsbHdlZ28uZ3Vlc3QudjEuSW5qZWN0U2VjcmV0c1Jlc3BvbnNlIgiSghkECgIIBRJZCgZTaWduYWwSIS5zaGVsbHdlZ28uZ3Vlc3QudjEuU2lnbmFsUmVxdWVzdBoiLnNoZWxsd2Vnby5ndWVzdC52MS5TaWduYWxSZXNwb25zZSIIkoIZBAoCCAUSVQoEV2FpdBIfLnNoZWxsd2Vnby5ndWVzdC52MS5XYWl0UmVxdWVzdBogLnNoZWxsd2Vnby5ndWVzdC52MS5XYWl0UmVzcG9uc2UiCJKCGQQKAggFMAESWQoGSGVhbHRoEiEuc2hlbGx3ZWdvLmd1ZXN0LnYxLkhlYWx0aFJlcXVlc3QaIi5zaGVsbHdlZ28uZ3Vlc3QudjEuSGVhbHRoUmVzcG9uc2UiCJKCGQQKAggFYgZwcm90bzM", [file_google_protobuf_timestamp, file_shellwego_common_v1_access, file_shellwego_common_v1_workload]);
+  fileDesc("Ch5zaGVsbHdlZ28vZ3Vlc3QvdjEvZ3Vlc3QucHJvdG8SEnNoZWxsd2Vnby5ndWVzdC52MSKSAwoKUnVuUmVxdWVzdBIMCgRhcmd2GAEgAygJEjQKA2VudhgCIAMoCzInLnNoZWxsd2Vnby5ndWVzdC52MS5SdW5SZXF1ZXN0LkVudkVudHJ5EkEKCnNlY3JldF9lbnYYAyADKAsyLS5zaGVsbHdlZ28uZ3Vlc3QudjEuUnVuUmVxdWVzdC5TZWNyZXRFbnZFbnRyeRIPCgd3b3JrZGlyGAQgASgJEgwKBHVzZXIYBSABKAkSNgoMaGVhbHRoX2NoZWNrGAYgASgLMiAuc2hlbGx3ZWdvLmNvbW1vbi52MS5IZWFsdGhDaGVjaxIVCg1yb290ZnNfZGV2aWNlGAcgASgJEjEKB25ldHdvcmsYCCABKAsyIC5zaGVsbHdlZ28uZ3Vlc3QudjEuR3Vlc3ROZXR3b3JrGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMAoOU2VjcmV0RW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ASJqCgxHdWVzdE5ldHdvcmsSEQoJaW50ZXJmYWNlGAEgASgJEhQKDGFkZHJlc3NfY2lkchgCIAEoCRIPCgdnYXRld2F5GAMgASgJEhMKC2Ruc19zZXJ2ZXJzGAQgAygJEgsKA210dRgFIAEoDSIaCgtSdW5SZXNwb25zZRILCgNwaWQYASABKA0ilQEKFEluamVjdFNlY3JldHNSZXF1ZXN0EksKCnNlY3JldF9lbnYYASADKAsyNy5zaGVsbHdlZ28uZ3Vlc3QudjEuSW5qZWN0U2VjcmV0c1JlcXVlc3QuU2VjcmV0RW52RW50cnkaMAoOU2VjcmV0RW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMOgI4ASIkChVJbmplY3RTZWNyZXRzUmVzcG9uc2USCwoDcGlkGAEgASgNIh8KDVNpZ25hbFJlcXVlc3QSDgoGc2lnbmFsGAEgASgJIhAKDlNpZ25hbFJlc3BvbnNlIg0KC1dhaXRSZXF1ZXN0IuIBCgxXYWl0UmVzcG9uc2USKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoHc3RhcnRlZBgCIAEoCzIiLnNoZWxsd2Vnby5ndWVzdC52MS5Qcm9jZXNzU3RhcnRlZEgAEjMKBmV4aXRlZBgDIAEoCzIhLnNoZWxsd2Vnby5ndWVzdC52MS5Qcm9jZXNzRXhpdGVkSAASMwoGb3V0cHV0GAQgASgLMiEuc2hlbGx3ZWdvLmd1ZXN0LnYxLlByb2Nlc3NPdXRwdXRIAEIHCgVldmVudCIdCg5Qcm9jZXNzU3RhcnRlZBILCgNwaWQYASABKA0iUgoNUHJvY2Vzc0V4aXRlZBILCgNwaWQYASABKA0SFgoJZXhpdF9jb2RlGAIgASgFSACIAQESDgoGc2lnbmFsGAMgASgJQgwKCl9leGl0X2NvZGUiUAoNUHJvY2Vzc091dHB1dBIxCgZzdHJlYW0YASABKA4yIS5zaGVsbHdlZ28uY29tbW9uLnYxLk91dHB1dFN0cmVhbRIMCgRkYXRhGAIgASgMIg8KDUhlYWx0aFJlcXVlc3QikwEKDkhlYWx0aFJlc3BvbnNlEhMKC2FnZW50X2FsaXZlGAEgASgIEhgKEHdvcmtsb2FkX3J1bm5pbmcYAiABKAgSDwoHaGVhbHRoeRgDIAEoCBIOCgZkZXRhaWwYBCABKAkSMQoHZmlndXJlcxgFIAEoCzIgLnNoZWxsd2Vnby5ndWVzdC52MS5HdWVzdEZpZ3VyZXMiaAoMR3Vlc3RGaWd1cmVzEhoKEm1lbW9yeV90b3RhbF9ieXRlcxgBIAEoBBIeChZtZW1vcnlfYXZhaWxhYmxlX2J5dGVzGAIgASgEEhwKFGFnZW50X3Jlc2lkZW50X2J5dGVzGAMgASgEMt0DCgxHdWVzdFNlcnZpY2USUAoDUnVuEh4uc2hlbGx3ZWdvLmd1ZXN0LnYxLlJ1blJlcXVlc3QaHy5zaGVsbHdlZ28uZ3Vlc3QudjEuUnVuUmVzcG9uc2UiCJKCGQQKAggFEm4KDUluamVjdFNlY3JldHMSKC5zaGVsbHdlZ28uZ3Vlc3QudjEuSW5qZWN0U2VjcmV0c1JlcXVlc3QaKS5zaGVsbHdlZ28uZ3Vlc3QudjEuSW5qZWN0U2VjcmV0c1Jlc3BvbnNlIgiSghkECgIIBRJZCgZTaWduYWwSIS5zaGVsbHdlZ28uZ3Vlc3QudjEuU2lnbmFsUmVxdWVzdBoiLnNoZWxsd2Vnby5ndWVzdC52MS5TaWduYWxSZXNwb25zZSIIkoIZBAoCCAUSVQoEV2FpdBIfLnNoZWxsd2Vnby5ndWVzdC52MS5XYWl0UmVxdWVzdBogLnNoZWxsd2Vnby5ndWVzdC52MS5XYWl0UmVzcG9uc2UiCJKCGQQKAggFMAESWQoGSGVhbHRoEiEuc2hlbGx3ZWdvLmd1ZXN0LnYxLkhlYWx0aFJlcXVlc3QaIi5zaGVsbHdlZ28uZ3Vlc3QudjEuSGVhbHRoUmVzcG9uc2UiCJKCGQQKAggFYgZwcm90bzM", [file_google_protobuf_timestamp, file_shellwego_common_v1_access, file_shellwego_common_v1_workload]);
 
 /**
  * Run input.
@@ -72,6 +72,13 @@ export type RunRequest = Message<"shellwego.guest.v1.RunRequest"> & {
    * @generated from field: string rootfs_device = 7;
    */
   rootfsDevice: string;
+
+  /**
+   * The VM's network interface settings; absent means the VM has no network.
+   *
+   * @generated from field: shellwego.guest.v1.GuestNetwork network = 8;
+   */
+  network?: GuestNetwork;
 };
 
 /**
@@ -80,6 +87,56 @@ export type RunRequest = Message<"shellwego.guest.v1.RunRequest"> & {
  */
 export const RunRequestSchema: GenMessage<RunRequest> = /*@__PURE__*/
   messageDesc(file_shellwego_guest_v1_guest, 0);
+
+/**
+ * How the guest configures its network interface before the workload starts. Sent with Run
+ * because it is per instance and must not travel through a file on the host.
+ *
+ * @generated from message shellwego.guest.v1.GuestNetwork
+ */
+export type GuestNetwork = Message<"shellwego.guest.v1.GuestNetwork"> & {
+  /**
+   * Interface name inside the VM, e.g. "eth0".
+   *
+   * @generated from field: string interface = 1;
+   */
+  interface: string;
+
+  /**
+   * The instance's address with its prefix length, e.g. "10.88.3.5/24".
+   *
+   * @generated from field: string address_cidr = 2;
+   */
+  addressCidr: string;
+
+  /**
+   * Default route via this address (the node's bridge); empty means no default route.
+   *
+   * @generated from field: string gateway = 3;
+   */
+  gateway: string;
+
+  /**
+   * Resolver addresses written to the workload's /etc/resolv.conf; empty keeps the image's file.
+   *
+   * @generated from field: repeated string dns_servers = 4;
+   */
+  dnsServers: string[];
+
+  /**
+   * Interface MTU; 0 keeps the kernel's default.
+   *
+   * @generated from field: uint32 mtu = 5;
+   */
+  mtu: number;
+};
+
+/**
+ * Describes the message shellwego.guest.v1.GuestNetwork.
+ * Use `create(GuestNetworkSchema)` to create a new message.
+ */
+export const GuestNetworkSchema: GenMessage<GuestNetwork> = /*@__PURE__*/
+  messageDesc(file_shellwego_guest_v1_guest, 1);
 
 /**
  * Run output.
@@ -100,7 +157,7 @@ export type RunResponse = Message<"shellwego.guest.v1.RunResponse"> & {
  * Use `create(RunResponseSchema)` to create a new message.
  */
 export const RunResponseSchema: GenMessage<RunResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 1);
+  messageDesc(file_shellwego_guest_v1_guest, 2);
 
 /**
  * InjectSecrets input.
@@ -121,7 +178,7 @@ export type InjectSecretsRequest = Message<"shellwego.guest.v1.InjectSecretsRequ
  * Use `create(InjectSecretsRequestSchema)` to create a new message.
  */
 export const InjectSecretsRequestSchema: GenMessage<InjectSecretsRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 2);
+  messageDesc(file_shellwego_guest_v1_guest, 3);
 
 /**
  * InjectSecrets output.
@@ -142,7 +199,7 @@ export type InjectSecretsResponse = Message<"shellwego.guest.v1.InjectSecretsRes
  * Use `create(InjectSecretsResponseSchema)` to create a new message.
  */
 export const InjectSecretsResponseSchema: GenMessage<InjectSecretsResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 3);
+  messageDesc(file_shellwego_guest_v1_guest, 4);
 
 /**
  * Signal input.
@@ -163,7 +220,7 @@ export type SignalRequest = Message<"shellwego.guest.v1.SignalRequest"> & {
  * Use `create(SignalRequestSchema)` to create a new message.
  */
 export const SignalRequestSchema: GenMessage<SignalRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 4);
+  messageDesc(file_shellwego_guest_v1_guest, 5);
 
 /**
  * Signal output.
@@ -178,7 +235,7 @@ export type SignalResponse = Message<"shellwego.guest.v1.SignalResponse"> & {
  * Use `create(SignalResponseSchema)` to create a new message.
  */
 export const SignalResponseSchema: GenMessage<SignalResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 5);
+  messageDesc(file_shellwego_guest_v1_guest, 6);
 
 /**
  * Wait input.
@@ -193,7 +250,7 @@ export type WaitRequest = Message<"shellwego.guest.v1.WaitRequest"> & {
  * Use `create(WaitRequestSchema)` to create a new message.
  */
 export const WaitRequestSchema: GenMessage<WaitRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 6);
+  messageDesc(file_shellwego_guest_v1_guest, 7);
 
 /**
  * Wait output: one process event or a piece of output.
@@ -245,7 +302,7 @@ export type WaitResponse = Message<"shellwego.guest.v1.WaitResponse"> & {
  * Use `create(WaitResponseSchema)` to create a new message.
  */
 export const WaitResponseSchema: GenMessage<WaitResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 7);
+  messageDesc(file_shellwego_guest_v1_guest, 8);
 
 /**
  * The workload started.
@@ -266,7 +323,7 @@ export type ProcessStarted = Message<"shellwego.guest.v1.ProcessStarted"> & {
  * Use `create(ProcessStartedSchema)` to create a new message.
  */
 export const ProcessStartedSchema: GenMessage<ProcessStarted> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 8);
+  messageDesc(file_shellwego_guest_v1_guest, 9);
 
 /**
  * The workload exited.
@@ -301,7 +358,7 @@ export type ProcessExited = Message<"shellwego.guest.v1.ProcessExited"> & {
  * Use `create(ProcessExitedSchema)` to create a new message.
  */
 export const ProcessExitedSchema: GenMessage<ProcessExited> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 9);
+  messageDesc(file_shellwego_guest_v1_guest, 10);
 
 /**
  * Workload output.
@@ -329,7 +386,7 @@ export type ProcessOutput = Message<"shellwego.guest.v1.ProcessOutput"> & {
  * Use `create(ProcessOutputSchema)` to create a new message.
  */
 export const ProcessOutputSchema: GenMessage<ProcessOutput> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 10);
+  messageDesc(file_shellwego_guest_v1_guest, 11);
 
 /**
  * Health input.
@@ -344,7 +401,7 @@ export type HealthRequest = Message<"shellwego.guest.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 11);
+  messageDesc(file_shellwego_guest_v1_guest, 12);
 
 /**
  * Health output.
@@ -393,7 +450,7 @@ export type HealthResponse = Message<"shellwego.guest.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 12);
+  messageDesc(file_shellwego_guest_v1_guest, 13);
 
 /**
  * Figures of the guest, read when Health is answered.
@@ -428,7 +485,7 @@ export type GuestFigures = Message<"shellwego.guest.v1.GuestFigures"> & {
  * Use `create(GuestFiguresSchema)` to create a new message.
  */
 export const GuestFiguresSchema: GenMessage<GuestFigures> = /*@__PURE__*/
-  messageDesc(file_shellwego_guest_v1_guest, 13);
+  messageDesc(file_shellwego_guest_v1_guest, 14);
 
 /**
  * Served by the guest agent inside every VM, only on the VM channel

@@ -1,0 +1,179 @@
+// The node's VM network: one Linux bridge holding the first address of the node's subnet (the
+// instances' gateway) and one TAP device per VM on it, each VM with an address of its own from the
+// subnet and a MAC derived from its instance id. iproute2's `ip` does the netlink work (Node has
+// no netlink API). Everything runs in the network namespace the agent runs in, so tests put the
+// agent in a namespace of their own and the host's interfaces are never touched.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { Logger } from '@shellwego/kit/log';
+import type { VmNetwork } from '../drivers/index.js';
+import { guestMacFor, tapDeviceFor } from './instance-identity.js';
+import { formatIpv4, formatSubnet, gatewayOf, type Ipv4Subnet, instanceAddresses, parseIpv4, parseIpv4Subnet } from './ipv4-subnet.js';
+
+const exec = promisify(execFile);
+
+export interface NodeNetworkOptions {
+  /** Bridge device name, e.g. "swg0" (at most 15 characters). */
+  readonly bridge: string;
+  /** The node's subnet, e.g. "10.88.0.0/24"; its first address goes to the bridge. */
+  readonly subnet: string;
+  /** Resolvers the guests get; empty leaves each image's resolv.conf. */
+  readonly dnsServers: readonly string[];
+  readonly mtu?: number;
+  readonly log: Logger;
+  /**
+   * A named network namespace (ip netns) holding the bridge and TAPs instead of the agent's own;
+   * the VMM must then run in it too (e.g. a QEMU_BINARY wrapper using `ip netns exec`).
+   */
+  readonly namespace?: string | undefined;
+}
+
+/** What one instance gets: the VMM's TAP settings and the guest's interface settings. */
+export interface InstanceNetwork {
+  readonly vm: VmNetwork;
+  /** e.g. "10.88.0.2". */
+  readonly address: string;
+  /** e.g. "10.88.0.2/24". */
+  readonly addressCidr: string;
+  readonly gateway: string;
+  readonly dnsServers: readonly string[];
+  readonly mtu: number;
+}
+
+export class NetworkError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'NetworkError';
+  }
+}
+
+const BRIDGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+
+export class NodeNetwork {
+  /** Instance id -> its address (as a number). */
+  private readonly allocated = new Map<string, number>();
+
+  private constructor(
+    private readonly options: NodeNetworkOptions,
+    readonly subnet: Ipv4Subnet,
+  ) {}
+
+  /** Checks the settings and makes the bridge (or takes over the one an earlier agent made). */
+  static async open(options: NodeNetworkOptions): Promise<NodeNetwork> {
+    if (!BRIDGE_NAME.test(options.bridge)) {
+      throw new NetworkError(`bridge name ${JSON.stringify(options.bridge)} is not a valid Linux interface name (at most 15 characters)`);
+    }
+    const subnet = parseIpv4Subnet(options.subnet);
+    if (subnet === undefined) {
+      throw new NetworkError(`node subnet ${JSON.stringify(options.subnet)} is not an IPv4 CIDR of /30 or larger, e.g. 10.88.0.0/24`);
+    }
+    const network = new NodeNetwork(options, subnet);
+    await network.ensureBridge();
+    return network;
+  }
+
+  get bridge(): string {
+    return this.options.bridge;
+  }
+
+  get gateway(): string {
+    return formatIpv4(gatewayOf(this.subnet));
+  }
+
+  /** The address an instance holds, if any. */
+  addressOf(instanceId: string): string | undefined {
+    const n = this.allocated.get(instanceId);
+    return n === undefined ? undefined : formatIpv4(n);
+  }
+
+  /**
+   * Gives the instance its address (the one it had, when re-adopted) and a TAP device on the
+   * bridge that is UP. Idempotent for a TAP that exists already (a re-adopted VM holds it).
+   */
+  async attach(instanceId: string, previousAddress?: string): Promise<InstanceNetwork> {
+    const address = this.allocate(instanceId, previousAddress);
+    const tap = tapDeviceFor(instanceId);
+    try {
+      if (!(await this.deviceExists(tap))) {
+        await this.ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap'], `create the TAP device ${tap}`);
+      }
+      await this.ip(['link', 'set', 'dev', tap, 'master', this.options.bridge], `put ${tap} on the bridge ${this.options.bridge}`);
+      if (this.options.mtu !== undefined) await this.ip(['link', 'set', 'dev', tap, 'mtu', String(this.options.mtu)], `set the MTU of ${tap}`);
+      await this.ip(['link', 'set', 'dev', tap, 'up'], `bring ${tap} up`);
+    } catch (error) {
+      await this.detach(instanceId);
+      throw error;
+    }
+    const gateway = this.gateway;
+    this.options.log.info({ instanceId, tap, address: formatIpv4(address), bridge: this.options.bridge }, 'instance network attached');
+    return {
+      vm: { tapDevice: tap, guestMac: guestMacFor(instanceId), ...(this.options.mtu === undefined ? {} : { mtu: this.options.mtu }) },
+      address: formatIpv4(address),
+      addressCidr: `${formatIpv4(address)}/${this.subnet.prefixLength}`,
+      gateway,
+      dnsServers: this.options.dnsServers,
+      mtu: this.options.mtu ?? 0,
+    };
+  }
+
+  /** Removes the instance's TAP device and frees its address; harmless when already gone. */
+  async detach(instanceId: string): Promise<void> {
+    const tap = tapDeviceFor(instanceId);
+    if (await this.deviceExists(tap)) {
+      await this.ip(['link', 'del', 'dev', tap], `remove the TAP device ${tap}`);
+    }
+    if (this.allocated.delete(instanceId)) this.options.log.info({ instanceId, tap }, 'instance network detached');
+  }
+
+  /** Removes the bridge (tests and uninstall; a restarting agent keeps it). */
+  async removeBridge(): Promise<void> {
+    if (await this.deviceExists(this.options.bridge)) await this.ip(['link', 'del', 'dev', this.options.bridge], `remove the bridge ${this.options.bridge}`);
+  }
+
+  private allocate(instanceId: string, previous: string | undefined): number {
+    const held = this.allocated.get(instanceId);
+    if (held !== undefined) return held;
+    const taken = new Set(this.allocated.values());
+    const wanted = previous === undefined ? undefined : parseIpv4(previous);
+    if (wanted !== undefined && !taken.has(wanted) && [...instanceAddresses(this.subnet)].includes(wanted)) {
+      this.allocated.set(instanceId, wanted);
+      return wanted;
+    }
+    for (const candidate of instanceAddresses(this.subnet)) {
+      if (!taken.has(candidate)) {
+        this.allocated.set(instanceId, candidate);
+        return candidate;
+      }
+    }
+    throw new NetworkError(`the node subnet ${formatSubnet(this.subnet)} has no free address left (${taken.size} in use)`);
+  }
+
+  private async ensureBridge(): Promise<void> {
+    const bridge = this.options.bridge;
+    if (!(await this.deviceExists(bridge))) {
+      await this.ip(['link', 'add', 'name', bridge, 'type', 'bridge'], `create the bridge ${bridge}`);
+    }
+    await this.ip(['addr', 'replace', `${this.gateway}/${this.subnet.prefixLength}`, 'dev', bridge], `give the bridge ${bridge} the address ${this.gateway}`);
+    await this.ip(['link', 'set', 'dev', bridge, 'up'], `bring the bridge ${bridge} up`);
+    this.options.log.info({ bridge, subnet: formatSubnet(this.subnet), gateway: this.gateway }, 'node network ready');
+  }
+
+  private async deviceExists(name: string): Promise<boolean> {
+    const { stdout } = await this.run(['-json', 'link', 'show'], 'list network devices');
+    return (JSON.parse(stdout) as Array<{ ifname: string }>).some((link) => link.ifname === name);
+  }
+
+  private async ip(args: readonly string[], what: string): Promise<void> {
+    await this.run(args, what);
+  }
+
+  private async run(args: readonly string[], what: string): Promise<{ stdout: string }> {
+    try {
+      const namespace = this.options.namespace === undefined ? [] : ['-n', this.options.namespace];
+      return await exec('ip', [...namespace, ...args]);
+    } catch (error) {
+      const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
+      throw new NetworkError(`could not ${what}: ${stderr || (error as Error).message}`, { cause: error });
+    }
+  }
+}

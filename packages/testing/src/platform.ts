@@ -29,6 +29,12 @@ export interface RunningService {
  * Real service processes for a test: a fresh $SHELLWEGO_HOME with a dev PKI,
  * each service on a free port, started exactly as `npm start` starts them.
  */
+/**
+ * How long a started service may take to answer SERVING: a few seconds on an idle machine, but
+ * PGlite's start is CPU-bound and a loaded 2-core CI host has been seen to need a minute.
+ */
+export const SERVING_DEADLINE_MS = 120_000;
+
 /** Who must answer at a service's URL: the control service itself, or some node for a node agent. */
 export function expectedServerOf(service: PlatformService): ExpectedServer {
   return service === 'node-agent' ? { kind: 'node' } : expectedService(service);
@@ -94,7 +100,7 @@ export class TestPlatform {
     await this.launch(name, await freePort(), env, key);
     const added = this.extra(key);
     const never = new AbortController().signal;
-    if (!(await waitServing(added.url, expectedServerOf(name), this.admin, 60_000, never))) {
+    if (!(await waitServing(added.url, expectedServerOf(name), this.admin, SERVING_DEADLINE_MS, never))) {
       throw new Error(`${key} did not become SERVING:\n${added.lines.slice(-20).join('\n')}`);
     }
     return added;
@@ -122,7 +128,7 @@ export class TestPlatform {
     const restarted = this.extra(key);
     restarted.lines.unshift(...previous.lines);
     const never = new AbortController().signal;
-    if (!(await waitServing(restarted.url, expectedServerOf(restarted.name), this.admin, 60_000, never))) {
+    if (!(await waitServing(restarted.url, expectedServerOf(restarted.name), this.admin, SERVING_DEADLINE_MS, never))) {
       throw new Error(`${key} did not become SERVING again:\n${restarted.lines.slice(-20).join('\n')}`);
     }
     return restarted;
@@ -130,7 +136,7 @@ export class TestPlatform {
 
   private async waitServing(names: readonly PlatformService[]): Promise<void> {
     const never = new AbortController().signal;
-    const results = await Promise.all(names.map((n) => waitServing(this.service(n).url, expectedServerOf(n), this.admin, 60_000, never)));
+    const results = await Promise.all(names.map((n) => waitServing(this.service(n).url, expectedServerOf(n), this.admin, SERVING_DEADLINE_MS, never)));
     const failed = names.filter((_, i) => !results[i]);
     if (failed.length > 0) {
       const detail = failed.map((n) => `--- ${n} ---\n${this.service(n).lines.slice(-20).join('\n')}`).join('\n');

@@ -10,7 +10,7 @@ import { ensureDevPki } from '@shellwego/kit/pki';
 import { type ServiceProcess, waitServing } from '@shellwego/kit/process';
 import { createMtlsTransport, expectedService } from '@shellwego/kit/rpc';
 import { freePort } from '../free-port.js';
-import { TestPlatform } from '../platform.js';
+import { SERVING_DEADLINE_MS, TestPlatform } from '../platform.js';
 import { startService } from '../service-process.js';
 import { EventStream } from './event-stream.js';
 import { type AssignBehaviour, type Capacity, FakeNode } from './fake-node.js';
@@ -153,7 +153,7 @@ export class SchedulerHarness {
     );
     this.standbys.push({ process: child, lines });
     const url = `https://127.0.0.1:${port}`;
-    if (!(await waitServing(url, expectedService('scheduler'), this.platform.admin, 60_000, new AbortController().signal))) {
+    if (!(await waitServing(url, expectedService('scheduler'), this.platform.admin, SERVING_DEADLINE_MS, new AbortController().signal))) {
       throw new Error(`the standby scheduler did not become SERVING:\n${lines.slice(-20).join('\n')}`);
     }
     return { url, process: child };

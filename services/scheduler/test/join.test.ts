@@ -117,6 +117,30 @@ describe('joining with a token', () => {
     const asAdmin = await refusal(harness.nodeService.renewNodeCertificate({ csrPem }));
     expect(asAdmin.code).toBe(Code.PermissionDenied);
   });
+
+  it('renews only from the current certificate, once: a superseded certificate and a second parallel renewal are refused', async () => {
+    const joined = await FakeNode.join(harness.url, harness.caPem, await harness.token(), { hostname: 'rotating' });
+    const asCert = (certPem: string, keyPem: string) =>
+      createClient(
+        NodeService,
+        createMtlsTransport({ baseUrl: harness.url, server: expectedService('scheduler'), tls: { caPem: harness.caPem, certPem, keyPem } }),
+      );
+    const second = await createCsr('rotating');
+    const cert2 = await asCert(joined.tls.certPem, joined.tls.keyPem).renewNodeCertificate({ csrPem: second.csrPem });
+
+    // The first certificate was superseded: it can no longer renew (a thief holding it gets nothing).
+    const stale = await refusal(asCert(joined.tls.certPem, joined.tls.keyPem).renewNodeCertificate({ csrPem: (await createCsr('x')).csrPem }));
+    expect(stale.code).toBe(Code.PermissionDenied);
+    expect(stale.rawMessage).toMatch(/not node .* current certificate/);
+
+    // Two renewals racing with the current certificate: exactly one gets a successor.
+    const racers = await Promise.allSettled(
+      [1, 2].map(async () => asCert(cert2.certificatePem, second.keyPem).renewNodeCertificate({ csrPem: (await createCsr('rotating')).csrPem })),
+    );
+    expect(racers.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const lost = racers.find((r) => r.status === 'rejected');
+    expect(ConnectError.from((lost as PromiseRejectedResult).reason).code).toBe(Code.PermissionDenied);
+  });
 });
 
 describe('the node session', () => {

@@ -12,8 +12,9 @@ import {
   type SessionResponse,
   SetNodeLabelsResponseSchema,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
-import { principalOf } from '@shellwego/kit/auth';
+import { peerCertificateKey, principalOf } from '@shellwego/kit/auth';
 import { failedPrecondition, invalidArgument, mapHandlerErrors, notFound, permissionDenied } from '@shellwego/kit/errors';
+import { normalizeSerial } from '@shellwego/kit/pki';
 import { durationMs } from '../model/durations.js';
 import { labelProblems } from '../model/labels.js';
 import { MAX_INT32 } from './app-spec.js';
@@ -55,9 +56,22 @@ export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof Nod
 
     async renewNodeCertificate(request, context) {
       const nodeId = callingNode(context);
-      const row = await deps.db.selectFrom('node').select(['hostname']).where('id', '=', nodeId).executeTakeFirst();
-      const issued = await deps.certificates.issue(request.csrPem, nodeId, row?.hostname ?? '');
-      await deps.db.updateTable('node').set({ cert_serial: issued.serial, cert_expires_at: issued.notAfter }).where('id', '=', nodeId).execute();
+      // Only the node's current certificate renews, and only once: a superseded or copied one cannot mint a successor.
+      const presented = context.values.get(peerCertificateKey).serial;
+      const row = await deps.db.selectFrom('node').select(['hostname', 'cert_serial']).where('id', '=', nodeId).executeTakeFirst();
+      if (row === undefined) throw permissionDenied(`node ${nodeId} is not registered with this cluster; join it with a new token`);
+      if (row.cert_serial === null || normalizeSerial(row.cert_serial) !== normalizeSerial(presented)) {
+        throw permissionDenied(`certificate ${normalizeSerial(presented)} is not node ${nodeId}'s current certificate; only the current one may renew`);
+      }
+      const issued = await deps.certificates.issue(request.csrPem, nodeId, row.hostname);
+      const recorded = await deps.db
+        .updateTable('node')
+        .set({ cert_serial: issued.serial, cert_expires_at: issued.notAfter })
+        .where('id', '=', nodeId)
+        .where('cert_serial', '=', row.cert_serial)
+        .executeTakeFirst();
+      if (recorded.numUpdatedRows !== 1n)
+        throw permissionDenied(`certificate ${normalizeSerial(presented)} was renewed concurrently; only one renewal per certificate`);
       deps.logger.info({ node: nodeId, certSerial: issued.serial }, 'node certificate renewed');
       return create(RenewNodeCertificateResponseSchema, { certificatePem: issued.certPem, expiresAt: timestampFromDate(issued.notAfter) });
     },

@@ -125,7 +125,9 @@ for (const backend of backends) {
         const after = await admin.getMasterKeyStatus({});
         expect(after.rewrapRunning).toBe(false);
         expect(after.rewrapDone).toBe(after.rewrapTotal);
-        expect(after.rewrapTotal).toBeGreaterThan(BigInt(SECRETS));
+        // The digest key and the versions still under the old key once in-flight writes settled:
+        // how many depends on timing, as writes under the new key prune old versions (keepVersions 2).
+        expect(after.rewrapTotal).toBeGreaterThan(1n);
         expect(after.versions.map((v) => v.kekId)).toEqual([kekId]);
         const stored = await sql<{ kek_id: string; n: bigint }>`SELECT kek_id, count(*) AS n FROM secret_versions GROUP BY kek_id`.execute(harness.domain.db);
         expect(stored.rows.map((r) => r.kek_id)).toEqual([kekId]);

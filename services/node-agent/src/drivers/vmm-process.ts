@@ -13,8 +13,8 @@ export interface SpawnVmmOptions {
   /** Receives the process's stdout and stderr (appended). */
   readonly logPath: string;
   readonly argv0?: string;
-  /** The whole environment (nothing is inherited) when given; else the agent's. */
-  readonly env?: Readonly<Record<string, string>>;
+  /** The whole environment: nothing of the agent's is inherited. */
+  readonly env: Readonly<Record<string, string>>;
 }
 
 export interface SpawnedVmm {
@@ -48,7 +48,7 @@ export async function spawnVmm(command: string, args: readonly string[], options
       stderr: logFd,
       argv0: options.argv0,
       env: options.env,
-      extendEnv: options.env === undefined,
+      extendEnv: false,
     });
   } finally {
     // The child holds its own copy of the descriptor from here on.

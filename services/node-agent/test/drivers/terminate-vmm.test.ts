@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { descendantsOf, isRunning } from '@shellwego/kit/process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { vmmEnvironment } from '../../src/drivers/vmm-environment.js';
 import { spawnVmm, terminateVmm } from '../../src/drivers/vmm-process.js';
 
 // perl (Debian's perl-base is Essential): 256 MiB in ordinary pages, whose release after SIGKILL
@@ -31,7 +32,7 @@ afterAll(async () => {
 });
 
 it('returns only after every killed descendant is gone, not just the VMM', { timeout: 30_000 }, async () => {
-  const vmm = await spawnVmm('/bin/sh', ['-c', VMM, 'vmm-kill-tree'], { logPath: join(dir, 'vmm.log') });
+  const vmm = await spawnVmm('/bin/sh', ['-c', VMM, 'vmm-kill-tree'], { logPath: join(dir, 'vmm.log'), env: vmmEnvironment() });
   pids.push(vmm.pid);
   let workload: number | undefined;
   for (let tries = 0; workload === undefined && tries < 200; tries += 1) {

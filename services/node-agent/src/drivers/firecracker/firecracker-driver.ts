@@ -1,10 +1,12 @@
 // Production driver: one `firecracker` process per VM, configured through its API socket (boot
 // source, machine config, read-only rootfs drive, hybrid vsock device, optional TAP interface,
 // InstanceStart). The guest agent is reached over the vsock device's Unix socket with the
-// CONNECT/OK handshake (lib/vm-channel). No jailer: the VMM runs as the agent's user.
+// CONNECT/OK handshake (lib/vm-channel). No jailer: the VMM runs as the agent's user, with only
+// a PATH in its environment.
 import type { GuestImage, VmRecord, VmSpec } from '../types.js';
 import { DEFAULT_MIN_VM_MEMORY_MIB, requireGuestImage, requireMinimumMemory, requireReadable, socketPathIn } from '../vm-spec.js';
 import { type LaunchedVm, VmmDriver, type VmmDriverOptions, type VmmProfile } from '../vmm-driver.js';
+import { vmmEnvironment } from '../vmm-environment.js';
 import { launchVmm } from '../vmm-process.js';
 import { firecrackerApiPut } from './api-client.js';
 import { firecrackerBootPlan } from './boot-plan.js';
@@ -67,6 +69,7 @@ export class FirecrackerDriver extends VmmDriver<Prepared> {
       args: ['--api-sock', apiSocket, '--id', spec.instanceId],
       // The guest's serial console is Firecracker's stdout: both go to the console log.
       logPath: `${spec.workDir}/${CONSOLE_LOG}`,
+      env: vmmEnvironment(),
       socket: apiSocket,
       socketWhat: 'the Firecracker API socket',
       timeoutMs: this.options.startTimeoutMs ?? 10_000,

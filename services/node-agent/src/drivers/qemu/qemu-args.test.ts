@@ -13,7 +13,7 @@ function values(args: string[], flag: string): string[] {
 
 describe('qemuArgs', () => {
   it('attaches the rootfs read-only, the guest channel as virtio-serial, and names the instance', () => {
-    const args = qemuArgs({ spec, image, accel: 'tcg', kernel: 'vmlinux', paths });
+    const args = qemuArgs({ spec, image, accel: 'tcg', kernel: 'vmlinux', paths, sandbox: false });
     expect(values(args, '-name')).toEqual(['shellwego-shop-2-ab12cd34']);
     expect(values(args, '-accel')).toEqual(['tcg']);
     expect(values(args, '-machine')).toEqual(['pc']);
@@ -41,6 +41,12 @@ describe('qemuArgs', () => {
       'shellwego.hostname=shop-2-ab12cd34',
     ]);
     expect(args.join(' ')).not.toContain('vsock');
+    expect(args).not.toContain('-sandbox');
+  });
+
+  it('runs QEMU under its seccomp sandbox with every restriction when the binary has it', () => {
+    const args = qemuArgs({ spec, image, accel: 'tcg', kernel: 'vmlinux', paths, sandbox: true });
+    expect(values(args, '-sandbox')).toEqual(['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
   });
 
   it('boots vmlinuz when asked and adds a TAP interface when networking is configured', () => {
@@ -50,6 +56,7 @@ describe('qemuArgs', () => {
       accel: 'kvm',
       kernel: 'vmlinuz',
       paths,
+      sandbox: false,
     });
     expect(values(args, '-kernel')).toEqual(['/img/vmlinuz']);
     expect(values(args, '-netdev')).toEqual(['tap,id=net0,ifname=tap7,script=no,downscript=no']);

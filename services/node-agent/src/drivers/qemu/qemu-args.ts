@@ -1,8 +1,10 @@
 // The qemu-system-x86_64 command line for one VM (contract: deploy/guest-image/README.md):
 // `pc` machine (`microvm` hung in tests), the guest image's kernel + initramfs, the app rootfs as
 // a read-only virtio-blk drive, the guest channel as a virtio-serial port behind a Unix socket,
-// serial console to a file, QMP for start-up detection and a clean quit.
+// serial console to a file, QMP for start-up detection and a clean quit, and the seccomp sandbox
+// where this QEMU has it.
 import type { GuestImage, VmSpec } from '../types.js';
+import { SANDBOX_OPTIONS } from './qemu-sandbox.js';
 
 export type QemuAccel = 'kvm' | 'tcg';
 /** vmlinux boots through PVH without in-guest decompression: ~3 s faster under TCG. */
@@ -24,6 +26,8 @@ export interface QemuLaunch {
   readonly kernel: QemuKernel;
   readonly paths: QemuPaths;
   readonly extraKernelArgs?: readonly string[];
+  /** -sandbox on (probeSandbox says whether this binary can). */
+  readonly sandbox: boolean;
 }
 
 /** The -name value: it puts the instance id on QEMU's command line, where adopt looks for it. */
@@ -93,6 +97,9 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     '-device',
     'virtio-rng-pci',
   ];
+  if (launch.sandbox) {
+    args.push('-sandbox', SANDBOX_OPTIONS);
+  }
   if (spec.network !== undefined) {
     const { tapDevice, guestMac, mtu } = spec.network;
     args.push(

@@ -11,10 +11,12 @@ import type { GuestImage, VmExit, VmRecord, VmSpec } from '../types.js';
 import { VmDriverError } from '../types.js';
 import { DEFAULT_MIN_VM_MEMORY_MIB, requireGuestImage, requireMinimumMemory, requireReadable, socketPathIn } from '../vm-spec.js';
 import { type LaunchedVm, VmmDriver, type VmmDriverOptions, type VmmProfile } from '../vmm-driver.js';
+import { vmmEnvironment } from '../vmm-environment.js';
 import { launchVmm, sendSignal, waitForExit } from '../vmm-process.js';
 import { clearWorkDir } from '../work-dir.js';
 import { type KernelStartTimeouts, watchKernelStart } from './kernel-start-watch.js';
 import { type QemuAccel, type QemuKernel, type QemuPaths, qemuArgs, qemuVmName } from './qemu-args.js';
+import { probeSandbox } from './qemu-sandbox.js';
 import { QmpClient } from './qmp-client.js';
 
 export interface QemuDriverOptions extends VmmDriverOptions {
@@ -62,6 +64,7 @@ export class QemuDriver extends VmmDriver<Prepared> {
   readonly kind = 'qemu';
   private verdict: AccelVerdict | undefined;
   private probing: Promise<void> | undefined;
+  private sandbox: Promise<boolean> | undefined;
 
   constructor(private readonly options: QemuDriverOptions) {
     super(options, PROFILE);
@@ -155,6 +158,23 @@ export class QemuDriver extends VmmDriver<Prepared> {
     }
   }
 
+  /** Whether QEMU runs under its seccomp sandbox; probed once per driver, logged either way. */
+  private sandboxed(): Promise<boolean> {
+    this.sandbox ??= probeSandbox(this.binary).then((support) => {
+      if (support.supported) {
+        this.options.log.info({ binary: this.binary }, 'qemu: VMs run with -sandbox on (seccomp)');
+      } else {
+        this.options.log.warn({ binary: this.binary, reason: support.why }, 'qemu: this QEMU has no seccomp sandbox; VMs run without -sandbox');
+      }
+      return support.supported;
+    });
+    return this.sandbox;
+  }
+
+  private get binary(): string {
+    return this.options.binary ?? 'qemu-system-x86_64';
+  }
+
   /** Starts QEMU and waits until its machine is initialised (QMP greeting + status). */
   private async launchQemu(spec: VmSpec, image: GuestImage, paths: QemuPaths, accel: QemuAccel): Promise<Launched> {
     const vmmLog = `${spec.workDir}/${FILES.vmmLog}`;
@@ -166,14 +186,16 @@ export class QemuDriver extends VmmDriver<Prepared> {
       accel,
       kernel: this.options.kernel ?? 'vmlinux',
       paths,
+      sandbox: await this.sandboxed(),
       ...(this.options.extraKernelArgs !== undefined ? { extraKernelArgs: this.options.extraKernelArgs } : {}),
     });
     const timeoutMs = this.options.startTimeoutMs ?? 15_000;
     const deadline = Date.now() + timeoutMs;
     const launched = await launchVmm({
-      command: this.options.binary ?? 'qemu-system-x86_64',
+      command: this.binary,
       args,
       logPath: vmmLog,
+      env: vmmEnvironment(),
       socket: paths.qmpSocket,
       socketWhat: 'the QMP socket',
       timeoutMs,

@@ -25,6 +25,10 @@ export const schedulerConfig = defineConfig('SHELLWEGO_SCHEDULER', {
     default: '$SHELLWEGO_HOME/pki/ca.key',
     description: 'PEM key of the cluster CA (its certificate is TLS_CA); signs node certificates',
   }),
+  joinAuditInterval: duration({
+    default: '60s',
+    description: 'refused joins (bad tokens, sent without a certificate) are written to join_attempt as one row per source, outcome and token per interval',
+  }),
   nodeCertValidity: duration({ default: '24h', description: 'lifetime of node certificates issued at join and renewal' }),
   leaderPollInterval: duration({
     default: '1s',

@@ -14,6 +14,7 @@ import { Leadership } from './leader/leadership.js';
 import { createSchedulerMetrics } from './metrics/scheduler-metrics.js';
 import { checkSettings, loadSigningMaterial } from './settings-check.js';
 import { EventFeed } from './store/event-feed.js';
+import { JoinRefusals } from './store/join-refusals.js';
 import { JoinTokens } from './store/join-tokens.js';
 import { migrations } from './store/migrations.js';
 import { NodeCertificates } from './store/node-certificates.js';
@@ -70,11 +71,13 @@ await runService({
     }
     // Standbys take over as soon as the lock is free, not after the drain.
     shuttingDown.addEventListener('abort', () => void leadership.stop());
+    const joinRefusals = new JoinRefusals(db, logger, config.joinAuditInterval);
     const deps = {
       db,
       leadership,
       feed,
       tokens: new JoinTokens(db),
+      joinRefusals,
       certificates: await NodeCertificates.load(tls.caPem, keys.caKeyPem, config.nodeCertValidity),
       images: new RegistryImageResolver(config.registryUrl, tls, config.registryTimeout),
       logger,
@@ -83,6 +86,7 @@ await runService({
     return {
       services: [implement(AppService, appService(deps)), implement(NodeService, nodeService(deps))],
       close: async () => {
+        await joinRefusals.flush();
         await leadership.stop();
         await listener?.close();
         feed.close();

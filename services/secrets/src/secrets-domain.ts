@@ -53,7 +53,7 @@ export interface SecretsDomain {
   readonly resolver: SecretResolver;
   readonly rotation: KeyRotation;
   readonly audit: AuditLog;
-  /** Audits a ResolveSecrets call the authorizer refused (a user or service certificate, no certificate). */
+  /** Audits a ResolveSecrets call refused to a user or service certificate (callers without one are counted and logged in aggregate by the kit). */
   onRefused(call: RefusedCall): Promise<void>;
   /** Stops the re-wrap job, wipes the digest key and closes the database. */
   close(): Promise<void>;
@@ -103,7 +103,7 @@ export async function openSecretsDomain(options: SecretsDomainOptions): Promise<
       audit,
       async onRefused(call) {
         if (call.service !== SecretsService.typeName || call.method !== SecretsService.method.resolveSecrets.name) return;
-        const principal = call.caller.kind === 'anonymous' ? 'anonymous' : spiffeId(call.caller);
+        const principal = spiffeId(call.caller);
         try {
           await audit.append({ principal, action: 'resolve', outcome: 'denied', reason: `not-a-node: ${call.reason}` });
         } catch (err) {

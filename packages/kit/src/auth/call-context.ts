@@ -3,12 +3,15 @@ import type { Principal } from '../pki/identity.js';
 import { noPeerCertificate, type PeerCertificate } from '../pki/peer-certificate.js';
 import type { CallerIdentity } from './access-policy.js';
 
-/** Set by the server from the TLS socket, read by the authorizer. */
+/** Set by the server from the TLS socket, for handlers that check which certificate was presented (renewal). */
 export const peerCertificateKey = createContextKey<PeerCertificate>(noPeerCertificate, {
   description: 'TLS client certificate of the caller',
 });
 
-/** Set by the authorizer for handlers. */
+/** The network address of the caller ("203.0.113.7", "::1"), for handlers that account anonymous callers by source. */
+export const peerAddressKey = createContextKey<string>('', { description: 'remote address of the caller' });
+
+/** Set by the server from its authorization decision, for handlers. */
 export const callerKey = createContextKey<CallerIdentity>(
   { kind: 'anonymous' },
   {

@@ -1,3 +1,4 @@
 export { accessOf, anyAuthenticated, type CallerIdentity, describeAccess, describeIdentity, isAllowed } from './access-policy.js';
-export { authenticatePeer, authorizeInterceptor, type RefusalListener, type RefusedCall } from './authorize-interceptor.js';
-export { callerKey, callerOf, peerCertificateKey, principalOf } from './call-context.js';
+export { authenticatePeer } from './authenticate-peer.js';
+export { authorizeCall, type CallDecision, type RefusalListener, type RefusedCall } from './authorize-call.js';
+export { callerKey, callerOf, peerAddressKey, peerCertificateKey, principalOf } from './call-context.js';

@@ -5,4 +5,4 @@
 export { Counter, Gauge, Histogram } from 'prom-client';
 export { createMetricsRegistry, type MetricsRegistry, SECONDS_BUCKETS } from './metrics-registry.js';
 export { METRICS_ROLES, type MetricsServer, type MetricsServerOptions, serveMetrics } from './metrics-server.js';
-export { rpcMetricsInterceptor } from './rpc-metrics-interceptor.js';
+export { type RpcMetrics, rpcMetrics } from './rpc-metrics.js';

@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { ConnectError } from '@connectrpc/connect';
 import type { Registry } from 'prom-client';
 import { describeIdentity } from '../auth/access-policy.js';
-import { authenticatePeer } from '../auth/authorize-interceptor.js';
+import { authenticatePeer } from '../auth/authenticate-peer.js';
 import { peerCertificateOf } from '../pki/peer-certificate.js';
 import type { RevocationList } from '../pki/revocation-list.js';
 import type { TlsMaterial } from '../rpc/serve.js';

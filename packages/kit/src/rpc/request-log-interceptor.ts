@@ -44,7 +44,8 @@ async function* logWhenDone<T>(messages: AsyncIterable<T>, done: (error?: unknow
   }
 }
 
-function codeName(code: number): string {
+/** The code as the log spells it: "permission_denied". */
+export function codeName(code: number): string {
   return codeNames[code] ?? String(code);
 }
 

@@ -1,21 +1,24 @@
 import { setMaxListeners } from 'node:events';
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import type { DescService } from '@bufbuild/protobuf';
+import type { DescMethod, DescService } from '@bufbuild/protobuf';
 import { Code, ConnectError, type ConnectRouter, createContextValues, type Interceptor, type ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { Health } from '@shellwego/contracts/grpc/health/v1/health_pb';
 import { ServerReflection as ReflectionV1 } from '@shellwego/contracts/grpc/reflection/v1/reflection_pb';
 import { ServerReflection as ReflectionV1alpha } from '@shellwego/contracts/grpc/reflection/v1alpha/reflection_pb';
 import type { Logger } from 'pino';
-import { authorizeInterceptor, peerCertificateKey, type RefusalListener } from '../auth/index.js';
+import { callerKey, describeIdentity, peerAddressKey, peerCertificateKey, type RefusalListener } from '../auth/index.js';
 import { peerCertificateOf } from '../pki/peer-certificate.js';
 import { RevocationList } from '../pki/revocation-list.js';
+import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS, limitConnectionsPerPeer } from './connection-limits.js';
 import { endUnreadRequests } from './end-unread-requests.js';
-import { conformGrpcStatus, encodeGrpcMessage } from './grpc-status-headers.js';
+import { conformGrpcStatus } from './grpc-status-headers.js';
+import { type GateRefusal, headerGate } from './header-gate.js';
 import { HealthStatus, healthService, ServingStatus } from './health-service.js';
 import { ReflectionIndex, reflectionServiceV1, reflectionServiceV1alpha } from './reflection-service.js';
-import { requestLogInterceptor } from './request-log-interceptor.js';
+import { RefusalTally } from './refusal-tally.js';
+import { codeName, requestLogInterceptor } from './request-log-interceptor.js';
 
 /** A service descriptor with its (possibly partial) implementation. */
 export interface ServiceRegistration {
@@ -53,10 +56,18 @@ export interface ServeOptions {
   readonly writeMaxBytes?: number;
   /** How long shutdown waits for in-flight calls before cancelling them. Default 10 s. */
   readonly drainTimeoutMs?: number;
-  /** Hears of every call refused by authentication or authorization (e.g. to audit it). */
+  /**
+   * Hears of every call refused to a caller with a verified certificate (e.g. to audit it);
+   * the caller gets its answer once this settles. Refusals to callers without a usable
+   * certificate are only counted (`countRefused`) and logged in aggregate.
+   */
   readonly onRefused?: RefusalListener;
-  /** Run around every RPC, outermost first, before the request log and the authorizer (so metrics and traces see refused calls too). */
+  /** Run around every admitted RPC, outermost first, before the request log. */
   readonly interceptors?: readonly Interceptor[];
+  /** Counts each call refused from its headers, which never reaches `interceptors` (the RPC metrics' hook). */
+  readonly countRefused?: (method: DescMethod, code: Code, seconds: number) => void;
+  /** Per-connection and per-peer limits; each defaults to `DEFAULT_CONNECTION_LIMITS`. */
+  readonly limits?: Partial<ConnectionLimits>;
 }
 
 export interface RunningServer {
@@ -77,9 +88,10 @@ const mib = 1024 * 1024;
  *
  * The TLS layer requests a certificate but lets the handshake finish without
  * one, so a missing, expired, foreign or revoked certificate gets a gRPC
- * UNAUTHENTICATED with a reason instead of an opaque TLS alert; the
- * authorizer refuses such callers before any handler runs, except on the one
- * RPC whose contract admits anonymous callers (JoinNode).
+ * UNAUTHENTICATED with a reason instead of an opaque TLS alert. Every call is
+ * authorized on its headers before its body is read (`headerGate`); only the
+ * one RPC whose contract admits anonymous callers (JoinNode) reads a body
+ * from a caller without a certificate.
  */
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger;
@@ -90,7 +102,23 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   setMaxListeners(0, cancelInFlight.signal);
   const revoked = options.revoked ?? RevocationList.empty();
   const served = options.services.map((s) => s.service);
-  const reflection = new ReflectionIndex([...served, Health, ReflectionV1, ReflectionV1alpha]);
+  const routed = [...served, Health, ReflectionV1, ReflectionV1alpha];
+  const reflection = new ReflectionIndex(routed);
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
+  const tally = new RefusalTally(logger, limits.refusalLogIntervalMs);
+  const refused = (refusal: GateRefusal): Promise<void> | undefined => {
+    const { method, caller, error } = refusal;
+    const rpc = `${method.parent.typeName}/${method.name}`;
+    options.countRefused?.(method, error.code, refusal.seconds);
+    if (caller.kind === 'anonymous') {
+      tally.record(`${rpc} ${codeName(error.code)}`, refusal.peerAddress, error.rawMessage);
+      return undefined;
+    }
+    // A verified principal is accountable: its refusals are logged (and audited, if asked) one by one.
+    logger.info({ rpc, caller: describeIdentity(caller), code: codeName(error.code), durationMs: 0, error: error.rawMessage }, 'rpc');
+    const heard = options.onRefused?.({ service: method.parent.typeName, method: method.name, caller, code: error.code, reason: error.rawMessage });
+    return heard === undefined ? undefined : Promise.resolve(heard).catch((err: unknown) => logger.error({ err, rpc }, 'refusal listener failed'));
+  };
 
   const handler = connectNodeAdapter({
     routes: (router) => {
@@ -99,16 +127,21 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       router.service(ReflectionV1, reflectionServiceV1(reflection));
       router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));
     },
-    interceptors: [...(options.interceptors ?? []), requestLogInterceptor(logger), authorizeInterceptor(revoked, options.onRefused)],
+    interceptors: [...(options.interceptors ?? []), requestLogInterceptor(logger)],
     readMaxBytes: options.readMaxBytes ?? 4 * mib,
     writeMaxBytes: options.writeMaxBytes ?? 4 * mib,
     shutdownSignal: cancelInFlight.signal,
-    fallback: unknownMethod(served),
     contextValues: (req) => {
+      const values = createContextValues();
+      // Only requests the gate admitted get here; without its decision the caller stays anonymous and principalOf refuses.
+      const caller = gate.callerOf(req as http2.Http2ServerRequest);
+      if (caller !== undefined) values.set(callerKey, caller);
       const socket = (req as http2.Http2ServerRequest).stream?.session?.socket as TLSSocket | undefined;
-      return socket ? createContextValues().set(peerCertificateKey, peerCertificateOf(socket)) : createContextValues();
+      if (socket) values.set(peerCertificateKey, peerCertificateOf(socket)).set(peerAddressKey, socket.remoteAddress ?? '');
+      return values;
     },
   });
+  const gate = headerGate({ services: routed, revoked, onRefused: refused }, conformGrpcStatus(handler));
 
   const server = http2.createSecureServer(
     {
@@ -119,8 +152,12 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
       allowHTTP1: false,
+      settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderListBytes },
     },
-    endUnreadRequests(conformGrpcStatus(handler)),
+    endUnreadRequests(gate.handler),
+  );
+  limitConnectionsPerPeer(server, limits.maxConnectionsPerPeer, (address) =>
+    tally.record('connection over the per-peer limit', address, `more than ${limits.maxConnectionsPerPeer} connections from one address`),
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => {
@@ -130,7 +167,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     // client's problem, not the server's.
     session.on('error', (error) => logger.debug({ err: error.message }, 'http2 session error'));
   });
-  server.on('tlsClientError', (error) => logger.info({ err: error.message }, 'tls handshake failed'));
+  server.on('tlsClientError', (error, socket) => tally.record('tls handshake failed', socket.remoteAddress ?? '', error.message));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -162,25 +199,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         for (const session of sessions) session.destroy();
         await stopped;
       }
+      tally.flush();
       logger.info(`${options.name} stopped`);
     })();
     return closing;
   };
 
   return { port, url: `https://${urlHost(options.host)}:${port}`, health, shuttingDown: shutdown.signal, close };
-}
-
-/**
- * gRPC clients expect UNIMPLEMENTED, not an HTTP 404, for a method the
- * server does not have.
- */
-function unknownMethod(served: readonly DescService[]) {
-  const known = served.map((s) => s.typeName).join(', ');
-  return (req: { url?: string }, res: { writeHead(status: number, headers: Record<string, string>): unknown; end(): unknown }) => {
-    const message = `unknown method ${req.url ?? ''}; this server serves ${known}`;
-    res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': encodeGrpcMessage(message) });
-    res.end();
-  };
 }
 
 function delay(ms: number): Promise<void> {

@@ -1,4 +1,5 @@
-import { database, hostPort, hostPortOrOff, integer, path, pathList } from '../config/index.js';
+import { database, duration, hostPort, hostPortOrOff, integer, path, pathList } from '../config/index.js';
+import { DEFAULT_CONNECTION_LIMITS } from '../rpc/connection-limits.js';
 
 /**
  * The settings every shellwego server process has, under its own env prefix
@@ -12,6 +13,28 @@ export function serverSettings(process: string, defaultPort: number) {
     tlsKey: path({ default: `$SHELLWEGO_HOME/pki/services/${process}.key`, description: "PEM of this process's private key" }),
     revokedCerts: path({ default: '$SHELLWEGO_HOME/pki/revoked.txt', description: 'revoked certificate serials, one hex serial per line' }),
     maxMessageBytes: integer({ default: 4 * 1024 * 1024, min: 1024, max: 256 * 1024 * 1024, description: 'largest request message accepted' }),
+    maxConcurrentStreams: integer({
+      default: DEFAULT_CONNECTION_LIMITS.maxConcurrentStreams,
+      min: 1,
+      max: 10_000,
+      description: 'calls open at once on one connection (HTTP/2 streams); more are refused with REFUSED_STREAM and gRPC clients queue them',
+    }),
+    maxConnectionsPerPeer: integer({
+      default: DEFAULT_CONNECTION_LIMITS.maxConnectionsPerPeer,
+      min: 1,
+      max: 100_000,
+      description: 'connections open at once from one IP address; more are closed before the TLS handshake',
+    }),
+    maxHeaderListBytes: integer({
+      default: DEFAULT_CONNECTION_LIMITS.maxHeaderListBytes,
+      min: 1024,
+      max: 1024 * 1024,
+      description: 'largest request header list; a larger one resets the call',
+    }),
+    refusalLogInterval: duration({
+      default: `${DEFAULT_CONNECTION_LIMITS.refusalLogIntervalMs / 1000}s`,
+      description: 'calls refused to callers without a usable certificate are logged as one line of counts per interval',
+    }),
     // The RPC port plus 2000 (7401 -> 9401), so every service of one host has its own by default.
     metricsListen: hostPortOrOff({
       default: `127.0.0.1:${defaultPort + 2000}`,

@@ -4,7 +4,7 @@ import type { ConfigDefinition, Setting, Typed } from '../config/index.js';
 import { ConfigError, loadConfig } from '../config/index.js';
 import { errnoCode } from '../errors/errno.js';
 import { createLogger, type Logger } from '../log/index.js';
-import { createMetricsRegistry, type MetricsRegistry, type MetricsServer, rpcMetricsInterceptor, serveMetrics } from '../metrics/index.js';
+import { createMetricsRegistry, type MetricsRegistry, type MetricsServer, rpcMetrics, serveMetrics } from '../metrics/index.js';
 import { RevocationList } from '../pki/index.js';
 import { type RunningServer, type ServiceRegistration, serve, type TlsMaterial } from '../rpc/index.js';
 import { serverTracingInterceptor, startTracing } from '../tracing/index.js';
@@ -27,7 +27,7 @@ export interface ServiceParts {
   readonly services: readonly ServiceRegistration[];
   /** Releases the domain's resources (database, timers) after the server drained. */
   readonly close?: () => Promise<void>;
-  /** Hears of every call the authorizer refused, before the caller gets its error. */
+  /** Hears of every call refused to a caller with a verified certificate, before the caller gets its error. */
   readonly onRefused?: RefusalListener;
 }
 
@@ -63,6 +63,7 @@ export async function startService<S extends ServerSettings & Record<string, Set
   const revoked = await RevocationList.fromFile(config.revokedCerts, { watch: true });
   const shutdown = new AbortController();
   const metrics = createMetricsRegistry();
+  const rpc = rpcMetrics(metrics);
   const parts = await options.setup({ config, logger, tls, shuttingDown: shutdown.signal, metrics });
   let server: RunningServer;
   try {
@@ -75,7 +76,14 @@ export async function startService<S extends ServerSettings & Record<string, Set
       logger,
       services: parts.services,
       readMaxBytes: config.maxMessageBytes,
-      interceptors: [serverTracingInterceptor(), rpcMetricsInterceptor(metrics)],
+      interceptors: [serverTracingInterceptor(), rpc.interceptor],
+      countRefused: (method, code, seconds) => rpc.refused(method, code, seconds),
+      limits: {
+        maxConcurrentStreams: config.maxConcurrentStreams,
+        maxConnectionsPerPeer: config.maxConnectionsPerPeer,
+        maxHeaderListBytes: config.maxHeaderListBytes,
+        refusalLogIntervalMs: config.refusalLogInterval,
+      },
       ...(parts.onRefused ? { onRefused: parts.onRefused } : {}),
     });
   } catch (error) {

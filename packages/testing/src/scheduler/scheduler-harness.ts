@@ -69,6 +69,8 @@ export class SchedulerHarness {
       SHELLWEGO_SCHEDULER_REGISTRY_URL: registry.url,
       SHELLWEGO_SCHEDULER_LEADER_POLL_INTERVAL: '200ms',
       SHELLWEGO_SCHEDULER_STOP_GRACE_PERIOD: '1s',
+      // Refused joins are recorded per interval; tests look for them soon after.
+      SHELLWEGO_SCHEDULER_JOIN_AUDIT_INTERVAL: '200ms',
       ...(options.database === undefined ? {} : { SHELLWEGO_SCHEDULER_DATABASE: options.database }),
       ...options.env,
     };

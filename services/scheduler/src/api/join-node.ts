@@ -6,6 +6,7 @@ import { invalidArgument, permissionDenied } from '@shellwego/kit/errors';
 import type { Logger } from '@shellwego/kit/log';
 import { labelProblems } from '../model/labels.js';
 import { reservedHostnameProblem } from '../model/reserved-hostnames.js';
+import type { JoinRefusals, RefusedJoin } from '../store/join-refusals.js';
 import type { JoinTokens, TokenRefusal } from '../store/join-tokens.js';
 import type { NodeCertificates } from '../store/node-certificates.js';
 import type { SchedulerDb } from '../store/tables.js';
@@ -13,6 +14,7 @@ import type { SchedulerDb } from '../store/tables.js';
 export interface JoinDeps {
   readonly db: SchedulerDb;
   readonly tokens: JoinTokens;
+  readonly joinRefusals: JoinRefusals;
   readonly certificates: NodeCertificates;
   readonly logger: Logger;
 }
@@ -26,11 +28,12 @@ const REFUSALS: Record<TokenRefusal, (id: string | undefined) => string> = {
 
 /**
  * JoinNode: the token is checked before the CA signs anything, used up in
- * the same transaction that registers the node, and every attempt, good or
- * bad, is written to the join_attempt table and logged (by token id, never
- * the token).
+ * the same transaction that registers the node, and recorded in the
+ * join_attempt table by token id, never the token: a join or a refused CSR
+ * (the caller holds a valid token) one row each, refused tokens counted per
+ * source and written in aggregate (`JoinRefusals`), since anyone can send them.
  */
-export async function joinNode(deps: JoinDeps, request: JoinNodeRequest): Promise<JoinNodeResponse> {
+export async function joinNode(deps: JoinDeps, request: JoinNodeRequest, source: string): Promise<JoinNodeResponse> {
   const hostname = request.info?.hostname ?? '';
   const askedLabels = request.info?.labels ?? {};
   const problems = labelProblems(askedLabels, 'info.labels');
@@ -42,14 +45,14 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest): Promis
   if (problems.length > 0) throw invalidArgument(problems);
 
   const check = await deps.tokens.check(request.token);
-  if (!check.ok) return refuse(deps, check.refusal, check.tokenId, hostname);
+  if (!check.ok) return refuse(deps, { source, outcome: check.refusal, tokenId: check.tokenId, hostname });
 
   const nodeId = newNodeId(hostname);
   let certificate;
   try {
     certificate = await deps.certificates.issue(request.csrPem, nodeId, hostname);
   } catch (error) {
-    await deps.tokens.audit({ tokenId: check.tokenId, outcome: 'bad-csr', nodeId: undefined, hostname });
+    await deps.tokens.audit({ tokenId: check.tokenId, outcome: 'bad-csr', nodeId: undefined, hostname, source });
     deps.logger.warn({ tokenId: check.tokenId, hostname }, 'join refused: the CSR cannot be signed (the token stays unused)');
     throw error;
   }
@@ -80,10 +83,10 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest): Promis
         capacity_ceiling: consumed.capacityCeiling === null ? null : JSON.stringify(consumed.capacityCeiling),
       })
       .execute();
-    await deps.tokens.audit({ tokenId: consumed.tokenId, outcome: 'joined', nodeId, hostname }, trx);
+    await deps.tokens.audit({ tokenId: consumed.tokenId, outcome: 'joined', nodeId, hostname, source }, trx);
     return consumed;
   });
-  if (!used.ok) return refuse(deps, used.refusal, used.tokenId, hostname);
+  if (!used.ok) return refuse(deps, { source, outcome: used.refusal, tokenId: used.tokenId, hostname });
 
   deps.logger.info({ node: nodeId, tokenId: used.tokenId, hostname, certSerial: certificate.serial }, 'node joined');
   return create(JoinNodeResponseSchema, {
@@ -94,10 +97,9 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest): Promis
   });
 }
 
-async function refuse(deps: JoinDeps, refusal: TokenRefusal, tokenId: string | undefined, hostname: string): Promise<never> {
-  await deps.tokens.audit({ tokenId, outcome: refusal, nodeId: undefined, hostname });
-  deps.logger.warn({ tokenId, outcome: refusal, hostname }, 'join refused');
-  throw permissionDenied(REFUSALS[refusal](tokenId));
+function refuse(deps: JoinDeps, refused: RefusedJoin): never {
+  deps.joinRefusals.record(refused);
+  throw permissionDenied(REFUSALS[refused.outcome](refused.tokenId));
 }
 
 /** "worker-7-3fa2c1": readable in listings, unique by its random suffix, a valid SPIFFE path segment. */

@@ -12,7 +12,7 @@ import {
   type SessionResponse,
   SetNodeLabelsResponseSchema,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
-import { peerCertificateKey, principalOf } from '@shellwego/kit/auth';
+import { peerAddressKey, peerCertificateKey, principalOf } from '@shellwego/kit/auth';
 import { failedPrecondition, invalidArgument, mapHandlerErrors, notFound, permissionDenied } from '@shellwego/kit/errors';
 import { normalizeSerial } from '@shellwego/kit/pki';
 import { durationMs } from '../model/durations.js';
@@ -52,7 +52,7 @@ export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof Nod
       });
     },
 
-    joinNode: (request) => joinNode(deps, request),
+    joinNode: (request, context) => joinNode(deps, request, context.values.get(peerAddressKey)),
 
     async renewNodeCertificate(request, context) {
       const nodeId = callingNode(context);

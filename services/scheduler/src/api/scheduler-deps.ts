@@ -4,6 +4,7 @@ import type { ImageResolver } from '../leader/image-resolver.js';
 import type { Leader } from '../leader/leader.js';
 import type { Leadership } from '../leader/leadership.js';
 import type { EventFeed } from '../store/event-feed.js';
+import type { JoinRefusals } from '../store/join-refusals.js';
 import type { JoinTokens } from '../store/join-tokens.js';
 import type { NodeCertificates } from '../store/node-certificates.js';
 import type { SchedulerDb } from '../store/tables.js';
@@ -14,6 +15,7 @@ export interface SchedulerDeps {
   readonly leadership: Leadership;
   readonly feed: EventFeed;
   readonly tokens: JoinTokens;
+  readonly joinRefusals: JoinRefusals;
   readonly certificates: NodeCertificates;
   readonly images: ImageResolver;
   readonly logger: Logger;

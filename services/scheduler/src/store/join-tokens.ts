@@ -22,6 +22,8 @@ export interface JoinAttempt {
   readonly outcome: 'joined' | 'bad-csr' | TokenRefusal;
   readonly nodeId: string | undefined;
   readonly hostname: string;
+  /** The caller's IP address. */
+  readonly source: string;
 }
 
 /**
@@ -91,6 +93,7 @@ export class JoinTokens {
         outcome: attempt.outcome,
         node_id: attempt.nodeId ?? null,
         hostname: attempt.hostname,
+        source: attempt.source,
       })
       .execute();
   }

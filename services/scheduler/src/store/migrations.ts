@@ -117,4 +117,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('node').addColumn('capacity_ceiling', 'jsonb').execute();
     },
   },
+  '0003_join_attempt_count': {
+    // Refused joins are recorded as one row per source, outcome and token per interval, with their count.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('join_attempt')
+        .addColumn('source', 'text')
+        .addColumn('count', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('last_at', 'timestamptz')
+        .execute();
+    },
+  },
 };

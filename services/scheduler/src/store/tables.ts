@@ -33,6 +33,11 @@ export interface JoinAttemptTable {
   outcome: string;
   node_id: string | null;
   hostname: string;
+  /** The caller's address; null on rows written before it was recorded. */
+  source: string | null;
+  /** Attempts this row stands for: 1 for a join, more for refusals aggregated over an interval (from `at` to `last_at`). */
+  count: ColumnType<number, number | undefined, never>;
+  last_at: Date | null;
 }
 
 export type AdminState = 'READY' | 'CORDONED' | 'DRAINING';

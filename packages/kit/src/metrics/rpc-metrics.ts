@@ -1,7 +1,9 @@
 // Per-RPC server metrics under the names go-grpc-prometheus made common, so existing gRPC
 // dashboards and alerts work: calls started and handled (by method and code), handling latency,
 // and calls in flight. Labels come from the served contract only (service, method, kind) and the
-// gRPC code, so their number is bounded; an unknown method never reaches an interceptor.
+// gRPC code, so their number is bounded; an unknown method is never counted. Calls the server
+// refuses from their headers never reach an interceptor: the server reports them through
+// `refused`, so each call is counted exactly once either way.
 import type { DescMethod } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -9,7 +11,14 @@ import { SECONDS_BUCKETS } from './metrics-registry.js';
 
 const methodLabels = ['grpc_service', 'grpc_method', 'grpc_type'] as const;
 
-export function rpcMetricsInterceptor(registry: Registry): Interceptor {
+export interface RpcMetrics {
+  /** Counts and times every call that reaches the interceptors (outermost but for tracing). */
+  readonly interceptor: Interceptor;
+  /** Counts a call refused before any interceptor ran (authorization on the headers). */
+  refused(method: DescMethod, code: Code, seconds: number): void;
+}
+
+export function rpcMetrics(registry: Registry): RpcMetrics {
   const started = new Counter({
     name: 'grpc_server_started_total',
     help: 'RPCs started on the server, by service, method and kind.',
@@ -35,8 +44,9 @@ export function rpcMetricsInterceptor(registry: Registry): Interceptor {
     labelNames: methodLabels,
     registers: [registry],
   });
-  return (next) => async (req) => {
-    const labels = { grpc_service: req.service.typeName, grpc_method: req.method.name, grpc_type: kindName(req.method.methodKind) };
+  const labelsOf = (method: DescMethod) => ({ grpc_service: method.parent.typeName, grpc_method: method.name, grpc_type: kindName(method.methodKind) });
+  const interceptor: Interceptor = (next) => async (req) => {
+    const labels = labelsOf(req.method);
     const begun = performance.now();
     started.inc(labels);
     inFlight.inc(labels);
@@ -60,6 +70,15 @@ export function rpcMetricsInterceptor(registry: Registry): Interceptor {
       done(error);
       throw error;
     }
+  };
+  return {
+    interceptor,
+    refused(method, code, seconds) {
+      const labels = labelsOf(method);
+      started.inc(labels);
+      handled.inc({ ...labels, grpc_code: codeName(code) });
+      handling.observe({ ...labels, grpc_code: codeName(code) }, seconds);
+    },
   };
 }
 

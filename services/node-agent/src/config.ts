@@ -1,35 +1,8 @@
-import type { Setting } from '@shellwego/kit/config';
-import { boolean, defaultPorts, defineConfig, duration, integer, keyValues, optional, path, string, url } from '@shellwego/kit/config';
+import { boolean, defaultPorts, defineConfig, duration, integer, keyValues, optional, path, string, url, urlList } from '@shellwego/kit/config';
 import { serverSettings } from '@shellwego/kit/service';
 import { vmDriverSettings } from './drivers/index.js';
 
 const MIB = 1024 * 1024;
-
-/** Comma-separated https URLs: the scheduler replicas, tried in turn (a standby sends the agent on). */
-function urlList(options: { default: string; description: string }): Setting<readonly string[]> {
-  const expected = 'one or more https:// URLs separated by ","';
-  return Object.freeze({
-    kind: 'urlList',
-    description: options.description,
-    sensitive: false,
-    defaultInput: options.default,
-    optional: false,
-    parse(input: unknown) {
-      const pieces =
-        typeof input === 'string'
-          ? input
-              .split(',')
-              .map((p) => p.trim())
-              .filter((p) => p !== '')
-          : Array.isArray(input)
-            ? input
-            : [];
-      const urls = pieces.filter((p): p is string => typeof p === 'string' && URL.canParse(p) && new URL(p).protocol === 'https:');
-      if (urls.length === 0 || urls.length !== pieces.length) return { ok: false as const, expected };
-      return { ok: true as const, value: Object.freeze(urls) };
-    },
-  });
-}
 
 /** Settings of the node agent; env vars start with SHELLWEGO_NODE_AGENT_. */
 export const nodeAgentConfig = defineConfig('SHELLWEGO_NODE_AGENT', {

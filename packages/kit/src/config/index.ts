@@ -23,4 +23,5 @@ export {
   port,
   string,
   url,
+  urlList,
 } from './settings.js';

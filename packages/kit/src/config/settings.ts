@@ -274,6 +274,25 @@ export function keyValues(options: CommonOptions & { default?: string | Record<s
   });
 }
 
+/** Comma-separated https URLs, e.g. the scheduler replicas a client tries in turn. */
+export function urlList(options: CommonOptions & { default?: string } = {}): Setting<readonly string[]> {
+  const expected = 'one or more https:// URLs separated by ","';
+  return setting('urlList', options, (input) => {
+    const pieces =
+      typeof input === 'string'
+        ? input
+            .split(',')
+            .map((p) => p.trim())
+            .filter((p) => p !== '')
+        : Array.isArray(input)
+          ? input
+          : [];
+    const urls = pieces.filter((p): p is string => typeof p === 'string' && URL.canParse(p) && new URL(p).protocol === 'https:');
+    if (urls.length === 0 || urls.length !== pieces.length) return fail(expected);
+    return ok(Object.freeze(urls));
+  });
+}
+
 /** Makes a setting without a default optional: missing means undefined instead of an error. */
 export function optional<T>(inner: Setting<T>): Setting<T | undefined> {
   return Object.freeze({ ...inner, optional: true, parse: inner.parse });

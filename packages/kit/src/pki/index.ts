@@ -3,4 +3,4 @@ export { type DevPki, devPkiPaths, ensureDevPki } from './dev-pki.js';
 export { isValidIdentitySegment, type Principal, parseSpiffeId, type ServiceName, serviceNames, spiffeId, trustDomain } from './identity.js';
 export { fileExists, privateKeyMode, publicFileMode, writeFileAtomic } from './key-files.js';
 export { noPeerCertificate, type PeerCertificate, peerCertificateOf, uriSubjectAltNames } from './peer-certificate.js';
-export { normalizeSerial, RevocationList } from './revocation-list.js';
+export { type FollowOptions, normalizeSerial, type RevocationFeed, RevocationList } from './revocation-list.js';

@@ -1,4 +1,4 @@
-import { database, duration, hostPort, hostPortOrOff, integer, path, pathList } from '../config/index.js';
+import { database, duration, hostPort, hostPortOrOff, integer, optional, path, pathList, urlList } from '../config/index.js';
 import { DEFAULT_CONNECTION_LIMITS } from '../rpc/connection-limits.js';
 
 /**
@@ -12,6 +12,12 @@ export function serverSettings(process: string, defaultPort: number) {
     tlsCert: path({ default: `$SHELLWEGO_HOME/pki/services/${process}.crt`, description: "PEM of this process's certificate" }),
     tlsKey: path({ default: `$SHELLWEGO_HOME/pki/services/${process}.key`, description: "PEM of this process's private key" }),
     revokedCerts: path({ default: '$SHELLWEGO_HOME/pki/revoked.txt', description: 'revoked certificate serials, one hex serial per line' }),
+    revocationFeed: optional(
+      urlList({
+        description:
+          'scheduler URLs (comma-separated) whose revoked node certificates this process follows, polled every second; while none has answered for 15 s, node and user certificates are refused',
+      }),
+    ),
     maxMessageBytes: integer({ default: 4 * 1024 * 1024, min: 1024, max: 256 * 1024 * 1024, description: 'largest request message accepted' }),
     maxConcurrentStreams: integer({
       default: DEFAULT_CONNECTION_LIMITS.maxConcurrentStreams,

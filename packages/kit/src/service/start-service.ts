@@ -5,9 +5,10 @@ import { ConfigError, loadConfig } from '../config/index.js';
 import { errnoCode } from '../errors/errno.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { createMetricsRegistry, type MetricsRegistry, type MetricsServer, rpcMetrics, serveMetrics } from '../metrics/index.js';
-import { RevocationList } from '../pki/index.js';
+import { type RevocationFeed, RevocationList } from '../pki/index.js';
 import { type RunningServer, type ServiceRegistration, serve, type TlsMaterial } from '../rpc/index.js';
 import { serverTracingInterceptor, startTracing } from '../tracing/index.js';
+import { schedulerRevocationFeed } from './scheduler-revocation-feed.js';
 import type { serverSettings } from './service-settings.js';
 
 type ServerSettings = ReturnType<typeof serverSettings>;
@@ -29,6 +30,8 @@ export interface ServiceParts {
   readonly close?: () => Promise<void>;
   /** Hears of every call refused to a caller with a verified certificate, before the caller gets its error. */
   readonly onRefused?: RefusalListener;
+  /** Where revoked certificates come from besides the file, when the domain knows (the scheduler: its database). */
+  readonly revocations?: RevocationFeed;
 }
 
 export interface StartServiceOptions<S extends ServerSettings & Record<string, Setting<unknown>>> {
@@ -65,6 +68,16 @@ export async function startService<S extends ServerSettings & Record<string, Set
   const metrics = createMetricsRegistry();
   const rpc = rpcMetrics(metrics);
   const parts = await options.setup({ config, logger, tls, shuttingDown: shutdown.signal, metrics });
+  const feed = parts.revocations ?? (config.revocationFeed === undefined ? undefined : schedulerRevocationFeed(config.revocationFeed, tls));
+  if (feed === undefined) {
+    logger.warn(
+      { setting: options.definition.envNames.revocationFeed },
+      'following no revocation feed: certificates of nodes removed from the cluster are refused here only once listed in the revocation file or expired',
+    );
+  } else {
+    revoked.follow(feed);
+    logger.info({ feed: feed.name }, 'following revoked certificates');
+  }
   let server: RunningServer;
   try {
     server = await serve({

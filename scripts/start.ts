@@ -60,6 +60,8 @@ if (postgres !== undefined) {
 }
 const databaseUrl = postgres?.url ?? (externalDatabase as string);
 for (const name of controlServices) env[`SHELLWEGO_${name.toUpperCase()}_DATABASE`] = databaseUrl;
+// Nodes removed through the scheduler are refused by the other services within seconds.
+for (const name of ['secrets', 'registry'] as const) env[`SHELLWEGO_${name.toUpperCase()}_REVOCATION_FEED`] = `https://127.0.0.1:${defaultPorts.scheduler}`;
 
 /** Each service runs as it ships: its bundle (`npm start` builds what is stale first) with its settings. */
 function launch(name: (typeof services)[number]['name'], launchEnv: NodeJS.ProcessEnv): void {

@@ -115,6 +115,20 @@ export function nodeCommands(node: Command): void {
         `draining ${nodeId}: ${instancesMoving} instance(s) moving (follow with \`shellwego events --node ${nodeId} --follow\`)`,
       );
     });
+
+  node
+    .command('rm')
+    .description('remove a node for good: revoke every certificate it has held, end its session and move its instances elsewhere')
+    .argument('<node>', 'the node id')
+    .action(async (nodeId: string, _options: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const { revokedSerials, instancesMoving } = await (await nodeClient(globals)).removeNode({ nodeId });
+      printValue(
+        globals.output,
+        { nodeId, revokedSerials, instancesMoving },
+        `removed ${nodeId}: ${revokedSerials.length} certificate(s) revoked, ${instancesMoving} instance(s) moving; the host must join again with a new token`,
+      );
+    });
 }
 
 async function nodeClient(globals: GlobalOptions) {

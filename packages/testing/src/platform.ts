@@ -73,7 +73,10 @@ export class TestPlatform {
       urls[name] = `https://127.0.0.1:${port}`;
       urlEnv[`SHELLWEGO_${name.replace('-', '_').toUpperCase()}_URL`] = `https://127.0.0.1:${port}`;
     }
-    platform.baseEnv = { ...urlEnv, ...(typeof options.env === 'function' ? options.env(urls) : options.env) };
+    // With a scheduler here, the others follow its revocations as they do under `npm start`.
+    const feedEnv: Record<string, string> =
+      urls.scheduler === undefined ? {} : { SHELLWEGO_SECRETS_REVOCATION_FEED: urls.scheduler, SHELLWEGO_REGISTRY_REVOCATION_FEED: urls.scheduler };
+    platform.baseEnv = { ...urlEnv, ...feedEnv, ...(typeof options.env === 'function' ? options.env(urls) : options.env) };
     for (const name of options.services) await platform.launch(name, ports.get(name) as number);
     await platform.waitServing(options.services);
     return platform;

@@ -17,6 +17,7 @@ import { EventFeed } from './store/event-feed.js';
 import { JoinRefusals } from './store/join-refusals.js';
 import { JoinTokens } from './store/join-tokens.js';
 import { migrations } from './store/migrations.js';
+import { NodeCertificateLedger } from './store/node-certificate-ledger.js';
 import { NodeCertificates } from './store/node-certificates.js';
 import { PgListener } from './store/pg-listener.js';
 import type { SchedulerTables } from './store/tables.js';
@@ -72,6 +73,7 @@ await runService({
     // Standbys take over as soon as the lock is free, not after the drain.
     shuttingDown.addEventListener('abort', () => void leadership.stop());
     const joinRefusals = new JoinRefusals(db, logger, config.joinAuditInterval);
+    const ledger = new NodeCertificateLedger(db);
     const deps = {
       db,
       leadership,
@@ -79,12 +81,14 @@ await runService({
       tokens: new JoinTokens(db),
       joinRefusals,
       certificates: await NodeCertificates.load(tls.caPem, keys.caKeyPem, config.nodeCertValidity),
+      ledger,
       images: new RegistryImageResolver(config.registryUrl, tls, config.registryTimeout),
       logger,
       shuttingDown,
     };
     return {
       services: [implement(AppService, appService(deps)), implement(NodeService, nodeService(deps))],
+      revocations: { name: 'the scheduler database', fetch: () => ledger.revokedSerials() },
       close: async () => {
         await joinRefusals.flush();
         await leadership.stop();

@@ -8,6 +8,7 @@ import { labelProblems } from '../model/labels.js';
 import { reservedHostnameProblem } from '../model/reserved-hostnames.js';
 import type { JoinRefusals, RefusedJoin } from '../store/join-refusals.js';
 import type { JoinTokens, TokenRefusal } from '../store/join-tokens.js';
+import type { NodeCertificateLedger } from '../store/node-certificate-ledger.js';
 import type { NodeCertificates } from '../store/node-certificates.js';
 import type { SchedulerDb } from '../store/tables.js';
 
@@ -16,6 +17,7 @@ export interface JoinDeps {
   readonly tokens: JoinTokens;
   readonly joinRefusals: JoinRefusals;
   readonly certificates: NodeCertificates;
+  readonly ledger: NodeCertificateLedger;
   readonly logger: Logger;
 }
 
@@ -83,6 +85,7 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest, source:
         capacity_ceiling: consumed.capacityCeiling === null ? null : JSON.stringify(consumed.capacityCeiling),
       })
       .execute();
+    await deps.ledger.recordIssued(trx, nodeId, certificate.serial, certificate.notAfter);
     await deps.tokens.audit({ tokenId: consumed.tokenId, outcome: 'joined', nodeId, hostname, source }, trx);
     return consumed;
   });

@@ -6,7 +6,9 @@ import {
   CreateJoinTokenResponseSchema,
   DrainNodeResponseSchema,
   ListNodesResponseSchema,
+  ListRevokedCertificatesResponseSchema,
   type NodeService,
+  RemoveNodeResponseSchema,
   RenewNodeCertificateResponseSchema,
   type SessionRequest,
   type SessionResponse,
@@ -64,14 +66,19 @@ export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof Nod
         throw permissionDenied(`certificate ${normalizeSerial(presented)} is not node ${nodeId}'s current certificate; only the current one may renew`);
       }
       const issued = await deps.certificates.issue(request.csrPem, nodeId, row.hostname);
-      const recorded = await deps.db
-        .updateTable('node')
-        .set({ cert_serial: issued.serial, cert_expires_at: issued.notAfter })
-        .where('id', '=', nodeId)
-        .where('cert_serial', '=', row.cert_serial)
-        .executeTakeFirst();
-      if (recorded.numUpdatedRows !== 1n)
-        throw permissionDenied(`certificate ${normalizeSerial(presented)} was renewed concurrently; only one renewal per certificate`);
+      const current = row.cert_serial;
+      const recorded = await deps.db.transaction().execute(async (trx) => {
+        const updated = await trx
+          .updateTable('node')
+          .set({ cert_serial: issued.serial, cert_expires_at: issued.notAfter })
+          .where('id', '=', nodeId)
+          .where('cert_serial', '=', current)
+          .executeTakeFirst();
+        if (updated.numUpdatedRows !== 1n) return false;
+        await deps.ledger.recordIssued(trx, nodeId, issued.serial, issued.notAfter);
+        return true;
+      });
+      if (!recorded) throw permissionDenied(`certificate ${normalizeSerial(presented)} was renewed concurrently; only one renewal per certificate`);
       deps.logger.info({ node: nodeId, certSerial: issued.serial }, 'node certificate renewed');
       return create(RenewNodeCertificateResponseSchema, { certificatePem: issued.certPem, expiresAt: timestampFromDate(issued.notAfter) });
     },
@@ -102,6 +109,19 @@ export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof Nod
       if (node === undefined) throw notFound(`node ${request.nodeId} not found`);
       deps.logger.info({ node: request.nodeId, set: Object.keys(request.set), remove: request.remove }, 'node labels changed by an admin');
       return create(SetNodeLabelsResponseSchema, { node });
+    },
+
+    async removeNode(request, context) {
+      requireNodeId(request.nodeId);
+      const principal = principalOf(context);
+      const by = principal.kind === 'user' ? `user/${principal.name}` : principal.kind;
+      const leader = await requireLeader(deps, 'remove nodes');
+      const instancesMoving = await leader.removeNode(request.nodeId, by);
+      return create(RemoveNodeResponseSchema, { revokedSerials: await deps.ledger.serialsOf(request.nodeId), instancesMoving });
+    },
+
+    async listRevokedCertificates() {
+      return create(ListRevokedCertificatesResponseSchema, { serials: await deps.ledger.revokedSerials() });
     },
 
     async drainNode(request) {

@@ -6,6 +6,7 @@ const CODES: Record<SchedulerErrorKind, Code> = {
   'invalid-argument': Code.InvalidArgument,
   'not-found': Code.NotFound,
   'failed-precondition': Code.FailedPrecondition,
+  'permission-denied': Code.PermissionDenied,
   unavailable: Code.Unavailable,
   aborted: Code.Aborted,
 };

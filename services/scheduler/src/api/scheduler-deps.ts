@@ -6,6 +6,7 @@ import type { Leadership } from '../leader/leadership.js';
 import type { EventFeed } from '../store/event-feed.js';
 import type { JoinRefusals } from '../store/join-refusals.js';
 import type { JoinTokens } from '../store/join-tokens.js';
+import type { NodeCertificateLedger } from '../store/node-certificate-ledger.js';
 import type { NodeCertificates } from '../store/node-certificates.js';
 import type { SchedulerDb } from '../store/tables.js';
 
@@ -17,6 +18,7 @@ export interface SchedulerDeps {
   readonly tokens: JoinTokens;
   readonly joinRefusals: JoinRefusals;
   readonly certificates: NodeCertificates;
+  readonly ledger: NodeCertificateLedger;
   readonly images: ImageResolver;
   readonly logger: Logger;
   /** Aborted when the process begins to shut down; long streams end on it. */

@@ -10,8 +10,8 @@ import { sql } from 'kysely';
 import { rolloutLimits } from '../api/app-spec.js';
 import { reconcileApp } from '../controllers/app-reconciler.js';
 import { anySilent, detectFailures } from '../controllers/failure-detector.js';
-import { changeState, requestStop } from '../controllers/instance-lifecycle.js';
-import { acceptHello, helloProblems, newNodeRecord, setAdminState } from '../controllers/node-lifecycle.js';
+import { changeState, requestStop, sendStop } from '../controllers/instance-lifecycle.js';
+import { acceptHello, helloProblems, markDown, newNodeRecord, setAdminState } from '../controllers/node-lifecycle.js';
 import { placePending } from '../controllers/placement-pass.js';
 import { startRollout, stepRollout } from '../controllers/rollout-controller.js';
 import type { SchedulerMetrics } from '../metrics/scheduler-metrics.js';
@@ -230,10 +230,36 @@ export class Leader {
     });
   }
 
+  /**
+   * Removes a node for good: its instances are stopped there and LOST (so
+   * they are placed elsewhere), every certificate it held is revoked and its
+   * row replaced by a tombstone in the same commit, then its session ends
+   * after the stop orders. Returns how many instances will move.
+   */
+  async removeNode(nodeId: string, removedBy: string): Promise<number> {
+    const moving = await this.mutate(async (changes) => {
+      const node = await this.requireNode(nodeId);
+      const live = [...this.ctx.state.instancesOn(nodeId)];
+      for (const instance of live) sendStop(this.ctx, changes, nodeId, instance.id, `node ${nodeId} was removed by ${removedBy}`);
+      markDown(this.ctx, changes, node, `removed by ${removedBy}`);
+      if (node.reported) this.ctx.state.engine.removeNode(nodeId);
+      this.ctx.state.nodes.delete(nodeId);
+      changes.removeNode(node, removedBy);
+      return live.filter((instance) => instance.state !== InstanceState.STOPPING).length;
+    });
+    this.hub.current(nodeId)?.end(new SchedulerError('permission-denied', `node ${nodeId} was removed from the cluster; join the host again with a new token`));
+    this.options.logger.warn({ node: nodeId, by: removedBy, instancesMoving: moving }, 'node removed');
+    return moving;
+  }
+
   /** Registers a node's new session (replacing an older one) and takes its Hello. */
   async openSession(nodeId: string, hello: Hello): Promise<NodeSession> {
     const problems = helloProblems(hello);
     if (problems.length > 0) throw new SchedulerError('invalid-argument', problems.join('; '));
+    // Its certificates are revoked too; this also holds for one the CA signed outside the ledger.
+    if ((await this.options.db.selectFrom('removed_node').select('id').where('id', '=', nodeId).executeTakeFirst()) !== undefined) {
+      throw new SchedulerError('permission-denied', `node ${nodeId} was removed from the cluster; join the host again with a new token`);
+    }
     const session = this.hub.open(nodeId);
     try {
       await this.mutate(async (changes) => {

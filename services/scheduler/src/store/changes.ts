@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import type { AppRecord, InstanceRecord, NodeRecord, VersionRecord } from '../leader/cluster-state.js';
 import type { EventDraft } from './event-drafts.js';
 import { appendEvents } from './event-log.js';
+import { revokeNodeCertificates } from './node-certificate-ledger.js';
 import type { SchedulerTx, StoredDeployment } from './tables.js';
 
 const INSTANCE_CHUNK = 5_000;
@@ -30,6 +31,7 @@ export class Changes {
   private readonly instances = new Set<InstanceRecord>();
   private readonly apps = new Set<AppRecord>();
   private readonly nodes = new Set<NodeRecord>();
+  private readonly removedNodes: Array<{ id: string; by: string }> = [];
   private readonly newVersions: Array<{ app: string; version: VersionRecord }> = [];
   private readonly healthyVersions: Array<{ app: string; version: VersionRecord }> = [];
 
@@ -43,6 +45,12 @@ export class Changes {
 
   node(record: NodeRecord): void {
     this.nodes.add(record);
+  }
+
+  /** The node leaves for good: its row goes, a tombstone and the revocation of its certificates come. */
+  removeNode(record: NodeRecord, by: string): void {
+    this.nodes.delete(record);
+    this.removedNodes.push({ id: record.id, by });
   }
 
   newVersion(app: string, version: VersionRecord): void {
@@ -68,6 +76,7 @@ export class Changes {
       this.instances.size > 0 ||
       this.apps.size > 0 ||
       this.nodes.size > 0 ||
+      this.removedNodes.length > 0 ||
       this.newVersions.length > 0 ||
       this.healthyVersions.length > 0
     );
@@ -123,6 +132,11 @@ export class Changes {
         .execute();
     }
     await this.writeNodes(trx);
+    for (const { id, by } of this.removedNodes) {
+      await revokeNodeCertificates(trx, id, this.now);
+      await trx.deleteFrom('node').where('id', '=', id).execute();
+      await trx.insertInto('removed_node').values({ id, removed_at: this.now, removed_by: by }).execute();
+    }
     await this.writeInstances(trx);
     await appendEvents(trx, this.events);
   }

@@ -128,4 +128,27 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_node_certificates': {
+    // Every certificate a node has held, so removal can revoke them all, and the ids of removed nodes, which never come back.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('node_certificate')
+        .addColumn('serial', 'text', (c) => c.primaryKey())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('issued_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('not_after', 'timestamptz', (c) => c.notNull())
+        .addColumn('revoked_at', 'timestamptz')
+        .execute();
+      await db.schema.createIndex('node_certificate_node').on('node_certificate').column('node_id').execute();
+      await db.schema.createIndex('node_certificate_revoked').on('node_certificate').column('not_after').where(sql.ref('revoked_at'), 'is not', null).execute();
+      await sql`INSERT INTO node_certificate (serial, node_id, not_after)
+        SELECT ltrim(lower(cert_serial), '0'), id, cert_expires_at FROM node WHERE cert_serial IS NOT NULL AND cert_expires_at IS NOT NULL`.execute(db);
+      await db.schema
+        .createTable('removed_node')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('removed_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('removed_by', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

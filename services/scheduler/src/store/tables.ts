@@ -63,6 +63,23 @@ export interface NodeTable {
   capacity_ceiling: CeilingColumn;
 }
 
+/** Every certificate issued to a node (join and each renewal); revoked_at set when the node is removed. */
+export interface NodeCertificateTable {
+  /** Normalized hex (see normalizeSerial). */
+  serial: string;
+  node_id: string;
+  issued_at: ColumnType<Date, Date | undefined, never>;
+  not_after: Date;
+  revoked_at: Date | null;
+}
+
+/** A removed node's id: it never opens a session or renews again. */
+export interface RemovedNodeTable {
+  id: string;
+  removed_at: Date;
+  removed_by: string;
+}
+
 /** The deployment of an app, stored as jsonb. */
 export interface StoredDeployment {
   targetVersion: number;
@@ -138,6 +155,8 @@ export interface SchedulerTables {
   join_token: JoinTokenTable;
   join_attempt: JoinAttemptTable;
   node: NodeTable;
+  node_certificate: NodeCertificateTable;
+  removed_node: RemovedNodeTable;
   app: AppTable;
   app_version: AppVersionTable;
   instance: InstanceTable;

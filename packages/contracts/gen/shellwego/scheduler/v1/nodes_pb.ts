@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shellwego/scheduler/v1/nodes.proto.
  */
 export const file_shellwego_scheduler_v1_nodes: GenFile = /*@__PURE__*/
-  fileDesc("CiJzaGVsbHdlZ28vc2NoZWR1bGVyL3YxL25vZGVzLnByb3RvEhZzaGVsbHdlZ28uc2NoZWR1bGVyLnYxIu8ECgROb2RlEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEjAKBXN0YXRlGAMgASgOMiEuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlU3RhdGUSOAoGbGFiZWxzGAQgAygLMiguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLkxhYmVsc0VudHJ5EjIKCGNhcGFjaXR5GAUgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRIxCglhbGxvY2F0ZWQYBiABKAsyHi5zaGVsbHdlZ28uY29tbW9uLnYxLlJlc291cmNlcxIWCg5pbnN0YW5jZV9jb3VudBgHIAEoDRIyCg5sYXN0X2hlYXJ0YmVhdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJam9pbmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkcml2ZXIYCiABKAkSSQoPcmVwb3J0ZWRfbGFiZWxzGAsgAygLMjAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLlJlcG9ydGVkTGFiZWxzRW50cnkSOgoQY2FwYWNpdHlfY2VpbGluZxgMIAEoCzIgLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ2FwYWNpdHkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo1ChNSZXBvcnRlZExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSQoIQ2FwYWNpdHkSEgoKY3B1X21pbGxpcxgBIAEoDRISCgptZW1vcnlfbWliGAIgASgNEhUKDW1heF9pbnN0YW5jZXMYAyABKA0i9wEKFkNyZWF0ZUpvaW5Ub2tlblJlcXVlc3QSSgoGbGFiZWxzGAEgAygLMjouc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXF1ZXN0LkxhYmVsc0VudHJ5EiYKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI6ChBjYXBhY2l0eV9jZWlsaW5nGAMgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImoKF0NyZWF0ZUpvaW5Ub2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRva2VuX2lkGAMgASgJImEKD0pvaW5Ob2RlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIPCgdjc3JfcGVtGAIgASgJEi4KBGluZm8YAyABKAsyIC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVJbmZvIokBCghOb2RlSW5mbxIQCghob3N0bmFtZRgBIAEoCRI8CgZsYWJlbHMYAiADKAsyLC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEifAoQSm9pbk5vZGVSZXNwb25zZRIPCgdub2RlX2lkGAEgASgJEhcKD2NlcnRpZmljYXRlX3BlbRgCIAEoCRIOCgZjYV9wZW0YAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLgobUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXF1ZXN0Eg8KB2Nzcl9wZW0YASABKAkiZwocUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXNwb25zZRIXCg9jZXJ0aWZpY2F0ZV9wZW0YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEgoQTGlzdE5vZGVzUmVxdWVzdCJAChFMaXN0Tm9kZXNSZXNwb25zZRIrCgVub2RlcxgBIAMoCzIcLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZSI2ChFDb3Jkb25Ob2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhAKCHVuY29yZG9uGAIgASgIIkAKEkNvcmRvbk5vZGVSZXNwb25zZRIqCgRub2RlGAEgASgLMhwuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlIqcBChRTZXROb2RlTGFiZWxzUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEkIKA3NldBgCIAMoCzI1LnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2V0Tm9kZUxhYmVsc1JlcXVlc3QuU2V0RW50cnkSDgoGcmVtb3ZlGAMgAygJGioKCFNldEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoVU2V0Tm9kZUxhYmVsc1Jlc3BvbnNlEioKBG5vZGUYASABKAsyHC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGUiIwoQRHJhaW5Ob2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJIi0KEURyYWluTm9kZVJlc3BvbnNlEhgKEGluc3RhbmNlc19tb3ZpbmcYASABKA0iwAEKDlNlc3Npb25SZXF1ZXN0Ei4KBWhlbGxvGAEgASgLMh0uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5IZWxsb0gAEjYKCWhlYXJ0YmVhdBgCIAEoCzIhLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSGVhcnRiZWF0SAASPwoOaW5zdGFuY2VfZXZlbnQYAyABKAsyJS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkluc3RhbmNlRXZlbnRIAEIFCgNtc2cigQIKBUhlbGxvEjIKCGNhcGFjaXR5GAEgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRI5CgZsYWJlbHMYAiADKAsyKS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkhlbGxvLkxhYmVsc0VudHJ5EjgKB3J1bm5pbmcYAyADKAsyJy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJ1bm5pbmdJbnN0YW5jZRIOCgZkcml2ZXIYBCABKAkSEAoIaG9zdG5hbWUYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJZCg9SdW5uaW5nSW5zdGFuY2USEwoLaW5zdGFuY2VfaWQYASABKAkSMQoFc3RhdGUYAiABKA4yIi5zaGVsbHdlZ28uY29tbW9uLnYxLkluc3RhbmNlU3RhdGUiUQoJSGVhcnRiZWF0EiwKBHVzZWQYASABKAsyHi5zaGVsbHdlZ28uY29tbW9uLnYxLlJlc291cmNlcxIWCg5pbnN0YW5jZV9jb3VudBgCIAEoDSK3AQoNSW5zdGFuY2VFdmVudBITCgtpbnN0YW5jZV9pZBgBIAEoCRIxCgVzdGF0ZRgCIAEoDjIiLnNoZWxsd2Vnby5jb21tb24udjEuSW5zdGFuY2VTdGF0ZRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YBCABKAkSFgoJZXhpdF9jb2RlGAUgASgFSACIAQFCDAoKX2V4aXRfY29kZSK7AQoPU2Vzc2lvblJlc3BvbnNlEjAKBmFzc2lnbhgBIAEoCzIeLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQXNzaWduSAASLAoEc3RvcBgCIAEoCzIcLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU3RvcEgAEkEKD3JlZnJlc2hfc2VjcmV0cxgDIAEoCzImLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVmcmVzaFNlY3JldHNIAEIFCgNtc2cilwIKBkFzc2lnbhIyCgRzcGVjGAEgASgLMiQuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5JbnN0YW5jZVNwZWMSKQoFZ3JhbnQYAiABKAsyGi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50EkcKDXRyYWNlX2NvbnRleHQYAyADKAsyMC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkFzc2lnbi5UcmFjZUNvbnRleHRFbnRyeRIwCgxyb290ZnNfZ3JhbnQYBCABKAsyGi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50GjMKEVRyYWNlQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiugMKDEluc3RhbmNlU3BlYxITCgtpbnN0YW5jZV9pZBgBIAEoCRILCgNhcHAYAiABKAkSDwoHdmVyc2lvbhgDIAEoDRIUCgxpbWFnZV9kaWdlc3QYBCABKAkSNgoMaW1hZ2VfY29uZmlnGAUgASgLMiAuc2hlbGx3ZWdvLmNvbW1vbi52MS5JbWFnZUNvbmZpZxIxCglyZXNvdXJjZXMYBiABKAsyHi5zaGVsbHdlZ28uY29tbW9uLnYxLlJlc291cmNlcxIMCgRhcmd2GAcgAygJEjoKA2VudhgIIAMoCzItLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSW5zdGFuY2VTcGVjLkVudkVudHJ5EhQKDHNlY3JldF9uYW1lcxgJIAMoCRI2CgxoZWFsdGhfY2hlY2sYCiABKAsyIC5zaGVsbHdlZ28uY29tbW9uLnYxLkhlYWx0aENoZWNrEjIKD2hlYWx0aF9kZWFkbGluZRgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlwKBFN0b3ASEwoLaW5zdGFuY2VfaWQYASABKAkSLwoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBnJlYXNvbhgDIAEoCSJQCg5SZWZyZXNoU2VjcmV0cxITCgtpbnN0YW5jZV9pZBgBIAEoCRIpCgVncmFudBgCIAEoCzIaLnNoZWxsd2Vnby5jb21tb24udjEuR3JhbnQyzwcKC05vZGVTZXJ2aWNlEoMBCg9DcmVhdGVKb2luVG9rZW4SLi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkNyZWF0ZUpvaW5Ub2tlblJlcXVlc3QaLy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkNyZWF0ZUpvaW5Ub2tlblJlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4SZwoISm9pbk5vZGUSJy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkpvaW5Ob2RlUmVxdWVzdBooLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSm9pbk5vZGVSZXNwb25zZSIIkoIZBAoCCAQSiwEKFFJlbmV3Tm9kZUNlcnRpZmljYXRlEjMuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5SZW5ld05vZGVDZXJ0aWZpY2F0ZVJlcXVlc3QaNC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJlbmV3Tm9kZUNlcnRpZmljYXRlUmVzcG9uc2UiCJKCGQQKAggCEnEKCUxpc3ROb2RlcxIoLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTGlzdE5vZGVzUmVxdWVzdBopLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTGlzdE5vZGVzUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJ0CgpDb3Jkb25Ob2RlEikuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Db3Jkb25Ob2RlUmVxdWVzdBoqLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ29yZG9uTm9kZVJlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4SfQoNU2V0Tm9kZUxhYmVscxIsLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2V0Tm9kZUxhYmVsc1JlcXVlc3QaLS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlNldE5vZGVMYWJlbHNSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEnEKCURyYWluTm9kZRIoLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuRHJhaW5Ob2RlUmVxdWVzdBopLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuRHJhaW5Ob2RlUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJoCgdTZXNzaW9uEiYuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TZXNzaW9uUmVxdWVzdBonLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2Vzc2lvblJlc3BvbnNlIgiSghkECgIIAigBMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_shellwego_common_v1_access, file_shellwego_common_v1_grant, file_shellwego_common_v1_workload, file_shellwego_scheduler_v1_events]);
+  fileDesc("CiJzaGVsbHdlZ28vc2NoZWR1bGVyL3YxL25vZGVzLnByb3RvEhZzaGVsbHdlZ28uc2NoZWR1bGVyLnYxIu8ECgROb2RlEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEjAKBXN0YXRlGAMgASgOMiEuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlU3RhdGUSOAoGbGFiZWxzGAQgAygLMiguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLkxhYmVsc0VudHJ5EjIKCGNhcGFjaXR5GAUgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRIxCglhbGxvY2F0ZWQYBiABKAsyHi5zaGVsbHdlZ28uY29tbW9uLnYxLlJlc291cmNlcxIWCg5pbnN0YW5jZV9jb3VudBgHIAEoDRIyCg5sYXN0X2hlYXJ0YmVhdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJam9pbmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkcml2ZXIYCiABKAkSSQoPcmVwb3J0ZWRfbGFiZWxzGAsgAygLMjAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLlJlcG9ydGVkTGFiZWxzRW50cnkSOgoQY2FwYWNpdHlfY2VpbGluZxgMIAEoCzIgLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ2FwYWNpdHkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo1ChNSZXBvcnRlZExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSQoIQ2FwYWNpdHkSEgoKY3B1X21pbGxpcxgBIAEoDRISCgptZW1vcnlfbWliGAIgASgNEhUKDW1heF9pbnN0YW5jZXMYAyABKA0i9wEKFkNyZWF0ZUpvaW5Ub2tlblJlcXVlc3QSSgoGbGFiZWxzGAEgAygLMjouc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXF1ZXN0LkxhYmVsc0VudHJ5EiYKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI6ChBjYXBhY2l0eV9jZWlsaW5nGAMgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImoKF0NyZWF0ZUpvaW5Ub2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRva2VuX2lkGAMgASgJImEKD0pvaW5Ob2RlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIPCgdjc3JfcGVtGAIgASgJEi4KBGluZm8YAyABKAsyIC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVJbmZvIokBCghOb2RlSW5mbxIQCghob3N0bmFtZRgBIAEoCRI8CgZsYWJlbHMYAiADKAsyLC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEifAoQSm9pbk5vZGVSZXNwb25zZRIPCgdub2RlX2lkGAEgASgJEhcKD2NlcnRpZmljYXRlX3BlbRgCIAEoCRIOCgZjYV9wZW0YAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLgobUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXF1ZXN0Eg8KB2Nzcl9wZW0YASABKAkiZwocUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXNwb25zZRIXCg9jZXJ0aWZpY2F0ZV9wZW0YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEgoQTGlzdE5vZGVzUmVxdWVzdCJAChFMaXN0Tm9kZXNSZXNwb25zZRIrCgVub2RlcxgBIAMoCzIcLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZSI2ChFDb3Jkb25Ob2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhAKCHVuY29yZG9uGAIgASgIIkAKEkNvcmRvbk5vZGVSZXNwb25zZRIqCgRub2RlGAEgASgLMhwuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlIqcBChRTZXROb2RlTGFiZWxzUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEkIKA3NldBgCIAMoCzI1LnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2V0Tm9kZUxhYmVsc1JlcXVlc3QuU2V0RW50cnkSDgoGcmVtb3ZlGAMgAygJGioKCFNldEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoVU2V0Tm9kZUxhYmVsc1Jlc3BvbnNlEioKBG5vZGUYASABKAsyHC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGUiIwoQRHJhaW5Ob2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJIi0KEURyYWluTm9kZVJlc3BvbnNlEhgKEGluc3RhbmNlc19tb3ZpbmcYASABKA0iJAoRUmVtb3ZlTm9kZVJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCSJHChJSZW1vdmVOb2RlUmVzcG9uc2USFwoPcmV2b2tlZF9zZXJpYWxzGAEgAygJEhgKEGluc3RhbmNlc19tb3ZpbmcYAiABKA0iIAoeTGlzdFJldm9rZWRDZXJ0aWZpY2F0ZXNSZXF1ZXN0IjIKH0xpc3RSZXZva2VkQ2VydGlmaWNhdGVzUmVzcG9uc2USDwoHc2VyaWFscxgBIAMoCSLAAQoOU2Vzc2lvblJlcXVlc3QSLgoFaGVsbG8YASABKAsyHS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkhlbGxvSAASNgoJaGVhcnRiZWF0GAIgASgLMiEuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5IZWFydGJlYXRIABI/Cg5pbnN0YW5jZV9ldmVudBgDIAEoCzIlLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSW5zdGFuY2VFdmVudEgAQgUKA21zZyKBAgoFSGVsbG8SMgoIY2FwYWNpdHkYASABKAsyIC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkNhcGFjaXR5EjkKBmxhYmVscxgCIAMoCzIpLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSGVsbG8uTGFiZWxzRW50cnkSOAoHcnVubmluZxgDIAMoCzInLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUnVubmluZ0luc3RhbmNlEg4KBmRyaXZlchgEIAEoCRIQCghob3N0bmFtZRgFIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKD1J1bm5pbmdJbnN0YW5jZRITCgtpbnN0YW5jZV9pZBgBIAEoCRIxCgVzdGF0ZRgCIAEoDjIiLnNoZWxsd2Vnby5jb21tb24udjEuSW5zdGFuY2VTdGF0ZSJRCglIZWFydGJlYXQSLAoEdXNlZBgBIAEoCzIeLnNoZWxsd2Vnby5jb21tb24udjEuUmVzb3VyY2VzEhYKDmluc3RhbmNlX2NvdW50GAIgASgNIrcBCg1JbnN0YW5jZUV2ZW50EhMKC2luc3RhbmNlX2lkGAEgASgJEjEKBXN0YXRlGAIgASgOMiIuc2hlbGx3ZWdvLmNvbW1vbi52MS5JbnN0YW5jZVN0YXRlEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCRIWCglleGl0X2NvZGUYBSABKAVIAIgBAUIMCgpfZXhpdF9jb2RlIrsBCg9TZXNzaW9uUmVzcG9uc2USMAoGYXNzaWduGAEgASgLMh4uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Bc3NpZ25IABIsCgRzdG9wGAIgASgLMhwuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TdG9wSAASQQoPcmVmcmVzaF9zZWNyZXRzGAMgASgLMiYuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5SZWZyZXNoU2VjcmV0c0gAQgUKA21zZyKXAgoGQXNzaWduEjIKBHNwZWMYASABKAsyJC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkluc3RhbmNlU3BlYxIpCgVncmFudBgCIAEoCzIaLnNoZWxsd2Vnby5jb21tb24udjEuR3JhbnQSRwoNdHJhY2VfY29udGV4dBgDIAMoCzIwLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQXNzaWduLlRyYWNlQ29udGV4dEVudHJ5EjAKDHJvb3Rmc19ncmFudBgEIAEoCzIaLnNoZWxsd2Vnby5jb21tb24udjEuR3JhbnQaMwoRVHJhY2VDb250ZXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK6AwoMSW5zdGFuY2VTcGVjEhMKC2luc3RhbmNlX2lkGAEgASgJEgsKA2FwcBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgNEhQKDGltYWdlX2RpZ2VzdBgEIAEoCRI2CgxpbWFnZV9jb25maWcYBSABKAsyIC5zaGVsbHdlZ28uY29tbW9uLnYxLkltYWdlQ29uZmlnEjEKCXJlc291cmNlcxgGIAEoCzIeLnNoZWxsd2Vnby5jb21tb24udjEuUmVzb3VyY2VzEgwKBGFyZ3YYByADKAkSOgoDZW52GAggAygLMi0uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5JbnN0YW5jZVNwZWMuRW52RW50cnkSFAoMc2VjcmV0X25hbWVzGAkgAygJEjYKDGhlYWx0aF9jaGVjaxgKIAEoCzIgLnNoZWxsd2Vnby5jb21tb24udjEuSGVhbHRoQ2hlY2sSMgoPaGVhbHRoX2RlYWRsaW5lGAsgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXAoEU3RvcBITCgtpbnN0YW5jZV9pZBgBIAEoCRIvCgxncmFjZV9wZXJpb2QYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGcmVhc29uGAMgASgJIlAKDlJlZnJlc2hTZWNyZXRzEhMKC2luc3RhbmNlX2lkGAEgASgJEikKBWdyYW50GAIgASgLMhouc2hlbGx3ZWdvLmNvbW1vbi52MS5HcmFudDLgCQoLTm9kZVNlcnZpY2USgwEKD0NyZWF0ZUpvaW5Ub2tlbhIuLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ3JlYXRlSm9pblRva2VuUmVxdWVzdBovLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ3JlYXRlSm9pblRva2VuUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJnCghKb2luTm9kZRInLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSm9pbk5vZGVSZXF1ZXN0Giguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Kb2luTm9kZVJlc3BvbnNlIgiSghkECgIIBBKLAQoUUmVuZXdOb2RlQ2VydGlmaWNhdGUSMy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJlbmV3Tm9kZUNlcnRpZmljYXRlUmVxdWVzdBo0LnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXNwb25zZSIIkoIZBAoCCAIScQoJTGlzdE5vZGVzEiguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5MaXN0Tm9kZXNSZXF1ZXN0Gikuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5MaXN0Tm9kZXNSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEnQKCkNvcmRvbk5vZGUSKS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkNvcmRvbk5vZGVSZXF1ZXN0Giouc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Db3Jkb25Ob2RlUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJ9Cg1TZXROb2RlTGFiZWxzEiwuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TZXROb2RlTGFiZWxzUmVxdWVzdBotLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2V0Tm9kZUxhYmVsc1Jlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4SdAoKUmVtb3ZlTm9kZRIpLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVtb3ZlTm9kZVJlcXVlc3QaKi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJlbW92ZU5vZGVSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEpgBChdMaXN0UmV2b2tlZENlcnRpZmljYXRlcxI2LnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTGlzdFJldm9rZWRDZXJ0aWZpY2F0ZXNSZXF1ZXN0Gjcuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5MaXN0UmV2b2tlZENlcnRpZmljYXRlc1Jlc3BvbnNlIgySghkICgIIAwoCCAIScQoJRHJhaW5Ob2RlEiguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5EcmFpbk5vZGVSZXF1ZXN0Gikuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5EcmFpbk5vZGVSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEmgKB1Nlc3Npb24SJi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlNlc3Npb25SZXF1ZXN0Gicuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TZXNzaW9uUmVzcG9uc2UiCJKCGQQKAggCKAEwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_shellwego_common_v1_access, file_shellwego_common_v1_grant, file_shellwego_common_v1_workload, file_shellwego_scheduler_v1_events]);
 
 /**
  * A node as the scheduler sees it.
@@ -567,6 +567,91 @@ export const DrainNodeResponseSchema: GenMessage<DrainNodeResponse> = /*@__PURE_
   messageDesc(file_shellwego_scheduler_v1_nodes, 16);
 
 /**
+ * RemoveNode input.
+ *
+ * @generated from message shellwego.scheduler.v1.RemoveNodeRequest
+ */
+export type RemoveNodeRequest = Message<"shellwego.scheduler.v1.RemoveNodeRequest"> & {
+  /**
+   * The node.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+};
+
+/**
+ * Describes the message shellwego.scheduler.v1.RemoveNodeRequest.
+ * Use `create(RemoveNodeRequestSchema)` to create a new message.
+ */
+export const RemoveNodeRequestSchema: GenMessage<RemoveNodeRequest> = /*@__PURE__*/
+  messageDesc(file_shellwego_scheduler_v1_nodes, 17);
+
+/**
+ * RemoveNode output.
+ *
+ * @generated from message shellwego.scheduler.v1.RemoveNodeResponse
+ */
+export type RemoveNodeResponse = Message<"shellwego.scheduler.v1.RemoveNodeResponse"> & {
+  /**
+   * Certificate serials revoked (hex), every one the node has held.
+   *
+   * @generated from field: repeated string revoked_serials = 1;
+   */
+  revokedSerials: string[];
+
+  /**
+   * Instances that were on it and will be placed elsewhere.
+   *
+   * @generated from field: uint32 instances_moving = 2;
+   */
+  instancesMoving: number;
+};
+
+/**
+ * Describes the message shellwego.scheduler.v1.RemoveNodeResponse.
+ * Use `create(RemoveNodeResponseSchema)` to create a new message.
+ */
+export const RemoveNodeResponseSchema: GenMessage<RemoveNodeResponse> = /*@__PURE__*/
+  messageDesc(file_shellwego_scheduler_v1_nodes, 18);
+
+/**
+ * ListRevokedCertificates input.
+ *
+ * @generated from message shellwego.scheduler.v1.ListRevokedCertificatesRequest
+ */
+export type ListRevokedCertificatesRequest = Message<"shellwego.scheduler.v1.ListRevokedCertificatesRequest"> & {
+};
+
+/**
+ * Describes the message shellwego.scheduler.v1.ListRevokedCertificatesRequest.
+ * Use `create(ListRevokedCertificatesRequestSchema)` to create a new message.
+ */
+export const ListRevokedCertificatesRequestSchema: GenMessage<ListRevokedCertificatesRequest> = /*@__PURE__*/
+  messageDesc(file_shellwego_scheduler_v1_nodes, 19);
+
+/**
+ * ListRevokedCertificates output.
+ *
+ * @generated from message shellwego.scheduler.v1.ListRevokedCertificatesResponse
+ */
+export type ListRevokedCertificatesResponse = Message<"shellwego.scheduler.v1.ListRevokedCertificatesResponse"> & {
+  /**
+   * Revoked, unexpired certificate serials, lowercase hex without leading zeros.
+   *
+   * @generated from field: repeated string serials = 1;
+   */
+  serials: string[];
+};
+
+/**
+ * Describes the message shellwego.scheduler.v1.ListRevokedCertificatesResponse.
+ * Use `create(ListRevokedCertificatesResponseSchema)` to create a new message.
+ */
+export const ListRevokedCertificatesResponseSchema: GenMessage<ListRevokedCertificatesResponse> = /*@__PURE__*/
+  messageDesc(file_shellwego_scheduler_v1_nodes, 20);
+
+/**
  * A message from the node agent on its Session.
  *
  * @generated from message shellwego.scheduler.v1.SessionRequest
@@ -609,7 +694,7 @@ export type SessionRequest = Message<"shellwego.scheduler.v1.SessionRequest"> & 
  * Use `create(SessionRequestSchema)` to create a new message.
  */
 export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 17);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 21);
 
 /**
  * The agent's opening message.
@@ -658,7 +743,7 @@ export type Hello = Message<"shellwego.scheduler.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 18);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 22);
 
 /**
  * An instance a node reports running.
@@ -686,7 +771,7 @@ export type RunningInstance = Message<"shellwego.scheduler.v1.RunningInstance"> 
  * Use `create(RunningInstanceSchema)` to create a new message.
  */
 export const RunningInstanceSchema: GenMessage<RunningInstance> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 19);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 23);
 
 /**
  * Liveness and usage.
@@ -714,7 +799,7 @@ export type Heartbeat = Message<"shellwego.scheduler.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 20);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 24);
 
 /**
  * A state change of one instance.
@@ -763,7 +848,7 @@ export type InstanceEvent = Message<"shellwego.scheduler.v1.InstanceEvent"> & {
  * Use `create(InstanceEventSchema)` to create a new message.
  */
 export const InstanceEventSchema: GenMessage<InstanceEvent> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 21);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 25);
 
 /**
  * A message from the scheduler on a Session.
@@ -808,7 +893,7 @@ export type SessionResponse = Message<"shellwego.scheduler.v1.SessionResponse"> 
  * Use `create(SessionResponseSchema)` to create a new message.
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 22);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 26);
 
 /**
  * Everything a node needs to run one instance.
@@ -851,7 +936,7 @@ export type Assign = Message<"shellwego.scheduler.v1.Assign"> & {
  * Use `create(AssignSchema)` to create a new message.
  */
 export const AssignSchema: GenMessage<Assign> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 23);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 27);
 
 /**
  * The immutable description of one instance.
@@ -942,7 +1027,7 @@ export type InstanceSpec = Message<"shellwego.scheduler.v1.InstanceSpec"> & {
  * Use `create(InstanceSpecSchema)` to create a new message.
  */
 export const InstanceSpecSchema: GenMessage<InstanceSpec> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 24);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 28);
 
 /**
  * Stop an instance.
@@ -977,7 +1062,7 @@ export type Stop = Message<"shellwego.scheduler.v1.Stop"> & {
  * Use `create(StopSchema)` to create a new message.
  */
 export const StopSchema: GenMessage<Stop> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 25);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 29);
 
 /**
  * Re-resolve and inject an instance's secrets.
@@ -1005,7 +1090,7 @@ export type RefreshSecrets = Message<"shellwego.scheduler.v1.RefreshSecrets"> & 
  * Use `create(RefreshSecretsSchema)` to create a new message.
  */
 export const RefreshSecretsSchema: GenMessage<RefreshSecrets> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 26);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 30);
 
 /**
  * Nodes: joining with a one-time token, the live Session every node agent
@@ -1081,6 +1166,34 @@ export const NodeService: GenService<{
     methodKind: "unary";
     input: typeof SetNodeLabelsRequestSchema;
     output: typeof SetNodeLabelsResponseSchema;
+  },
+  /**
+   * Removes a node for good: every certificate serial it has held is
+   * revoked (services following the scheduler's revocations refuse them
+   * within seconds), its session ends, its instances are stopped there and
+   * placed elsewhere, and its id can never open a session or renew again
+   * (the host must join anew with a new token). Callers: admin users.
+   * Errors: NOT_FOUND.
+   *
+   * @generated from rpc shellwego.scheduler.v1.NodeService.RemoveNode
+   */
+  removeNode: {
+    methodKind: "unary";
+    input: typeof RemoveNodeRequestSchema;
+    output: typeof RemoveNodeResponseSchema;
+  },
+  /**
+   * The serials of node certificates the scheduler has revoked and that
+   * have not expired yet. Every service polls it (any scheduler, active or
+   * standby, answers from the database) and refuses those certificates.
+   * Callers: services and nodes.
+   *
+   * @generated from rpc shellwego.scheduler.v1.NodeService.ListRevokedCertificates
+   */
+  listRevokedCertificates: {
+    methodKind: "unary";
+    input: typeof ListRevokedCertificatesRequestSchema;
+    output: typeof ListRevokedCertificatesResponseSchema;
   },
   /**
    * Cordons a node and moves its instances elsewhere with the same health

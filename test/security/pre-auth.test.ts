@@ -4,7 +4,9 @@
 // counted by a TCP relay in front of the server), keeps serving authorized callers, counts each
 // refusal once in its RPC metrics, and logs refusals as one line of counts per interval. Refused
 // joins (bad tokens) are written as a bounded number of aggregated join_attempt rows, and
-// anonymous ResolveSecrets calls write no audit rows.
+// anonymous ResolveSecrets calls write no audit rows. Streams per connection, connections per
+// address and the header list size are limited, for a peer that ignores what the server
+// advertises, while other peers are served.
 import http2 from 'node:http2';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
@@ -14,6 +16,7 @@ import { AuditAction, AuditOutcome, SecretsService } from '@shellwego/contracts/
 import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import { CountingRelay } from '@shellwego/testing/attack/counting-relay';
 import { grpcFrame, type RawCallResult, rawGrpcCall } from '@shellwego/testing/attack/raw-grpc';
+import { ErrorCode, errorCodeOf, FrameType, grpcRequestHeaders, RawHttp2Connection, Setting } from '@shellwego/testing/attack/raw-http2';
 import { TestPlatform } from '@shellwego/testing/platform';
 import { createPostgresTestDatabase, type PostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
 import { scrape } from '@shellwego/testing/scrape-metrics';
@@ -192,5 +195,97 @@ describe.skipIf(skip !== undefined)('nothing is read before authorization', () =
     } finally {
       await sql.end();
     }
+  });
+
+  it('limits streams per connection, connections per address and header size; other peers are served', { timeout: 300_000 }, async () => {
+    const p = platform as TestPlatform;
+    const limited = await p.addProcess('limited-secrets', 'secrets', {
+      SHELLWEGO_SECRETS_DATABASE: `${p.home}/limited-secrets-db`,
+      SHELLWEGO_SECRETS_MAX_CONCURRENT_STREAMS: '4',
+      SHELLWEGO_SECRETS_MAX_CONNECTIONS_PER_PEER: '3',
+      SHELLWEGO_SECRETS_MAX_HEADER_LIST_BYTES: '4096',
+      SHELLWEGO_SECRETS_REFUSAL_LOG_INTERVAL: '1s',
+    });
+    const peer = (localAddress: string) => ({
+      host: '127.0.0.1',
+      port: limited.port,
+      caPem: p.admin.caPem,
+      certPem: p.admin.certPem,
+      keyPem: p.admin.keyPem,
+      localAddress,
+    });
+    // Another peer, at its own address: a normal client doing a normal call.
+    const otherPeerServed = async () => {
+      const other = await RawHttp2Connection.open(peer('127.0.0.2'));
+      try {
+        other.headers(1, grpcRequestHeaders('/grpc.health.v1.Health/Check'));
+        other.data(1, grpcFrame(new Uint8Array()), true);
+        const answer = await other.waitFor((f) => f.streamId === 1 && (f.type === FrameType.DATA || f.type === FrameType.RST_STREAM), 10_000);
+        // A response message (DATA): the call reached the health service and was answered.
+        return answer?.type === FrameType.DATA;
+      } finally {
+        other.close();
+      }
+    };
+    const watch = grpcRequestHeaders('/grpc.health.v1.Health/Watch');
+
+    // Streams: an admitted caller opens 6 calls at once on one connection (their bodies never sent, so they stay open).
+    const greedy = await RawHttp2Connection.open(peer('127.0.0.3'));
+    expect(greedy.serverSettings.get(Setting.MAX_CONCURRENT_STREAMS)).toBe(4);
+    expect(greedy.serverSettings.get(Setting.MAX_HEADER_LIST_SIZE)).toBe(4096);
+    for (const id of [1, 3, 5, 7, 9, 11]) greedy.headers(id, watch);
+    // nghttp2 takes a stream over the acknowledged limit as a protocol error: the greedy connection is reset whole
+    // (a REFUSED_STREAM for the extra streams alone would do as well).
+    const refusal = await greedy.waitFor((f) => (f.type === FrameType.RST_STREAM && f.streamId > 7) || f.type === FrameType.GOAWAY, 10_000);
+    if (refusal?.type === FrameType.RST_STREAM) expect(errorCodeOf(refusal)).toBe(ErrorCode.REFUSED_STREAM);
+    else expect(greedy.closed || refusal?.type === FrameType.GOAWAY, 'the connection opening a fifth stream is closed').toBe(true);
+    expect(await otherPeerServed()).toBe(true);
+    greedy.close();
+
+    // Connections: the fourth and fifth from one address are closed before the TLS handshake; others are served.
+    const held: RawHttp2Connection[] = [];
+    const outcomes: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      try {
+        held.push(await RawHttp2Connection.open(peer('127.0.0.4')));
+        outcomes.push('open');
+      } catch {
+        outcomes.push('refused');
+      }
+    }
+    expect(outcomes).toEqual(['open', 'open', 'open', 'refused', 'refused']);
+    expect(await otherPeerServed()).toBe(true);
+    held.pop()?.close();
+    const reopen = async () => {
+      try {
+        held.push(await RawHttp2Connection.open(peer('127.0.0.4')));
+        return 'open';
+      } catch {
+        return 'refused';
+      }
+    };
+    await expect.poll(reopen, { timeout: 10_000 }).toBe('open');
+    for (const c of held) c.close();
+
+    // Header list: more than 4096 bytes resets the call; it gets no answer from a handler.
+    const big = await RawHttp2Connection.open(peer('127.0.0.5'));
+    big.headers(1, grpcRequestHeaders('/grpc.health.v1.Health/Check', [['x-filler', 'a'.repeat(8000)]]), true);
+    const bigAnswer = await big.waitFor((f) => f.streamId === 1 || f.type === FrameType.GOAWAY, 10_000);
+    expect(bigAnswer?.type === FrameType.RST_STREAM || bigAnswer?.type === FrameType.GOAWAY, `answered with frame type ${bigAnswer?.type}`).toBe(true);
+    big.close();
+    expect(await otherPeerServed()).toBe(true);
+
+    // The connections turned away are logged as a line of counts.
+    await expect
+      .poll(
+        () =>
+          limited.lines.some(
+            (l) => l.includes('refused unauthenticated callers') && l.includes('connection over the per-peer limit') && l.includes('127.0.0.4'),
+          ),
+        {
+          timeout: 10_000,
+        },
+      )
+      .toBe(true);
   });
 });

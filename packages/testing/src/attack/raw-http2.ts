@@ -140,7 +140,7 @@ export function errorCodeOf(f: Frame): number {
 }
 
 /** GRPC request headers for `path` on `authority`, pseudo-headers first. */
-export function grpcRequestHeaders(path: string, extra: readonly (readonly [string, string])[] = []): [string, string][] {
+export function grpcRequestHeaders(path: string, extra: readonly (readonly [string, string])[] = []): (readonly [string, string])[] {
   return [
     [':method', 'POST'],
     [':scheme', 'https'],

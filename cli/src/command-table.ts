@@ -46,7 +46,7 @@ export const topLevelCommands: readonly TopLevelCommand[] = [
   },
   {
     name: 'node',
-    description: 'worker nodes: join tokens, list, label, cordon, drain, rm',
+    description: 'worker nodes: join tokens, list, label, ceiling, cordon, drain, rm',
     operands: '',
     define: async () => (await import('./commands/node.js')).nodeCommands,
   },

@@ -103,6 +103,29 @@ export function nodeCommands(node: Command): void {
     });
 
   node
+    .command('ceiling')
+    .description('bound what placement counts on a node, whatever it reports (instances already placed stay)')
+    .argument('<node>', 'the node id')
+    .option('--max-cpu <cpu>', 'the most CPU placement counts on the node (0.5 or 500m)')
+    .option('--max-memory <size>', 'the most memory placement counts on the node (256Mi, 8Gi)')
+    .option('--max-instances <n>', 'the most instances placed on the node')
+    .option('--lift', 'remove the ceiling: placement counts on what the node reports')
+    .action(async (nodeId: string, options: { maxCpu?: string; maxMemory?: string; maxInstances?: string; lift?: boolean }, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const ceiling = capacityCeiling(options);
+      if ((options.lift === true) === 'capacityCeiling' in ceiling) throw new CliError('give --max-cpu, --max-memory and/or --max-instances, or --lift');
+      const { node: changed } = await (await nodeClient(globals)).setNodeCapacityCeiling({ nodeId, ...ceiling });
+      const bound = changed?.capacityCeiling;
+      printValue(
+        globals.output,
+        changed === undefined ? {} : toJson(NodeSchema, changed),
+        bound === undefined
+          ? `node ${nodeId}: no capacity ceiling`
+          : `node ${nodeId}: ceiling ${bound.cpuMillis || '-'}m CPU, ${bound.memoryMib || '-'} MiB, ${bound.maxInstances || '-'} instances; placement counts on ${changed?.capacity?.cpuMillis ?? 0}m, ${changed?.capacity?.memoryMib ?? 0} MiB, ${changed?.capacity?.maxInstances ?? 0} instances`,
+      );
+    });
+
+  node
     .command('drain')
     .description('cordon a node and move its instances elsewhere, each stopped only once its replacement is healthy')
     .argument('<node>', 'the node id')
@@ -144,7 +167,7 @@ function stateName(state: NodeState): string {
   return state === NodeState.UNSPECIFIED ? 'JOINED' : (NodeState[state] ?? String(state));
 }
 
-/** The token's capacity ceiling from --max-* flags; none given: no ceiling (the node's report is used as sent). */
+/** A capacity ceiling from --max-* flags; none given: no ceiling (the node's report is used as sent). */
 function capacityCeiling(options: { maxCpu?: string; maxMemory?: string; maxInstances?: string }) {
   if (options.maxCpu === undefined && options.maxMemory === undefined && options.maxInstances === undefined) return {};
   const instances = options.maxInstances === undefined ? 0 : Number(options.maxInstances);

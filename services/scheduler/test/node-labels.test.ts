@@ -84,4 +84,38 @@ describe('labels placement matches', () => {
     expect(pending.message).toMatch(/4096 MiB/);
     expect(boaster.received.filter((r) => r.msg.case === 'assign')).toEqual([]);
   });
+
+  it('lets an admin set a ceiling on a joined node (clamping its report at once, with an event), and lift it', async () => {
+    const reported = { cpuMillis: 32_000, memoryMib: 65_536, maxInstances: 100 };
+    const node = await harness.addNode({ capacity: reported, tokenLabels: { pool: 'later-ceiling' } });
+    const ceiling = { cpuMillis: 1000, memoryMib: 1024, maxInstances: 2 };
+    const { node: bounded } = await harness.nodeService.setNodeCapacityCeiling({ nodeId: node.nodeId, capacityCeiling: ceiling });
+    expect(bounded?.capacity).toMatchObject(ceiling);
+    expect(bounded?.capacityCeiling).toMatchObject(ceiling);
+    await harness.events.waitFor((e) => e.nodeId === node.nodeId && /above the ceiling an admin set/.test(e.message), 10_000, 'the clamp event');
+
+    // Placement counts on the ceiling, not on the report.
+    await harness.deploy('big-for-ceiling', spec({ resources: { cpuMillis: 500, memoryMib: 2048 }, placement: { requiredLabels: { pool: 'later-ceiling' } } }));
+    await harness.events.waitFor(
+      (e) => e.app === 'big-for-ceiling' && e.detail.case === 'placement' && e.detail.value.nodeId === '',
+      10_000,
+      'big-for-ceiling PENDING',
+    );
+    expect(node.received.filter((r) => r.msg.case === 'assign')).toEqual([]);
+
+    // Lifted: the node's report counts again and the pending app is placed.
+    const { node: lifted } = await harness.nodeService.setNodeCapacityCeiling({ nodeId: node.nodeId });
+    expect(lifted?.capacityCeiling).toBeUndefined();
+    expect(lifted?.capacity).toMatchObject(reported);
+    await node.waitForAssign((a) => a.spec?.app === 'big-for-ceiling', 15_000, 'the assignment once the ceiling is lifted');
+
+    const tooBig = await harness.nodeService
+      .setNodeCapacityCeiling({ nodeId: node.nodeId, capacityCeiling: { cpuMillis: 2 ** 31, memoryMib: 0, maxInstances: 0 } })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(tooBig).toMatchObject({ code: Code.InvalidArgument });
+    const unknown = await harness.nodeService
+      .setNodeCapacityCeiling({ nodeId: 'nobody-00000000', capacityCeiling: ceiling })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(unknown).toMatchObject({ code: Code.NotFound });
+  });
 });

@@ -2,6 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import {
+  type Capacity,
   CordonNodeResponseSchema,
   CreateJoinTokenResponseSchema,
   DrainNodeResponseSchema,
@@ -12,6 +13,7 @@ import {
   RenewNodeCertificateResponseSchema,
   type SessionRequest,
   type SessionResponse,
+  SetNodeCapacityCeilingResponseSchema,
   SetNodeLabelsResponseSchema,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { peerAddressKey, peerCertificateKey, principalOf } from '@shellwego/kit/auth';
@@ -19,6 +21,7 @@ import { failedPrecondition, invalidArgument, mapHandlerErrors, notFound, permis
 import { normalizeSerial } from '@shellwego/kit/pki';
 import { durationMs } from '../model/durations.js';
 import { labelProblems } from '../model/labels.js';
+import type { CapacityCeiling } from '../store/tables.js';
 import { MAX_INT32 } from './app-spec.js';
 import { joinNode } from './join-node.js';
 import { listNodes } from './read-model.js';
@@ -37,14 +40,11 @@ export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof Nod
       if (request.ttl !== undefined && (request.ttl.seconds < 0n || request.ttl.nanos < 0 || ttlMs < MIN_TOKEN_TTL_MS || ttlMs > MAX_TOKEN_TTL_MS)) {
         problems.push('ttl: must be between 1s and 7 days (default 1h)');
       }
-      for (const [field, value] of Object.entries(request.capacityCeiling ?? {})) {
-        if (typeof value === 'number' && value > MAX_INT32) problems.push(`capacity_ceiling.${field}: must be at most ${MAX_INT32}, got ${value}`);
-      }
+      problems.push(...ceilingProblems(request.capacityCeiling));
       if (problems.length > 0) throw invalidArgument(problems);
       const principal = principalOf(context);
       const creator = principal.kind === 'user' ? `user/${principal.name}` : principal.kind;
-      const ceiling = request.capacityCeiling;
-      const capacityCeiling = ceiling === undefined ? null : { cpuMillis: ceiling.cpuMillis, memoryMib: ceiling.memoryMib, maxInstances: ceiling.maxInstances };
+      const capacityCeiling = storedCeiling(request.capacityCeiling);
       const created = await deps.tokens.create({ ...request.labels }, capacityCeiling, ttlMs, creator);
       deps.logger.info({ tokenId: created.tokenId, by: creator, expiresAt: created.expiresAt.toISOString() }, 'join token created');
       return create(CreateJoinTokenResponseSchema, {
@@ -124,6 +124,19 @@ export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof Nod
       return create(ListRevokedCertificatesResponseSchema, { serials: await deps.ledger.revokedSerials() });
     },
 
+    async setNodeCapacityCeiling(request) {
+      requireNodeId(request.nodeId);
+      const problems = ceilingProblems(request.capacityCeiling);
+      if (problems.length > 0) throw invalidArgument(problems);
+      const leader = await requireLeader(deps, 'set capacity ceilings');
+      const ceiling = storedCeiling(request.capacityCeiling);
+      await leader.setCapacityCeiling(request.nodeId, ceiling);
+      const [node] = await listNodes(deps.db, request.nodeId);
+      if (node === undefined) throw notFound(`node ${request.nodeId} not found`);
+      deps.logger.info({ node: request.nodeId, ceiling }, 'node capacity ceiling set by an admin');
+      return create(SetNodeCapacityCeilingResponseSchema, { node });
+    },
+
     async drainNode(request) {
       requireNodeId(request.nodeId);
       const leader = await requireLeader(deps, 'drain nodes');
@@ -161,6 +174,20 @@ export function nodeService(deps: SchedulerDeps): Partial<ServiceImpl<typeof Nod
     },
   };
   return mapHandlerErrors(handlers, toConnectError);
+}
+
+function ceilingProblems(ceiling: Capacity | undefined): string[] {
+  const problems: string[] = [];
+  for (const [field, value] of Object.entries(ceiling ?? {})) {
+    if (typeof value === 'number' && value > MAX_INT32) problems.push(`capacity_ceiling.${field}: must be at most ${MAX_INT32}, got ${value}`);
+  }
+  return problems;
+}
+
+/** The ceiling as stored; absent or every field 0 is no ceiling. */
+function storedCeiling(ceiling: Capacity | undefined): CapacityCeiling | null {
+  if (ceiling === undefined || (ceiling.cpuMillis === 0 && ceiling.memoryMib === 0 && ceiling.maxInstances === 0)) return null;
+  return { cpuMillis: ceiling.cpuMillis, memoryMib: ceiling.memoryMib, maxInstances: ceiling.maxInstances };
 }
 
 function callingNode(context: HandlerContext): string {

@@ -44,6 +44,7 @@ export function newNodeRecord(id: string, now: Date): NodeRecord {
     joinLabels: {},
     reportedLabels: {},
     capacity: { cpuMillis: 0, memoryMib: 0, maxInstances: 0 },
+    reportedCapacity: { cpuMillis: 0, memoryMib: 0, maxInstances: 0 },
     capacityCeiling: null,
     adminState: 'READY',
     down: false,
@@ -71,11 +72,8 @@ export function acceptHello(ctx: LeaderContext, changes: Changes, node: NodeReco
     memoryMib: hello.capacity?.memoryMib ?? 0,
     maxInstances: hello.capacity?.maxInstances ?? 0,
   };
-  node.capacity = clampCapacity(reportedCapacity, node.capacityCeiling);
-  if (!sameCapacity(node.capacity, reportedCapacity)) {
-    ctx.logger.warn({ node: node.id, reported: reportedCapacity, ceiling: node.capacityCeiling }, 'node reported capacity above its ceiling; clamped');
-    changes.event(capacityClampedEvent(node.id, reportedCapacity, node.capacity, changes.now));
-  }
+  node.reportedCapacity = reportedCapacity;
+  applyCeiling(ctx, changes, node);
   node.driver = hello.driver;
   node.reported = true;
   node.down = false;
@@ -121,6 +119,15 @@ export function acceptHello(ctx: LeaderContext, changes: Changes, node: NodeReco
 }
 
 type Capacity = NodeRecord['capacity'];
+
+/** Placement counts on the node's report clamped to its ceiling; an event says when the report was above it. */
+export function applyCeiling(ctx: LeaderContext, changes: Changes, node: NodeRecord): void {
+  node.capacity = clampCapacity(node.reportedCapacity, node.capacityCeiling);
+  if (!sameCapacity(node.capacity, node.reportedCapacity)) {
+    ctx.logger.warn({ node: node.id, reported: node.reportedCapacity, ceiling: node.capacityCeiling }, 'node reported capacity above its ceiling; clamped');
+    changes.event(capacityClampedEvent(node.id, node.reportedCapacity, node.capacity, changes.now));
+  }
+}
 
 /** Each resource bounded by the admin's ceiling (0 in the ceiling: that one unbounded). */
 export function clampCapacity(reported: Capacity, ceiling: CapacityCeiling | null): Capacity {

@@ -16,8 +16,10 @@ export interface NodeRecord {
   reportedLabels: Record<string, string>;
   /** What placement counts on: the node's report, clamped to its ceiling. */
   capacity: { cpuMillis: number; memoryMib: number; maxInstances: number };
-  /** The admin's ceiling from the join token; null: none. */
-  readonly capacityCeiling: CapacityCeiling | null;
+  /** What the node reported in its last Hello (before clamping); after a takeover, what placement counted on. */
+  reportedCapacity: { cpuMillis: number; memoryMib: number; maxInstances: number };
+  /** The admin's ceiling (join token or SetNodeCapacityCeiling); null: none. */
+  capacityCeiling: CapacityCeiling | null;
   adminState: AdminState;
   down: boolean;
   /** Said Hello at least once, so its capacity is known. */

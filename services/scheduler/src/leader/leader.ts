@@ -11,7 +11,7 @@ import { rolloutLimits } from '../api/app-spec.js';
 import { reconcileApp } from '../controllers/app-reconciler.js';
 import { anySilent, detectFailures } from '../controllers/failure-detector.js';
 import { changeState, requestStop, sendStop } from '../controllers/instance-lifecycle.js';
-import { acceptHello, helloProblems, markDown, newNodeRecord, setAdminState } from '../controllers/node-lifecycle.js';
+import { acceptHello, applyCeiling, helloProblems, markDown, newNodeRecord, setAdminState } from '../controllers/node-lifecycle.js';
 import { placePending } from '../controllers/placement-pass.js';
 import { startRollout, stepRollout } from '../controllers/rollout-controller.js';
 import type { SchedulerMetrics } from '../metrics/scheduler-metrics.js';
@@ -19,7 +19,7 @@ import { refuseReportedTransition, stateName } from '../model/instance-states.js
 import { SchedulerError } from '../model/scheduler-error.js';
 import { Changes } from '../store/changes.js';
 import type { EventFeed } from '../store/event-feed.js';
-import type { SchedulerDb } from '../store/tables.js';
+import type { CapacityCeiling, SchedulerDb } from '../store/tables.js';
 import { writeTransaction } from '../store/write-transaction.js';
 import { refreshSecretsMessage } from './assignment.js';
 import { type AppRecord, type ClusterState, engineState, type NodeRecord, nodeLabels } from './cluster-state.js';
@@ -217,6 +217,19 @@ export class Leader {
       for (const key of remove) delete labels[key];
       node.joinLabels = labels;
       if (node.reported) this.ctx.state.engine.upsertNode({ id: node.id, state: engineState(node), labels: nodeLabels(node), capacity: node.capacity });
+      changes.node(node);
+    });
+  }
+
+  /** An admin bounds what placement counts on a node (null lifts it); instances already placed stay where they are. */
+  setCapacityCeiling(nodeId: string, ceiling: CapacityCeiling | null): Promise<void> {
+    return this.mutate(async (changes) => {
+      const node = await this.requireNode(nodeId);
+      node.capacityCeiling = ceiling;
+      if (node.reported) {
+        applyCeiling(this.ctx, changes, node);
+        this.ctx.state.engine.upsertNode({ id: node.id, state: engineState(node), labels: nodeLabels(node), capacity: node.capacity });
+      }
       changes.node(node);
     });
   }

@@ -22,6 +22,7 @@ export async function loadClusterState(db: SchedulerDb, logger: Logger, now: Dat
       joinLabels: row.join_labels,
       reportedLabels: row.reported_labels,
       capacity: { cpuMillis: row.cpu_millis, memoryMib: row.memory_mib, maxInstances: row.max_instances },
+      reportedCapacity: { cpuMillis: row.cpu_millis, memoryMib: row.memory_mib, maxInstances: row.max_instances },
       capacityCeiling: row.capacity_ceiling,
       adminState: row.admin_state,
       down: row.down,

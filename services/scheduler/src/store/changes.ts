@@ -155,6 +155,7 @@ export class Changes {
         reported: node.reported,
         last_heartbeat: node.lastHeartbeat,
         driver: node.driver,
+        capacity_ceiling: node.capacityCeiling === null ? null : JSON.stringify(node.capacityCeiling),
       };
       // Join time and certificate columns belong to JoinNode and renewal: never overwritten here.
       await trx
@@ -166,7 +167,6 @@ export class Changes {
           token_id: null,
           cert_serial: null,
           cert_expires_at: null,
-          capacity_ceiling: null,
         })
         .onConflict((oc) => oc.column('id').doUpdateSet(owned))
         .execute();

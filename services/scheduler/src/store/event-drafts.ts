@@ -97,7 +97,7 @@ export function capacityClampedEvent(nodeId: string, reported: CapacityFigures, 
     app: '',
     nodeId,
     instanceId: '',
-    message: `node ${nodeId} reported ${figures(reported)}, above the ceiling set on its join token; placement counts on ${figures(used)}`,
+    message: `node ${nodeId} reported ${figures(reported)}, above the ceiling an admin set; placement counts on ${figures(used)}`,
     detail: { case: undefined },
   };
 }

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shellwego/scheduler/v1/nodes.proto.
  */
 export const file_shellwego_scheduler_v1_nodes: GenFile = /*@__PURE__*/
-  fileDesc("CiJzaGVsbHdlZ28vc2NoZWR1bGVyL3YxL25vZGVzLnByb3RvEhZzaGVsbHdlZ28uc2NoZWR1bGVyLnYxIu8ECgROb2RlEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEjAKBXN0YXRlGAMgASgOMiEuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlU3RhdGUSOAoGbGFiZWxzGAQgAygLMiguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLkxhYmVsc0VudHJ5EjIKCGNhcGFjaXR5GAUgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRIxCglhbGxvY2F0ZWQYBiABKAsyHi5zaGVsbHdlZ28uY29tbW9uLnYxLlJlc291cmNlcxIWCg5pbnN0YW5jZV9jb3VudBgHIAEoDRIyCg5sYXN0X2hlYXJ0YmVhdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJam9pbmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkcml2ZXIYCiABKAkSSQoPcmVwb3J0ZWRfbGFiZWxzGAsgAygLMjAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLlJlcG9ydGVkTGFiZWxzRW50cnkSOgoQY2FwYWNpdHlfY2VpbGluZxgMIAEoCzIgLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ2FwYWNpdHkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo1ChNSZXBvcnRlZExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSQoIQ2FwYWNpdHkSEgoKY3B1X21pbGxpcxgBIAEoDRISCgptZW1vcnlfbWliGAIgASgNEhUKDW1heF9pbnN0YW5jZXMYAyABKA0i9wEKFkNyZWF0ZUpvaW5Ub2tlblJlcXVlc3QSSgoGbGFiZWxzGAEgAygLMjouc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXF1ZXN0LkxhYmVsc0VudHJ5EiYKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI6ChBjYXBhY2l0eV9jZWlsaW5nGAMgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImoKF0NyZWF0ZUpvaW5Ub2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRva2VuX2lkGAMgASgJImEKD0pvaW5Ob2RlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIPCgdjc3JfcGVtGAIgASgJEi4KBGluZm8YAyABKAsyIC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVJbmZvIokBCghOb2RlSW5mbxIQCghob3N0bmFtZRgBIAEoCRI8CgZsYWJlbHMYAiADKAsyLC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEifAoQSm9pbk5vZGVSZXNwb25zZRIPCgdub2RlX2lkGAEgASgJEhcKD2NlcnRpZmljYXRlX3BlbRgCIAEoCRIOCgZjYV9wZW0YAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLgobUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXF1ZXN0Eg8KB2Nzcl9wZW0YASABKAkiZwocUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXNwb25zZRIXCg9jZXJ0aWZpY2F0ZV9wZW0YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEgoQTGlzdE5vZGVzUmVxdWVzdCJAChFMaXN0Tm9kZXNSZXNwb25zZRIrCgVub2RlcxgBIAMoCzIcLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZSI2ChFDb3Jkb25Ob2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhAKCHVuY29yZG9uGAIgASgIIkAKEkNvcmRvbk5vZGVSZXNwb25zZRIqCgRub2RlGAEgASgLMhwuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlIqcBChRTZXROb2RlTGFiZWxzUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEkIKA3NldBgCIAMoCzI1LnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2V0Tm9kZUxhYmVsc1JlcXVlc3QuU2V0RW50cnkSDgoGcmVtb3ZlGAMgAygJGioKCFNldEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoVU2V0Tm9kZUxhYmVsc1Jlc3BvbnNlEioKBG5vZGUYASABKAsyHC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGUiIwoQRHJhaW5Ob2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJIi0KEURyYWluTm9kZVJlc3BvbnNlEhgKEGluc3RhbmNlc19tb3ZpbmcYASABKA0iJAoRUmVtb3ZlTm9kZVJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCSJHChJSZW1vdmVOb2RlUmVzcG9uc2USFwoPcmV2b2tlZF9zZXJpYWxzGAEgAygJEhgKEGluc3RhbmNlc19tb3ZpbmcYAiABKA0iIAoeTGlzdFJldm9rZWRDZXJ0aWZpY2F0ZXNSZXF1ZXN0IjIKH0xpc3RSZXZva2VkQ2VydGlmaWNhdGVzUmVzcG9uc2USDwoHc2VyaWFscxgBIAMoCSLAAQoOU2Vzc2lvblJlcXVlc3QSLgoFaGVsbG8YASABKAsyHS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkhlbGxvSAASNgoJaGVhcnRiZWF0GAIgASgLMiEuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5IZWFydGJlYXRIABI/Cg5pbnN0YW5jZV9ldmVudBgDIAEoCzIlLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSW5zdGFuY2VFdmVudEgAQgUKA21zZyKBAgoFSGVsbG8SMgoIY2FwYWNpdHkYASABKAsyIC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkNhcGFjaXR5EjkKBmxhYmVscxgCIAMoCzIpLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSGVsbG8uTGFiZWxzRW50cnkSOAoHcnVubmluZxgDIAMoCzInLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUnVubmluZ0luc3RhbmNlEg4KBmRyaXZlchgEIAEoCRIQCghob3N0bmFtZRgFIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKD1J1bm5pbmdJbnN0YW5jZRITCgtpbnN0YW5jZV9pZBgBIAEoCRIxCgVzdGF0ZRgCIAEoDjIiLnNoZWxsd2Vnby5jb21tb24udjEuSW5zdGFuY2VTdGF0ZSJRCglIZWFydGJlYXQSLAoEdXNlZBgBIAEoCzIeLnNoZWxsd2Vnby5jb21tb24udjEuUmVzb3VyY2VzEhYKDmluc3RhbmNlX2NvdW50GAIgASgNIrcBCg1JbnN0YW5jZUV2ZW50EhMKC2luc3RhbmNlX2lkGAEgASgJEjEKBXN0YXRlGAIgASgOMiIuc2hlbGx3ZWdvLmNvbW1vbi52MS5JbnN0YW5jZVN0YXRlEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCRIWCglleGl0X2NvZGUYBSABKAVIAIgBAUIMCgpfZXhpdF9jb2RlIrsBCg9TZXNzaW9uUmVzcG9uc2USMAoGYXNzaWduGAEgASgLMh4uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Bc3NpZ25IABIsCgRzdG9wGAIgASgLMhwuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TdG9wSAASQQoPcmVmcmVzaF9zZWNyZXRzGAMgASgLMiYuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5SZWZyZXNoU2VjcmV0c0gAQgUKA21zZyKXAgoGQXNzaWduEjIKBHNwZWMYASABKAsyJC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkluc3RhbmNlU3BlYxIpCgVncmFudBgCIAEoCzIaLnNoZWxsd2Vnby5jb21tb24udjEuR3JhbnQSRwoNdHJhY2VfY29udGV4dBgDIAMoCzIwLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQXNzaWduLlRyYWNlQ29udGV4dEVudHJ5EjAKDHJvb3Rmc19ncmFudBgEIAEoCzIaLnNoZWxsd2Vnby5jb21tb24udjEuR3JhbnQaMwoRVHJhY2VDb250ZXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK6AwoMSW5zdGFuY2VTcGVjEhMKC2luc3RhbmNlX2lkGAEgASgJEgsKA2FwcBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgNEhQKDGltYWdlX2RpZ2VzdBgEIAEoCRI2CgxpbWFnZV9jb25maWcYBSABKAsyIC5zaGVsbHdlZ28uY29tbW9uLnYxLkltYWdlQ29uZmlnEjEKCXJlc291cmNlcxgGIAEoCzIeLnNoZWxsd2Vnby5jb21tb24udjEuUmVzb3VyY2VzEgwKBGFyZ3YYByADKAkSOgoDZW52GAggAygLMi0uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5JbnN0YW5jZVNwZWMuRW52RW50cnkSFAoMc2VjcmV0X25hbWVzGAkgAygJEjYKDGhlYWx0aF9jaGVjaxgKIAEoCzIgLnNoZWxsd2Vnby5jb21tb24udjEuSGVhbHRoQ2hlY2sSMgoPaGVhbHRoX2RlYWRsaW5lGAsgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXAoEU3RvcBITCgtpbnN0YW5jZV9pZBgBIAEoCRIvCgxncmFjZV9wZXJpb2QYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGcmVhc29uGAMgASgJIlAKDlJlZnJlc2hTZWNyZXRzEhMKC2luc3RhbmNlX2lkGAEgASgJEikKBWdyYW50GAIgASgLMhouc2hlbGx3ZWdvLmNvbW1vbi52MS5HcmFudDLgCQoLTm9kZVNlcnZpY2USgwEKD0NyZWF0ZUpvaW5Ub2tlbhIuLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ3JlYXRlSm9pblRva2VuUmVxdWVzdBovLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ3JlYXRlSm9pblRva2VuUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJnCghKb2luTm9kZRInLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSm9pbk5vZGVSZXF1ZXN0Giguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Kb2luTm9kZVJlc3BvbnNlIgiSghkECgIIBBKLAQoUUmVuZXdOb2RlQ2VydGlmaWNhdGUSMy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJlbmV3Tm9kZUNlcnRpZmljYXRlUmVxdWVzdBo0LnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXNwb25zZSIIkoIZBAoCCAIScQoJTGlzdE5vZGVzEiguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5MaXN0Tm9kZXNSZXF1ZXN0Gikuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5MaXN0Tm9kZXNSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEnQKCkNvcmRvbk5vZGUSKS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkNvcmRvbk5vZGVSZXF1ZXN0Giouc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Db3Jkb25Ob2RlUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJ9Cg1TZXROb2RlTGFiZWxzEiwuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TZXROb2RlTGFiZWxzUmVxdWVzdBotLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2V0Tm9kZUxhYmVsc1Jlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4SdAoKUmVtb3ZlTm9kZRIpLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVtb3ZlTm9kZVJlcXVlc3QaKi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJlbW92ZU5vZGVSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEpgBChdMaXN0UmV2b2tlZENlcnRpZmljYXRlcxI2LnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTGlzdFJldm9rZWRDZXJ0aWZpY2F0ZXNSZXF1ZXN0Gjcuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5MaXN0UmV2b2tlZENlcnRpZmljYXRlc1Jlc3BvbnNlIgySghkICgIIAwoCCAIScQoJRHJhaW5Ob2RlEiguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5EcmFpbk5vZGVSZXF1ZXN0Gikuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5EcmFpbk5vZGVSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEmgKB1Nlc3Npb24SJi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlNlc3Npb25SZXF1ZXN0Gicuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TZXNzaW9uUmVzcG9uc2UiCJKCGQQKAggCKAEwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_shellwego_common_v1_access, file_shellwego_common_v1_grant, file_shellwego_common_v1_workload, file_shellwego_scheduler_v1_events]);
+  fileDesc("CiJzaGVsbHdlZ28vc2NoZWR1bGVyL3YxL25vZGVzLnByb3RvEhZzaGVsbHdlZ28uc2NoZWR1bGVyLnYxIu8ECgROb2RlEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEjAKBXN0YXRlGAMgASgOMiEuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlU3RhdGUSOAoGbGFiZWxzGAQgAygLMiguc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLkxhYmVsc0VudHJ5EjIKCGNhcGFjaXR5GAUgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRIxCglhbGxvY2F0ZWQYBiABKAsyHi5zaGVsbHdlZ28uY29tbW9uLnYxLlJlc291cmNlcxIWCg5pbnN0YW5jZV9jb3VudBgHIAEoDRIyCg5sYXN0X2hlYXJ0YmVhdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJam9pbmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkcml2ZXIYCiABKAkSSQoPcmVwb3J0ZWRfbGFiZWxzGAsgAygLMjAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlLlJlcG9ydGVkTGFiZWxzRW50cnkSOgoQY2FwYWNpdHlfY2VpbGluZxgMIAEoCzIgLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ2FwYWNpdHkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo1ChNSZXBvcnRlZExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSQoIQ2FwYWNpdHkSEgoKY3B1X21pbGxpcxgBIAEoDRISCgptZW1vcnlfbWliGAIgASgNEhUKDW1heF9pbnN0YW5jZXMYAyABKA0i9wEKFkNyZWF0ZUpvaW5Ub2tlblJlcXVlc3QSSgoGbGFiZWxzGAEgAygLMjouc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXF1ZXN0LkxhYmVsc0VudHJ5EiYKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI6ChBjYXBhY2l0eV9jZWlsaW5nGAMgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImoKF0NyZWF0ZUpvaW5Ub2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRva2VuX2lkGAMgASgJImEKD0pvaW5Ob2RlUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIPCgdjc3JfcGVtGAIgASgJEi4KBGluZm8YAyABKAsyIC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVJbmZvIokBCghOb2RlSW5mbxIQCghob3N0bmFtZRgBIAEoCRI8CgZsYWJlbHMYAiADKAsyLC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVJbmZvLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEifAoQSm9pbk5vZGVSZXNwb25zZRIPCgdub2RlX2lkGAEgASgJEhcKD2NlcnRpZmljYXRlX3BlbRgCIAEoCRIOCgZjYV9wZW0YAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLgobUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXF1ZXN0Eg8KB2Nzcl9wZW0YASABKAkiZwocUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXNwb25zZRIXCg9jZXJ0aWZpY2F0ZV9wZW0YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEgoQTGlzdE5vZGVzUmVxdWVzdCJAChFMaXN0Tm9kZXNSZXNwb25zZRIrCgVub2RlcxgBIAMoCzIcLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZSI2ChFDb3Jkb25Ob2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhAKCHVuY29yZG9uGAIgASgIIkAKEkNvcmRvbk5vZGVSZXNwb25zZRIqCgRub2RlGAEgASgLMhwuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Ob2RlIqcBChRTZXROb2RlTGFiZWxzUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEkIKA3NldBgCIAMoCzI1LnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2V0Tm9kZUxhYmVsc1JlcXVlc3QuU2V0RW50cnkSDgoGcmVtb3ZlGAMgAygJGioKCFNldEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoVU2V0Tm9kZUxhYmVsc1Jlc3BvbnNlEioKBG5vZGUYASABKAsyHC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGUibAodU2V0Tm9kZUNhcGFjaXR5Q2VpbGluZ1JlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCRI6ChBjYXBhY2l0eV9jZWlsaW5nGAIgASgLMiAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DYXBhY2l0eSJMCh5TZXROb2RlQ2FwYWNpdHlDZWlsaW5nUmVzcG9uc2USKgoEbm9kZRgBIAEoCzIcLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZSIjChBEcmFpbk5vZGVSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkiLQoRRHJhaW5Ob2RlUmVzcG9uc2USGAoQaW5zdGFuY2VzX21vdmluZxgBIAEoDSIkChFSZW1vdmVOb2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJIkcKElJlbW92ZU5vZGVSZXNwb25zZRIXCg9yZXZva2VkX3NlcmlhbHMYASADKAkSGAoQaW5zdGFuY2VzX21vdmluZxgCIAEoDSIgCh5MaXN0UmV2b2tlZENlcnRpZmljYXRlc1JlcXVlc3QiMgofTGlzdFJldm9rZWRDZXJ0aWZpY2F0ZXNSZXNwb25zZRIPCgdzZXJpYWxzGAEgAygJIsABCg5TZXNzaW9uUmVxdWVzdBIuCgVoZWxsbxgBIAEoCzIdLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSGVsbG9IABI2CgloZWFydGJlYXQYAiABKAsyIS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkhlYXJ0YmVhdEgAEj8KDmluc3RhbmNlX2V2ZW50GAMgASgLMiUuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5JbnN0YW5jZUV2ZW50SABCBQoDbXNnIoECCgVIZWxsbxIyCghjYXBhY2l0eRgBIAEoCzIgLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ2FwYWNpdHkSOQoGbGFiZWxzGAIgAygLMikuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5IZWxsby5MYWJlbHNFbnRyeRI4CgdydW5uaW5nGAMgAygLMicuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5SdW5uaW5nSW5zdGFuY2USDgoGZHJpdmVyGAQgASgJEhAKCGhvc3RuYW1lGAUgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWQoPUnVubmluZ0luc3RhbmNlEhMKC2luc3RhbmNlX2lkGAEgASgJEjEKBXN0YXRlGAIgASgOMiIuc2hlbGx3ZWdvLmNvbW1vbi52MS5JbnN0YW5jZVN0YXRlIlEKCUhlYXJ0YmVhdBIsCgR1c2VkGAEgASgLMh4uc2hlbGx3ZWdvLmNvbW1vbi52MS5SZXNvdXJjZXMSFgoOaW5zdGFuY2VfY291bnQYAiABKA0itwEKDUluc3RhbmNlRXZlbnQSEwoLaW5zdGFuY2VfaWQYASABKAkSMQoFc3RhdGUYAiABKA4yIi5zaGVsbHdlZ28uY29tbW9uLnYxLkluc3RhbmNlU3RhdGUSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAQgASgJEhYKCWV4aXRfY29kZRgFIAEoBUgAiAEBQgwKCl9leGl0X2NvZGUiuwEKD1Nlc3Npb25SZXNwb25zZRIwCgZhc3NpZ24YASABKAsyHi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkFzc2lnbkgAEiwKBHN0b3AYAiABKAsyHC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlN0b3BIABJBCg9yZWZyZXNoX3NlY3JldHMYAyABKAsyJi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJlZnJlc2hTZWNyZXRzSABCBQoDbXNnIpcCCgZBc3NpZ24SMgoEc3BlYxgBIAEoCzIkLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSW5zdGFuY2VTcGVjEikKBWdyYW50GAIgASgLMhouc2hlbGx3ZWdvLmNvbW1vbi52MS5HcmFudBJHCg10cmFjZV9jb250ZXh0GAMgAygLMjAuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Bc3NpZ24uVHJhY2VDb250ZXh0RW50cnkSMAoMcm9vdGZzX2dyYW50GAQgASgLMhouc2hlbGx3ZWdvLmNvbW1vbi52MS5HcmFudBozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIroDCgxJbnN0YW5jZVNwZWMSEwoLaW5zdGFuY2VfaWQYASABKAkSCwoDYXBwGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SFAoMaW1hZ2VfZGlnZXN0GAQgASgJEjYKDGltYWdlX2NvbmZpZxgFIAEoCzIgLnNoZWxsd2Vnby5jb21tb24udjEuSW1hZ2VDb25maWcSMQoJcmVzb3VyY2VzGAYgASgLMh4uc2hlbGx3ZWdvLmNvbW1vbi52MS5SZXNvdXJjZXMSDAoEYXJndhgHIAMoCRI6CgNlbnYYCCADKAsyLS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkluc3RhbmNlU3BlYy5FbnZFbnRyeRIUCgxzZWNyZXRfbmFtZXMYCSADKAkSNgoMaGVhbHRoX2NoZWNrGAogASgLMiAuc2hlbGx3ZWdvLmNvbW1vbi52MS5IZWFsdGhDaGVjaxIyCg9oZWFsdGhfZGVhZGxpbmUYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJcCgRTdG9wEhMKC2luc3RhbmNlX2lkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIOCgZyZWFzb24YAyABKAkiUAoOUmVmcmVzaFNlY3JldHMSEwoLaW5zdGFuY2VfaWQYASABKAkSKQoFZ3JhbnQYAiABKAsyGi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50MvsKCgtOb2RlU2VydmljZRKDAQoPQ3JlYXRlSm9pblRva2VuEi4uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXF1ZXN0Gi8uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5DcmVhdGVKb2luVG9rZW5SZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEmcKCEpvaW5Ob2RlEicuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5Kb2luTm9kZVJlcXVlc3QaKC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkpvaW5Ob2RlUmVzcG9uc2UiCJKCGQQKAggEEosBChRSZW5ld05vZGVDZXJ0aWZpY2F0ZRIzLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVuZXdOb2RlQ2VydGlmaWNhdGVSZXF1ZXN0GjQuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5SZW5ld05vZGVDZXJ0aWZpY2F0ZVJlc3BvbnNlIgiSghkECgIIAhJxCglMaXN0Tm9kZXMSKC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkxpc3ROb2Rlc1JlcXVlc3QaKS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkxpc3ROb2Rlc1Jlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4SdAoKQ29yZG9uTm9kZRIpLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuQ29yZG9uTm9kZVJlcXVlc3QaKi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkNvcmRvbk5vZGVSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEn0KDVNldE5vZGVMYWJlbHMSLC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlNldE5vZGVMYWJlbHNSZXF1ZXN0Gi0uc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TZXROb2RlTGFiZWxzUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJ0CgpSZW1vdmVOb2RlEikuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5SZW1vdmVOb2RlUmVxdWVzdBoqLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuUmVtb3ZlTm9kZVJlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4SmAEKF0xpc3RSZXZva2VkQ2VydGlmaWNhdGVzEjYuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5MaXN0UmV2b2tlZENlcnRpZmljYXRlc1JlcXVlc3QaNy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkxpc3RSZXZva2VkQ2VydGlmaWNhdGVzUmVzcG9uc2UiDJKCGQgKAggDCgIIAhKYAQoWU2V0Tm9kZUNhcGFjaXR5Q2VpbGluZxI1LnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2V0Tm9kZUNhcGFjaXR5Q2VpbGluZ1JlcXVlc3QaNi5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlNldE5vZGVDYXBhY2l0eUNlaWxpbmdSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEnEKCURyYWluTm9kZRIoLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuRHJhaW5Ob2RlUmVxdWVzdBopLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuRHJhaW5Ob2RlUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJoCgdTZXNzaW9uEiYuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5TZXNzaW9uUmVxdWVzdBonLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuU2Vzc2lvblJlc3BvbnNlIgiSghkECgIIAigBMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_shellwego_common_v1_access, file_shellwego_common_v1_grant, file_shellwego_common_v1_workload, file_shellwego_scheduler_v1_events]);
 
 /**
  * A node as the scheduler sees it.
@@ -107,8 +107,9 @@ export type Node = Message<"shellwego.scheduler.v1.Node"> & {
   reportedLabels: { [key: string]: string };
 
   /**
-   * The admin's ceiling on its capacity (from its join token); `capacity` is
-   * what it reported, clamped to this. Absent: no ceiling.
+   * The admin's ceiling on its capacity (from its join token or
+   * SetNodeCapacityCeiling); `capacity` is what it reported, clamped to this.
+   * Absent: no ceiling.
    *
    * @generated from field: shellwego.scheduler.v1.Capacity capacity_ceiling = 12;
    */
@@ -525,6 +526,56 @@ export const SetNodeLabelsResponseSchema: GenMessage<SetNodeLabelsResponse> = /*
   messageDesc(file_shellwego_scheduler_v1_nodes, 14);
 
 /**
+ * SetNodeCapacityCeiling input.
+ *
+ * @generated from message shellwego.scheduler.v1.SetNodeCapacityCeilingRequest
+ */
+export type SetNodeCapacityCeilingRequest = Message<"shellwego.scheduler.v1.SetNodeCapacityCeilingRequest"> & {
+  /**
+   * The node.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+
+  /**
+   * The ceiling; a field of 0 leaves that resource unbounded, all 0 or
+   * absent lifts the ceiling.
+   *
+   * @generated from field: shellwego.scheduler.v1.Capacity capacity_ceiling = 2;
+   */
+  capacityCeiling?: Capacity;
+};
+
+/**
+ * Describes the message shellwego.scheduler.v1.SetNodeCapacityCeilingRequest.
+ * Use `create(SetNodeCapacityCeilingRequestSchema)` to create a new message.
+ */
+export const SetNodeCapacityCeilingRequestSchema: GenMessage<SetNodeCapacityCeilingRequest> = /*@__PURE__*/
+  messageDesc(file_shellwego_scheduler_v1_nodes, 15);
+
+/**
+ * SetNodeCapacityCeiling output.
+ *
+ * @generated from message shellwego.scheduler.v1.SetNodeCapacityCeilingResponse
+ */
+export type SetNodeCapacityCeilingResponse = Message<"shellwego.scheduler.v1.SetNodeCapacityCeilingResponse"> & {
+  /**
+   * The node after the change.
+   *
+   * @generated from field: shellwego.scheduler.v1.Node node = 1;
+   */
+  node?: Node;
+};
+
+/**
+ * Describes the message shellwego.scheduler.v1.SetNodeCapacityCeilingResponse.
+ * Use `create(SetNodeCapacityCeilingResponseSchema)` to create a new message.
+ */
+export const SetNodeCapacityCeilingResponseSchema: GenMessage<SetNodeCapacityCeilingResponse> = /*@__PURE__*/
+  messageDesc(file_shellwego_scheduler_v1_nodes, 16);
+
+/**
  * DrainNode input.
  *
  * @generated from message shellwego.scheduler.v1.DrainNodeRequest
@@ -543,7 +594,7 @@ export type DrainNodeRequest = Message<"shellwego.scheduler.v1.DrainNodeRequest"
  * Use `create(DrainNodeRequestSchema)` to create a new message.
  */
 export const DrainNodeRequestSchema: GenMessage<DrainNodeRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 15);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 17);
 
 /**
  * DrainNode output.
@@ -564,7 +615,7 @@ export type DrainNodeResponse = Message<"shellwego.scheduler.v1.DrainNodeRespons
  * Use `create(DrainNodeResponseSchema)` to create a new message.
  */
 export const DrainNodeResponseSchema: GenMessage<DrainNodeResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 16);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 18);
 
 /**
  * RemoveNode input.
@@ -585,7 +636,7 @@ export type RemoveNodeRequest = Message<"shellwego.scheduler.v1.RemoveNodeReques
  * Use `create(RemoveNodeRequestSchema)` to create a new message.
  */
 export const RemoveNodeRequestSchema: GenMessage<RemoveNodeRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 17);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 19);
 
 /**
  * RemoveNode output.
@@ -613,7 +664,7 @@ export type RemoveNodeResponse = Message<"shellwego.scheduler.v1.RemoveNodeRespo
  * Use `create(RemoveNodeResponseSchema)` to create a new message.
  */
 export const RemoveNodeResponseSchema: GenMessage<RemoveNodeResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 18);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 20);
 
 /**
  * ListRevokedCertificates input.
@@ -628,7 +679,7 @@ export type ListRevokedCertificatesRequest = Message<"shellwego.scheduler.v1.Lis
  * Use `create(ListRevokedCertificatesRequestSchema)` to create a new message.
  */
 export const ListRevokedCertificatesRequestSchema: GenMessage<ListRevokedCertificatesRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 19);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 21);
 
 /**
  * ListRevokedCertificates output.
@@ -649,7 +700,7 @@ export type ListRevokedCertificatesResponse = Message<"shellwego.scheduler.v1.Li
  * Use `create(ListRevokedCertificatesResponseSchema)` to create a new message.
  */
 export const ListRevokedCertificatesResponseSchema: GenMessage<ListRevokedCertificatesResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 20);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 22);
 
 /**
  * A message from the node agent on its Session.
@@ -694,7 +745,7 @@ export type SessionRequest = Message<"shellwego.scheduler.v1.SessionRequest"> & 
  * Use `create(SessionRequestSchema)` to create a new message.
  */
 export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 21);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 23);
 
 /**
  * The agent's opening message.
@@ -743,7 +794,7 @@ export type Hello = Message<"shellwego.scheduler.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 22);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 24);
 
 /**
  * An instance a node reports running.
@@ -771,7 +822,7 @@ export type RunningInstance = Message<"shellwego.scheduler.v1.RunningInstance"> 
  * Use `create(RunningInstanceSchema)` to create a new message.
  */
 export const RunningInstanceSchema: GenMessage<RunningInstance> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 23);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 25);
 
 /**
  * Liveness and usage.
@@ -799,7 +850,7 @@ export type Heartbeat = Message<"shellwego.scheduler.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 24);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 26);
 
 /**
  * A state change of one instance.
@@ -848,7 +899,7 @@ export type InstanceEvent = Message<"shellwego.scheduler.v1.InstanceEvent"> & {
  * Use `create(InstanceEventSchema)` to create a new message.
  */
 export const InstanceEventSchema: GenMessage<InstanceEvent> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 25);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 27);
 
 /**
  * A message from the scheduler on a Session.
@@ -893,7 +944,7 @@ export type SessionResponse = Message<"shellwego.scheduler.v1.SessionResponse"> 
  * Use `create(SessionResponseSchema)` to create a new message.
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 26);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 28);
 
 /**
  * Everything a node needs to run one instance.
@@ -936,7 +987,7 @@ export type Assign = Message<"shellwego.scheduler.v1.Assign"> & {
  * Use `create(AssignSchema)` to create a new message.
  */
 export const AssignSchema: GenMessage<Assign> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 27);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 29);
 
 /**
  * The immutable description of one instance.
@@ -1027,7 +1078,7 @@ export type InstanceSpec = Message<"shellwego.scheduler.v1.InstanceSpec"> & {
  * Use `create(InstanceSpecSchema)` to create a new message.
  */
 export const InstanceSpecSchema: GenMessage<InstanceSpec> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 28);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 30);
 
 /**
  * Stop an instance.
@@ -1062,7 +1113,7 @@ export type Stop = Message<"shellwego.scheduler.v1.Stop"> & {
  * Use `create(StopSchema)` to create a new message.
  */
 export const StopSchema: GenMessage<Stop> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 29);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 31);
 
 /**
  * Re-resolve and inject an instance's secrets.
@@ -1090,7 +1141,7 @@ export type RefreshSecrets = Message<"shellwego.scheduler.v1.RefreshSecrets"> & 
  * Use `create(RefreshSecretsSchema)` to create a new message.
  */
 export const RefreshSecretsSchema: GenMessage<RefreshSecrets> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_nodes, 30);
+  messageDesc(file_shellwego_scheduler_v1_nodes, 32);
 
 /**
  * Nodes: joining with a one-time token, the live Session every node agent
@@ -1194,6 +1245,19 @@ export const NodeService: GenService<{
     methodKind: "unary";
     input: typeof ListRevokedCertificatesRequestSchema;
     output: typeof ListRevokedCertificatesResponseSchema;
+  },
+  /**
+   * Sets (or, with no field above 0, lifts) the admin's ceiling on what
+   * placement counts on a node, whatever it reports; the same bound a join
+   * token's capacity_ceiling sets at join. Instances already placed stay.
+   * Callers: admin users. Errors: NOT_FOUND, INVALID_ARGUMENT.
+   *
+   * @generated from rpc shellwego.scheduler.v1.NodeService.SetNodeCapacityCeiling
+   */
+  setNodeCapacityCeiling: {
+    methodKind: "unary";
+    input: typeof SetNodeCapacityCeilingRequestSchema;
+    output: typeof SetNodeCapacityCeilingResponseSchema;
   },
   /**
    * Cordons a node and moves its instances elsewhere with the same health

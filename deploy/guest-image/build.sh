@@ -68,7 +68,7 @@ check_host() {
     local applet
     local applets
     applets=" $(busybox --list 2>/dev/null | tr '\n' ' ') "
-    for applet in sh mount umount insmod poweroff reboot ip mkdir ln cat sleep tr setsid cttyhack hostname; do
+    for applet in sh mount umount insmod poweroff reboot ip mkdir ln cat sleep tr setsid cttyhack hostname unshare nsenter; do
       [[ "$applets" == *" $applet "* ]] || lacking+=("busybox applet '$applet' (install busybox-static)")
     done
   fi

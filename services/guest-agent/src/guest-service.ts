@@ -36,8 +36,8 @@ export function guestServiceRoutes(supervisor: WorkloadSupervisor): (router: Con
     async injectSecrets(req) {
       return { pid: await supervisor.injectSecrets(adoptSecrets(req.secretEnv)) };
     },
-    signal(req) {
-      supervisor.signal(req.signal);
+    async signal(req) {
+      await supervisor.signal(req.signal);
       return {};
     },
     wait(_req, context) {

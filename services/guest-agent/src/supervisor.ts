@@ -1,7 +1,8 @@
 // The workload's lifecycle: prepare its root, start it with its environment, follow its output
 // and exit, signal it, restart it with new secrets, probe its health.
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, readdir, readlink } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate, timestampNow } from '@bufbuild/protobuf/wkt';
@@ -13,12 +14,13 @@ import type { Logger } from '@shellwego/kit/log';
 import { type SecretBytes, wipeAll } from '@shellwego/kit/secret-bytes';
 import { configureNetwork, type NetworkSettings } from './guest-network.js';
 import { type ExecOutcome, runProbe } from './health-probe.js';
-import { launch } from './launcher.js';
+import { launchProbe, launchProcess, launchWorkload, type VmTarget } from './launcher.js';
+import { type NamespacePids, namespacePids } from './namespace-pids.js';
 import { findExecutable, resolveInRoot } from './path-in-root.js';
 import { RootfsMounts } from './rootfs-mounts.js';
 import { parseSignal } from './signals.js';
 import { resolveUser, type UserIds } from './user-spec.js';
-import { childEnvironment, searchPathOf, validateEnvironment } from './workload-env.js';
+import { childEnvironment, searchPathOf, validateEnvironment, validateShellNames, writeEnvironment } from './workload-env.js';
 import { WorkloadError } from './workload-error.js';
 
 export interface SupervisorOptions {
@@ -61,7 +63,10 @@ interface Prepared {
 }
 
 interface Workload {
+  /** Process mode: the workload. VM mode: busybox unshare, whose status is the workload's. */
   readonly pid: number;
+  /** VM mode: the namespace's init and the workload, once found. */
+  inside: NamespacePids | undefined;
   readonly spec: RunSpec;
   readonly prepared: Prepared;
   running: boolean;
@@ -71,6 +76,9 @@ interface Workload {
 
 // Bookkeeping cost charged per event on top of its output bytes.
 const EVENT_OVERHEAD_BYTES = 64;
+// How long a just started VM workload may take to be forked inside its namespace (TCG is slow).
+const NAMESPACE_START_MS = 10_000;
+const ROOT_IDS: UserIds = { uid: 0, gid: 0 };
 
 export class WorkloadSupervisor {
   /** Process events and output since the last start, bounded in bytes. */
@@ -131,21 +139,25 @@ export class WorkloadSupervisor {
     }
   }
 
-  signal(name: string): void {
+  async signal(name: string): Promise<void> {
     const signal = parseSignal(name);
     const workload = this.current;
     if (workload === undefined || !workload.running) {
       throw new WorkloadError('failed-precondition', 'no workload is running');
     }
+    const target = await this.signalTarget(workload);
+    if (target === undefined) {
+      throw new WorkloadError('failed-precondition', 'the workload has already exited');
+    }
     try {
-      process.kill(workload.pid, signal);
+      process.kill(target, signal);
     } catch (err) {
       if (isErrno(err, 'ESRCH')) {
         throw new WorkloadError('failed-precondition', 'the workload has already exited');
       }
       throw err;
     }
-    this.options.log.info({ workloadPid: workload.pid, signal }, 'signal sent to the workload');
+    this.options.log.info({ workloadPid: workload.pid, signalledPid: target, signal }, 'signal sent to the workload');
   }
 
   async health(): Promise<HealthReport> {
@@ -222,26 +234,37 @@ export class WorkloadSupervisor {
     return resolveUser(lookupRoot, user);
   }
 
+  /** Starts the workload; the caller wipes the secrets once this settles. */
   private async start(spec: RunSpec, prepared: Prepared, secrets: ReadonlyMap<string, SecretBytes>): Promise<number> {
     let child: ChildProcess;
-    try {
-      child = launch({
-        root: prepared.root,
-        busybox: this.options.busybox,
-        argv: spec.argv,
-        cwdHost: prepared.cwdHost,
-        ids: prepared.ids,
-        env: childEnvironment(spec.env, secrets),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-    } finally {
-      // spawn() has copied the environment into the child (or failed): the bytes go now.
-      wipeAll(secrets.values());
+    let environmentHandedOver: Promise<void> = Promise.resolve();
+    if (prepared.root === undefined) {
+      try {
+        child = launchProcess({
+          argv: spec.argv,
+          cwdHost: prepared.cwdHost,
+          ids: prepared.ids,
+          env: childEnvironment(spec.env, secrets),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+      } finally {
+        // spawn() has copied the environment into the child (or failed): the bytes go now.
+        wipeAll(secrets.values());
+      }
+    } else {
+      validateShellNames(spec.env, secrets);
+      child = launchWorkload(this.vmTarget(spec.argv, prepared, prepared.root));
+      // Down the pipe to the namespace's init, which reads it only in the child it execs into the workload.
+      environmentHandedOver = writeEnvironment(child.stdio[3] as Writable, spec.env, secrets).catch((err: unknown) =>
+        this.options.log.warn({ err: errnoCode(err) ?? String(err) }, 'the workload did not take its environment (it exited first)'),
+      );
     }
     const exitInfo = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     const pid = await spawned(child, prepared.root === undefined ? undefined : this.options.busybox);
+    await environmentHandedOver;
     const workload: Workload = {
       pid,
+      inside: undefined,
       spec,
       prepared,
       running: true,
@@ -249,7 +272,8 @@ export class WorkloadSupervisor {
       exited: exitInfo.then(async (exit) => {
         workload.running = false;
         workload.exit = exit;
-        await this.sweep(pid, prepared.root);
+        // The whole group; in VM mode the namespace's init took everything inside with it.
+        signalQuietly(-pid, 'SIGKILL');
         await streamsClosed(child, 1000);
         this.events.record(exitedEvent(pid, exit));
         this.options.log.info({ workloadPid: pid, exitCode: exit.code, signal: exit.signal }, 'workload exited');
@@ -282,7 +306,10 @@ export class WorkloadSupervisor {
     }
     if (workload.running) {
       this.options.log.info({ workloadPid: workload.pid, reason, gracePeriodMs: this.options.gracePeriodMs }, 'stopping the workload');
-      signalQuietly(workload.pid, 'SIGTERM');
+      const target = await this.signalTarget(workload);
+      if (target !== undefined) {
+        signalQuietly(target, 'SIGTERM');
+      }
       const grace = new AbortController();
       const graceOver = await Promise.race([
         workload.exited.then(() => false),
@@ -297,37 +324,45 @@ export class WorkloadSupervisor {
     await workload.exited;
   }
 
-  /** Kills whatever the workload left behind: its process group, and in VM mode anything in its root. */
-  private async sweep(pid: number, root: string | undefined): Promise<void> {
-    signalQuietly(-pid, 'SIGKILL');
-    if (root === undefined) {
-      return;
+  /**
+   * Who receives the workload's signals: in process mode the workload; in VM mode the workload
+   * inside its namespace (the namespace's init would ignore them), undefined once it is gone.
+   */
+  private async signalTarget(workload: Workload): Promise<number | undefined> {
+    if (workload.prepared.root === undefined) {
+      return workload.pid;
     }
-    for (const entry of await readdir('/proc').catch(() => [] as string[])) {
-      if (/^\d+$/.test(entry) && (await readlink(`/proc/${entry}/root`).catch(() => '')) === root) {
-        signalQuietly(Number(entry), 'SIGKILL');
-      }
-    }
+    workload.inside ??= await namespacePids(workload.pid, NAMESPACE_START_MS);
+    return workload.inside?.workload;
   }
 
-  private execProbe(workload: Workload, argv: readonly string[], timeoutMs: number): Promise<ExecOutcome> {
+  private vmTarget(argv: readonly string[], prepared: Prepared, root: string): VmTarget {
+    return { root, busybox: this.options.busybox, argv, cwdHost: prepared.cwdHost, ids: prepared.ids ?? ROOT_IDS };
+  }
+
+  private async execProbe(workload: Workload, argv: readonly string[], timeoutMs: number): Promise<ExecOutcome> {
     if (argv.length === 0 || argv[0] === '') {
-      return Promise.resolve({ exitCode: null, signal: null, timedOut: false, error: 'the exec probe has an empty argv' });
+      return { exitCode: null, signal: null, timedOut: false, error: 'the exec probe has an empty argv' };
     }
+    const root = workload.prepared.root;
+    let initPid: number | undefined;
+    if (root !== undefined) {
+      workload.inside ??= await namespacePids(workload.pid, NAMESPACE_START_MS);
+      initPid = workload.inside?.init;
+      if (initPid === undefined) {
+        return { exitCode: null, signal: null, timedOut: false, error: "the workload's namespace is gone" };
+      }
+    }
+    // Probes get the explicit env only: the secrets were wiped after the workload started.
+    const env = childEnvironment(workload.spec.env, new Map());
     return new Promise((resolve) => {
       let timedOut = false;
       let child: ChildProcess;
       try {
-        // Probes get the explicit env only: the secrets were wiped after the workload started.
-        child = launch({
-          root: workload.prepared.root,
-          busybox: this.options.busybox,
-          argv,
-          cwdHost: workload.prepared.cwdHost,
-          ids: workload.prepared.ids,
-          env: childEnvironment(workload.spec.env, new Map()),
-          stdio: 'ignore',
-        });
+        child =
+          root === undefined || initPid === undefined
+            ? launchProcess({ argv, cwdHost: workload.prepared.cwdHost, ids: workload.prepared.ids, env, stdio: 'ignore' })
+            : launchProbe(this.vmTarget(argv, workload.prepared, root), initPid, env);
       } catch (err) {
         resolve({ exitCode: null, signal: null, timedOut: false, error: err instanceof Error ? err.message : String(err) });
         return;

@@ -1,5 +1,7 @@
 // The workload's environment: explicit env merged over the secrets (explicit env wins).
 import { isUtf8 } from 'node:buffer';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { SecretBytes } from '@shellwego/kit/secret-bytes';
 import { DEFAULT_PATH } from './path-in-root.js';
 import { WorkloadError } from './workload-error.js';
@@ -27,8 +29,49 @@ export function validateEnvironment(env: Readonly<Record<string, string>>, secre
   }
 }
 
+// What the namespace init's shell can export (namespace-launch.ts).
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const NUL = new Uint8Array([0]);
+
+/** VM mode: every name must be one the namespace init's shell can export. */
+export function validateShellNames(env: Readonly<Record<string, string>>, secrets: ReadonlyMap<string, SecretBytes>): void {
+  for (const name of [...Object.keys(env), ...secrets.keys()]) {
+    if (!SHELL_NAME.test(name)) {
+      throw new WorkloadError(
+        'invalid-argument',
+        `environment variable name ${JSON.stringify(name)} is not [A-Za-z_][A-Za-z0-9_]*, which a VM workload's environment needs`,
+      );
+    }
+  }
+}
+
 /**
- * Builds the child's environment object. This is the only place secret bytes become JS strings:
+ * VM mode: writes the child's environment (the same merge as childEnvironment) onto out as
+ * NUL-terminated NAME=value records and closes it. Secret values are written from views of
+ * their own bytes, never copied or turned into strings; they must not be wiped before this
+ * resolves (the stream may still hold them).
+ */
+export async function writeEnvironment(out: Writable, env: Readonly<Record<string, string>>, secrets: ReadonlyMap<string, SecretBytes>): Promise<void> {
+  for (const [name, secret] of secrets) {
+    if (!Object.hasOwn(env, name)) {
+      out.write(`${name}=`);
+      out.write(secret.reveal());
+      out.write(NUL);
+    }
+  }
+  for (const [name, value] of Object.entries(env)) {
+    out.write(`${name}=${value}\0`);
+  }
+  if (!Object.hasOwn(env, 'PATH')) {
+    out.write(`PATH=${DEFAULT_PATH}\0`);
+  }
+  out.end();
+  // The write side only: the child's end of the pipe stays open in the init for as long as it runs.
+  await finished(out, { readable: false });
+}
+
+/**
+ * Process mode: builds the child's environment object. This is the only place secret bytes become JS strings:
  * child_process takes strings only. Those strings are handed to spawn() and dropped; they live
  * on in the child's memory (its environment) and, until garbage collection, in the agent's
  * heap, where they cannot be wiped. Nothing here is written anywhere.

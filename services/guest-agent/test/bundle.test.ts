@@ -166,7 +166,7 @@ function vmModeBlocker(): string | undefined {
 const blocker = vmModeBlocker();
 
 describe.skipIf(blocker !== undefined)(`guest agent bundle in VM mode${blocker ? ` (skipped: needs ${blocker})` : ''}`, () => {
-  it('mounts the rootfs read-only under an overlay and runs the workload chrooted as its user', async () => {
+  it('mounts the rootfs read-only under an overlay and runs the workload chrooted as its user in its own PID namespace', async () => {
     const stage = join(dir, 'stage');
     for (const sub of ['bin', 'etc', 'app']) {
       await mkdir(join(stage, sub), { recursive: true });
@@ -187,6 +187,9 @@ describe.skipIf(blocker !== undefined)(`guest agent bundle in VM mode${blocker ?
         'echo "canary=$(printf %s "$CANARY" | sha256sum | cut -d" " -f1)"',
         'if touch /written 2>/dev/null; then echo "root-writable=yes"; else echo "root-writable=no"; fi',
         'touch /tmp/scratch && echo "tmp=ok"',
+        // Its own PID namespace: PID 1 is the init, itself is 2, and the only other process is this subshell.
+        'echo "self=$$"',
+        'echo "pids=$(cd /proc && echo [0-9]*)"',
         'echo "argv=$#:$1|$2"',
         'exec sleep 300',
         '',
@@ -224,13 +227,17 @@ describe.skipIf(blocker !== undefined)(`guest agent bundle in VM mode${blocker ?
       canary: sha256(canary),
       'root-writable': 'no',
       tmp: 'ok',
+      self: '2',
+      // The glob sorts as text.
+      pids: expect.stringMatching(/^1 \d+ 2$|^1 2 \d$/),
       argv: '2:two words|-c',
     });
     expect(await agent.client.health({})).toMatchObject({ workloadRunning: true, healthy: true, detail: 'exec probe exited 0' });
 
     await agent.client.signal({ signal: 'SIGTERM' });
     const exit = await follow(agent.client, () => false);
-    expect(exit.find((e) => e.event.case === 'exited')?.event.value).toMatchObject({ pid: run.pid, signal: 'SIGTERM' });
+    // Through the namespace's init, which cannot die of a signal: 128 + SIGTERM.
+    expect(exit.find((e) => e.event.case === 'exited')?.event.value).toMatchObject({ pid: run.pid, exitCode: 143, signal: '' });
 
     expect(await stopAgent(agent.child)).toBe(0);
     expect(agent.stderr()).toContain('mounted read-only under a tmpfs overlay');

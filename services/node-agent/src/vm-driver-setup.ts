@@ -1,8 +1,10 @@
 // Picks and prepares the VM driver: the configured (or, with "auto", the strongest working) one,
-// with, for real VMs, the guest image. Under "auto", a host without a usable guest image falls
-// back to the process driver and says so.
+// with, for real VMs, the guest image and the cgroups its VMMs run in. Under "auto", a host
+// without a usable guest image falls back to the process driver and says so.
+import { createHash } from 'node:crypto';
 import type { Logger } from '@shellwego/kit/log';
 import { createVmDriver, type GuestImage, type VmDriver, type VmDriverSettingValues, vmDriverConfigFrom } from './drivers/index.js';
+import { detectCgroups, VmmCgroups } from './drivers/vmm-cgroup.js';
 import { configuredGuestImage } from './guest-image.js';
 
 export interface PreparedDriver {
@@ -11,8 +13,11 @@ export interface PreparedDriver {
   readonly guestImage: GuestImage | undefined;
 }
 
-export async function prepareVmDriver(settings: VmDriverSettingValues & { guestImageDir: string | undefined }, log: Logger): Promise<PreparedDriver> {
-  const chosen = createVmDriver(vmDriverConfigFrom(settings, log));
+type DriverSetupSettings = VmDriverSettingValues & { guestImageDir: string | undefined; stateDir: string };
+
+export async function prepareVmDriver(settings: DriverSetupSettings, log: Logger): Promise<PreparedDriver> {
+  const cgroups = settings.vmDriver === 'process' ? undefined : await vmCgroups(settings, log);
+  const chosen = createVmDriver(vmDriverConfigFrom(settings, log, cgroups));
   if (chosen.driver.kind === 'process') return { ...chosen, guestImage: undefined };
   try {
     return { ...chosen, guestImage: await configuredGuestImage(settings.guestImageDir) };
@@ -27,4 +32,30 @@ export async function prepareVmDriver(settings: VmDriverSettingValues & { guestI
       guestImage: undefined,
     };
   }
+}
+
+/** The VMMs' cgroups as VM_CGROUPS asks: found and proven writable, or why not (fatal when required). */
+async function vmCgroups(settings: DriverSetupSettings, log: Logger): Promise<VmmCgroups | undefined> {
+  if (settings.vmCgroups === 'off') {
+    log.warn('VM_CGROUPS=off: VMMs run without CPU and memory limits; one VM can take the node from the others');
+    return undefined;
+  }
+  const parent = settings.vmCgroupParent ?? `shellwego-${createHash('sha256').update(settings.stateDir).digest('hex').slice(0, 12)}`;
+  const detected = detectCgroups(parent);
+  let problem: string;
+  if (detected.ok) {
+    const cgroups = new VmmCgroups(detected.layout);
+    try {
+      await cgroups.check();
+      log.info({ cgroups: detected.layout }, `each VMM runs in its own cgroup (v${detected.layout.version})`);
+      return cgroups;
+    } catch (error) {
+      problem = `cannot create cgroups there: ${(error as Error).message}`;
+    }
+  } else {
+    problem = detected.why;
+  }
+  if (settings.vmCgroups === 'required') throw new Error(`VM_CGROUPS=required, but ${problem}`);
+  log.warn({ reason: problem }, 'VMMs run without cgroups (no CPU or memory limits): one VM can take the node from the others');
+  return undefined;
 }

@@ -4,6 +4,7 @@
 import { oneOf, optional, path, string } from '@shellwego/kit/config';
 import type { Logger } from '@shellwego/kit/log';
 import type { VmDriverConfig } from './select-driver.js';
+import type { VmmCgroups } from './vmm-cgroup.js';
 
 export function vmDriverSettings() {
   return {
@@ -17,6 +18,17 @@ export function vmDriverSettings() {
       default: 'auto',
       description: 'QEMU accelerator: auto tries KVM on the first boot and falls back to TCG when it does not work',
     }),
+    vmCgroups: oneOf(['auto', 'required', 'off'], {
+      default: 'auto',
+      description:
+        'a cgroup per VMM (CPU quota from the app request, memory limit of the VM plus the VMM overhead): auto uses them where the agent can create cgroups and warns where not, required refuses to start without, off never',
+    }),
+    vmCgroupParent: optional(
+      string({
+        description:
+          "the cgroup holding the VMs' cgroups, in each hierarchy: absolute (/shellwego) from its root, or relative below the agent's own cgroup; default shellwego-<12 hex of the state dir's sha256>, relative, so agents with different state dirs never share one",
+      }),
+    ),
     guestAgentBundle: optional(
       path({
         description:
@@ -32,13 +44,16 @@ export interface VmDriverSettingValues {
   readonly qemuBinary: string;
   readonly qemuAccel: 'auto' | 'kvm' | 'tcg';
   readonly guestAgentBundle: string | undefined;
+  readonly vmCgroups: 'auto' | 'required' | 'off';
+  readonly vmCgroupParent: string | undefined;
   /** Declared in the node agent's config (KEEP_VM_WORK_DIRS). */
   readonly keepVmWorkDirs: string | undefined;
 }
 
-export function vmDriverConfigFrom(values: VmDriverSettingValues, log: Logger): VmDriverConfig {
+export function vmDriverConfigFrom(values: VmDriverSettingValues, log: Logger, cgroups?: VmmCgroups): VmDriverConfig {
   return {
     log,
+    ...(cgroups !== undefined ? { cgroups } : {}),
     driver: values.vmDriver,
     firecrackerBinary: values.firecrackerBinary,
     qemuBinary: values.qemuBinary,

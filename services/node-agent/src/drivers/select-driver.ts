@@ -7,6 +7,7 @@ import { type HostCapabilities, probeHost } from './host-capabilities.js';
 import { ProcessDriver } from './process/process-driver.js';
 import { QemuDriver } from './qemu/qemu-driver.js';
 import { type VmDriver, VmDriverError, type VmDriverKind } from './types.js';
+import type { VmmCgroups } from './vmm-cgroup.js';
 
 export type VmDriverChoice = 'auto' | VmDriverKind;
 export type QemuAccelChoice = 'auto' | 'kvm' | 'tcg';
@@ -22,6 +23,8 @@ export interface VmDriverConfig {
   readonly kvmDevice?: string;
   /** Stopped VMs' work dirs go here instead of being removed. */
   readonly keepWorkDirsIn?: string;
+  /** Each VMM (firecracker, qemu) runs in its own cgroup below these. */
+  readonly cgroups?: VmmCgroups;
 }
 
 export interface DriverChoice {
@@ -81,10 +84,11 @@ export function createVmDriver(config: VmDriverConfig): { driver: VmDriver; reas
   const { kind, reason } = chooseDriver(config.driver, host, config.qemuAccel);
   const log = config.log.child({ vmDriver: kind });
   const keep = config.keepWorkDirsIn !== undefined ? { keepWorkDirsIn: config.keepWorkDirsIn } : {};
+  const cgroups = config.cgroups !== undefined ? { cgroups: config.cgroups } : {};
   log.info({ reason }, `VM driver: ${kind}`);
   switch (kind) {
     case 'firecracker':
-      return { driver: new FirecrackerDriver({ log, binary: host.firecracker ?? 'firecracker', ...keep }), reason };
+      return { driver: new FirecrackerDriver({ log, binary: host.firecracker ?? 'firecracker', ...keep, ...cgroups }), reason };
     case 'qemu':
       return {
         driver: new QemuDriver({
@@ -93,6 +97,7 @@ export function createVmDriver(config: VmDriverConfig): { driver: VmDriver; reas
           accel: config.qemuAccel ?? 'auto',
           ...(config.kvmDevice !== undefined ? { kvmDevice: config.kvmDevice } : {}),
           ...keep,
+          ...cgroups,
         }),
         reason,
       };

@@ -27,6 +27,11 @@ export interface VmSpec {
   readonly instanceId: string;
   /** See vcpusForCpuMillis. */
   readonly vcpus: number;
+  /**
+   * The app's CPU request in thousandths of a core: the VMM's CPU quota where it runs in a cgroup.
+   * Default vcpus x 1000.
+   */
+  readonly cpuMillis?: number;
   readonly memoryMib: number;
   /** The app's ext4 root filesystem image; attached read-only. Ignored by the process driver. */
   readonly rootfsPath: string;
@@ -92,6 +97,11 @@ export interface VmDriver {
   stop(handle: VmRecord, options: StopOptions): Promise<void>;
   /** Re-attaches to a VM booted by an earlier agent process. */
   adopt(record: VmRecord): Promise<AdoptResult>;
+  /**
+   * Once every recorded VM was adopted (or found gone): removes what VMs this driver does not
+   * hold left on the host (their cgroups, killing what still runs in them). Returns what it removed.
+   */
+  sweepOrphans(): Promise<string[]>;
   /** The VMs this driver booted or adopted whose VMM still runs. */
   list(): Promise<VmHandle[]>;
 }

@@ -21,6 +21,7 @@ import {
   type VmSpec,
 } from './types.js';
 import { validateSpecShape } from './vm-spec.js';
+import type { VmmCgroup, VmmCgroups } from './vmm-cgroup.js';
 import { terminateVmm, watchAdopted } from './vmm-process.js';
 import { prepareWorkDir, removeWorkDir } from './work-dir.js';
 
@@ -29,6 +30,8 @@ export interface VmmDriverOptions {
   readonly log: Logger;
   /** Where stopped VMs' work dirs are moved for inspection instead of being removed (KEEP_VM_WORK_DIRS). */
   readonly keepWorkDirsIn?: string;
+  /** Each VMM runs in its own cgroup below these (drivers whose profile has memoryOverheadMib). */
+  readonly cgroups?: VmmCgroups;
 }
 
 /** What sets a driver's VMM apart, for the shared lifecycle. */
@@ -42,6 +45,11 @@ export interface VmmProfile {
   readonly startedMessage: string;
   /** Also SIGKILL every descendant at stop (the process driver: the workload runs on the host). */
   readonly killTree?: boolean;
+  /**
+   * The VMM's own memory beyond the guest's, for its cgroup's memory limit (VM memory plus this).
+   * Absent: the VMM gets no cgroup (the process driver: no VMM at all).
+   */
+  readonly memoryOverheadMib?: number;
 }
 
 /** A VMM running the guest, as a driver's launch hands it over. */
@@ -62,6 +70,8 @@ const STOP_REQUEST_MAX_MS = 2_000;
 export abstract class VmmDriver<Prepared> implements VmDriver {
   abstract readonly kind: VmDriverKind;
   private readonly vms = new Map<string, VmHandle>();
+  /** By VM name (VmSpec.instanceId): the cgroup each VM's VMM runs in. */
+  private readonly cgroupOf = new Map<string, VmmCgroup>();
   private readonly booting = new BootGuard();
 
   constructor(
@@ -71,8 +81,8 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
 
   /** Checks that need no work dir (memory, files, socket path lengths) and what launch needs from them. */
   protected abstract prepare(spec: VmSpec): Promise<Prepared>;
-  /** Starts the VMM in the fresh, empty work dir; on failure leaves no process behind. */
-  protected abstract launch(spec: VmSpec, prepared: Prepared): Promise<LaunchedVm>;
+  /** Starts the VMM in the fresh, empty work dir (inside cgroup when given); on failure leaves no process behind. */
+  protected abstract launch(spec: VmSpec, prepared: Prepared, cgroup: VmmCgroup | undefined): Promise<LaunchedVm>;
   /** The arguments /proc/<pid>/cmdline must hold for pid to be this VM's VMM. */
   protected abstract identityArgs(record: VmRecord): readonly string[];
   /** Asks the VMM to shut down (API request, QMP quit, SIGTERM); errors are ignored. */
@@ -95,12 +105,16 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
     const prepared = await this.prepare(spec);
     await prepareWorkDir(spec.workDir, spec.instanceId);
     let vm: LaunchedVm;
+    let cgroup: VmmCgroup | undefined;
     try {
-      vm = await this.launch(spec, prepared);
+      cgroup = await this.createCgroup(spec);
+      vm = await this.launch(spec, prepared, cgroup);
     } catch (err) {
+      if (cgroup !== undefined) await this.common.cgroups?.release(cgroup);
       await removeWorkDir(spec.workDir, this.common.keepWorkDirsIn);
       throw err instanceof VmDriverError ? err : new VmDriverError('boot-failed', (err as Error).message, { cause: err });
     }
+    if (cgroup !== undefined) this.cgroupOf.set(spec.instanceId, cgroup);
     const handle: VmHandle = {
       driver: this.kind,
       instanceId: spec.instanceId,
@@ -113,8 +127,24 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
       exited: vm.exited,
     };
     this.vms.set(spec.instanceId, handle);
-    this.common.log.info({ instance: spec.instanceId, pid: vm.pid, ...vm.logFields }, this.profile.startedMessage);
+    this.common.log.info(
+      { instance: spec.instanceId, pid: vm.pid, ...(cgroup !== undefined ? { cgroup: cgroup.dirs } : {}), ...vm.logFields },
+      this.profile.startedMessage,
+    );
     return handle;
+  }
+
+  /** The VM's cgroup: CPU quota from its CPU request, memory limit its memory plus the VMM's overhead. */
+  private async createCgroup(spec: VmSpec): Promise<VmmCgroup | undefined> {
+    const cgroups = this.common.cgroups;
+    const overheadMib = this.profile.memoryOverheadMib;
+    if (cgroups === undefined || overheadMib === undefined) return undefined;
+    const limits = { cpuMillis: spec.cpuMillis ?? spec.vcpus * 1000, memoryBytes: (spec.memoryMib + overheadMib) * 1024 * 1024 };
+    try {
+      return await cgroups.create(spec.instanceId, limits);
+    } catch (error) {
+      throw new VmDriverError('unavailable', `cannot create the cgroup of VM ${spec.instanceId}: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   async stop(record: VmRecord, options: StopOptions): Promise<void> {
@@ -128,6 +158,12 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
       killTree: this.profile.killTree === true,
     });
     this.vms.delete(record.instanceId);
+    // A VM this process never tracked (a record reconciled away) may still have its cgroup.
+    const cgroup = this.cgroupOf.get(record.instanceId) ?? this.common.cgroups?.find(record.instanceId);
+    if (cgroup !== undefined) {
+      await this.common.cgroups?.release(cgroup);
+      this.cgroupOf.delete(record.instanceId);
+    }
     await removeWorkDir(record.workDir, this.common.keepWorkDirsIn);
   }
 
@@ -153,6 +189,15 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
             : `pid ${record.pid} now belongs to another process (${identity.cmdline}); left alone`,
       };
     }
+    const cgroup = this.profile.memoryOverheadMib === undefined ? undefined : this.common.cgroups?.find(record.instanceId);
+    if (cgroup !== undefined) {
+      this.cgroupOf.set(record.instanceId, cgroup);
+    } else if (this.common.cgroups !== undefined && this.profile.memoryOverheadMib !== undefined) {
+      this.common.log.warn(
+        { instance: record.instanceId, pid: record.pid },
+        'adopted a VM that has no cgroup (booted without one): it runs without CPU and memory limits',
+      );
+    }
     const exited = watchAdopted(record.pid, args);
     const handle: VmHandle = {
       ...record,
@@ -164,6 +209,16 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
     };
     this.vms.set(record.instanceId, handle);
     return { kind: 'adopted', handle };
+  }
+
+  async sweepOrphans(): Promise<string[]> {
+    const cgroups = this.common.cgroups;
+    if (cgroups === undefined) return [];
+    const swept = await cgroups.sweep(new Set([...this.vms.keys(), ...this.cgroupOf.keys()]));
+    for (const { name, killed } of swept) {
+      this.common.log.warn({ cgroup: name, killed }, 'removed a VM cgroup no VM owns');
+    }
+    return swept.map(({ name }) => name);
   }
 
   async list(): Promise<VmHandle[]> {

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { checkIdentity, descendantsOf, isRunning } from '@shellwego/kit/process';
 import { execa, type Options } from 'execa';
 import { VmDriverError, type VmExit } from './types.js';
+import type { VmmCgroup } from './vmm-cgroup.js';
 import { waitForSocket } from './wait-for-socket.js';
 
 export interface SpawnVmmOptions {
@@ -15,6 +16,8 @@ export interface SpawnVmmOptions {
   readonly argv0?: string;
   /** The whole environment: nothing of the agent's is inherited. */
   readonly env: Readonly<Record<string, string>>;
+  /** The cgroup the VMM runs in from its first instruction (it is started through a wrapper). */
+  readonly cgroup?: VmmCgroup;
 }
 
 export interface SpawnedVmm {
@@ -36,9 +39,10 @@ export async function spawnVmm(command: string, args: readonly string[], options
   // A descriptor, not a pipe: the VMM keeps writing its log after the agent is gone. execa hands
   // an integer straight to spawn() (a "native" stdio value) although its types list only 1 and 2.
   const logFd = fd as unknown as Options['stdout'];
+  const started = options.cgroup?.wrap(command, args) ?? { command, args };
   let child;
   try {
-    child = execa(command, args, {
+    child = execa(started.command, started.args, {
       detached: true,
       cleanup: false,
       reject: false,

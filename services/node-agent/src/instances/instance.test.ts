@@ -120,6 +120,10 @@ class DriverStandIn implements VmDriver {
 
   constructor(private readonly dir: string) {}
 
+  async sweepOrphans(): Promise<string[]> {
+    return [];
+  }
+
   async boot(spec: VmSpec): Promise<VmHandle> {
     await this.bootGate;
     if (this.bootError !== undefined) throw this.bootError;

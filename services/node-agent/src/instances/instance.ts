@@ -415,6 +415,7 @@ export class Instance {
     return {
       instanceId: vmName,
       vcpus: vcpusForCpuMillis(this.cpuMillis),
+      cpuMillis: this.cpuMillis,
       // A VM needs room for the guest image itself; the scheduler's reservation stays as asked.
       memoryMib: kind === 'process' ? this.memoryMib : Math.max(this.memoryMib, DEFAULT_MIN_VM_MEMORY_MIB),
       rootfsPath,

@@ -45,7 +45,7 @@ export class Reconciler {
 
   /**
    * Re-adopts the VMs an earlier agent process recorded. Instances whose VM is gone are FAILED
-   * (reported on the next Session); work dirs no instance owns are swept.
+   * (reported on the next Session); work dirs and cgroups no instance owns are swept.
    */
   async adoptAll(): Promise<void> {
     const { store, driver, log } = this.deps;
@@ -97,6 +97,10 @@ export class Reconciler {
     for (const swept of await sweepOrphanWorkDirs(this.deps.vmDir, owned)) {
       log.warn({ dir: swept.dir, killed: swept.killed }, 'removed a VM work dir no instance owns (an interrupted boot)');
     }
+    await driver.sweepOrphans().catch((error: unknown) => {
+      this.deps.metrics.reconcileErrors.inc();
+      log.error({ err: String(error) }, 'could not remove the cgroups no VM owns');
+    });
     if (this.instances.size > 0) log.info({ instances: [...this.instances.keys()] }, 're-adopted running instances');
   }
 

@@ -15,7 +15,8 @@ describe('qemuArgs', () => {
   it('attaches the rootfs read-only, the guest channel as virtio-serial, and names the instance', () => {
     const args = qemuArgs({ spec, image, accel: 'tcg', kernel: 'vmlinux', paths, sandbox: false });
     expect(values(args, '-name')).toEqual(['shellwego-shop-2-ab12cd34']);
-    expect(values(args, '-accel')).toEqual(['tcg']);
+    // A bounded TCG code cache keeps the VMM's memory overhead bounded.
+    expect(values(args, '-accel')).toEqual(['tcg,tb-size=128']);
     expect(values(args, '-machine')).toEqual(['pc']);
     expect(values(args, '-m')).toEqual(['512']);
     expect(values(args, '-smp')).toEqual(['2']);

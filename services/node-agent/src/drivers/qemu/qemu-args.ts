@@ -12,6 +12,20 @@ export type QemuKernel = 'vmlinux' | 'vmlinuz';
 
 export const GUEST_PORT_NAME = 'shellwego.0';
 
+/**
+ * TCG's translated-code cache, in MiB. QEMU's default is 1 GiB (an eighth of the host's memory at
+ * most), touched as the guest runs new code, so a long-lived VM's VMM would grow by up to that;
+ * a fixed cache keeps the VMM's overhead bounded (a full cache is flushed and refilled).
+ */
+export const TCG_CODE_CACHE_MIB = 128;
+
+/**
+ * QEMU's memory beyond the guest's RAM, for the VM cgroup's limit: the TCG code cache plus what
+ * was measured for the rest (QEMU's heap, binary and libraries, the kernel and initramfs it maps,
+ * device state): see services/node-agent/README.md "VM cgroups" for the measurement.
+ */
+export const QEMU_MEMORY_OVERHEAD_MIB = TCG_CODE_CACHE_MIB + 192;
+
 export interface QemuPaths {
   readonly consoleLog: string;
   readonly qmpSocket: string;
@@ -60,7 +74,7 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     '-machine',
     'pc',
     '-accel',
-    launch.accel,
+    launch.accel === 'tcg' ? `tcg,tb-size=${TCG_CODE_CACHE_MIB}` : launch.accel,
     '-m',
     String(spec.memoryMib),
     '-smp',

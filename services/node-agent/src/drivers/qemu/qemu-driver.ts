@@ -10,12 +10,13 @@ import { readCmdline } from '@shellwego/kit/process';
 import type { GuestImage, VmExit, VmRecord, VmSpec } from '../types.js';
 import { VmDriverError } from '../types.js';
 import { DEFAULT_MIN_VM_MEMORY_MIB, requireGuestImage, requireMinimumMemory, requireReadable, socketPathIn } from '../vm-spec.js';
+import type { VmmCgroup } from '../vmm-cgroup.js';
 import { type LaunchedVm, VmmDriver, type VmmDriverOptions, type VmmProfile } from '../vmm-driver.js';
 import { vmmEnvironment } from '../vmm-environment.js';
 import { launchVmm, sendSignal, waitForExit } from '../vmm-process.js';
 import { clearWorkDir } from '../work-dir.js';
 import { type KernelStartTimeouts, watchKernelStart } from './kernel-start-watch.js';
-import { type QemuAccel, type QemuKernel, type QemuPaths, qemuArgs, qemuVmName } from './qemu-args.js';
+import { QEMU_MEMORY_OVERHEAD_MIB, type QemuAccel, type QemuKernel, type QemuPaths, qemuArgs, qemuVmName } from './qemu-args.js';
 import { probeSandbox } from './qemu-sandbox.js';
 import { QmpClient } from './qmp-client.js';
 
@@ -44,7 +45,13 @@ const FILES = {
   pidFile: 'qemu.pid',
 } as const;
 
-const PROFILE: VmmProfile = { process: 'qemu', channelKind: 'qemu-serial', consoleLog: FILES.consoleLog, startedMessage: 'qemu VM started' };
+const PROFILE: VmmProfile = {
+  process: 'qemu',
+  channelKind: 'qemu-serial',
+  consoleLog: FILES.consoleLog,
+  startedMessage: 'qemu VM started',
+  memoryOverheadMib: QEMU_MEMORY_OVERHEAD_MIB,
+};
 
 interface AccelVerdict {
   readonly accel: QemuAccel;
@@ -92,8 +99,8 @@ export class QemuDriver extends VmmDriver<Prepared> {
     return { image, paths };
   }
 
-  protected async launch(spec: VmSpec, { image, paths }: Prepared): Promise<LaunchedVm> {
-    const running = await this.launchWithVerdict(spec, image, paths);
+  protected async launch(spec: VmSpec, { image, paths }: Prepared, cgroup: VmmCgroup | undefined): Promise<LaunchedVm> {
+    const running = await this.launchWithVerdict(spec, image, paths, cgroup);
     return {
       pid: running.pid,
       exited: running.exited,
@@ -103,7 +110,12 @@ export class QemuDriver extends VmmDriver<Prepared> {
     };
   }
 
-  private async launchWithVerdict(spec: VmSpec, image: GuestImage, paths: QemuPaths): Promise<{ pid: number; exited: Promise<VmExit>; verdict: AccelVerdict }> {
+  private async launchWithVerdict(
+    spec: VmSpec,
+    image: GuestImage,
+    paths: QemuPaths,
+    cgroup: VmmCgroup | undefined,
+  ): Promise<{ pid: number; exited: Promise<VmExit>; verdict: AccelVerdict }> {
     // Concurrent boots wait for the first one to find out whether KVM works.
     while (this.probing !== undefined) {
       await this.probing;
@@ -111,7 +123,7 @@ export class QemuDriver extends VmmDriver<Prepared> {
     const known = this.verdict ?? this.kvmDeviceVerdict();
     if (known !== undefined) {
       this.verdict = known;
-      const launched = await this.launchQemu(spec, image, paths, known.accel);
+      const launched = await this.launchQemu(spec, image, paths, known.accel, cgroup);
       if (!launched.ok) {
         throw new VmDriverError('boot-failed', `qemu (${known.accel}) did not start: ${launched.why}`);
       }
@@ -120,7 +132,7 @@ export class QemuDriver extends VmmDriver<Prepared> {
     let release: () => void = () => undefined;
     this.probing = new Promise<void>((resolve) => (release = resolve));
     try {
-      const kvm = await this.launchQemu(spec, image, paths, 'kvm');
+      const kvm = await this.launchQemu(spec, image, paths, 'kvm', cgroup);
       if (kvm.ok) {
         const start = await watchKernelStart(paths.consoleLog, kvm.exited, this.options.kvmProbe);
         if (start.ok) {
@@ -137,7 +149,7 @@ export class QemuDriver extends VmmDriver<Prepared> {
       }
       this.options.log.warn({ reason: this.verdict.why }, 'qemu: falling back to TCG (software emulation, much slower) for this and later boots');
       await clearWorkDir(spec.workDir);
-      const tcg = await this.launchQemu(spec, image, paths, 'tcg');
+      const tcg = await this.launchQemu(spec, image, paths, 'tcg', cgroup);
       if (!tcg.ok) {
         throw new VmDriverError('boot-failed', `qemu (tcg) did not start: ${tcg.why}`);
       }
@@ -176,7 +188,7 @@ export class QemuDriver extends VmmDriver<Prepared> {
   }
 
   /** Starts QEMU and waits until its machine is initialised (QMP greeting + status). */
-  private async launchQemu(spec: VmSpec, image: GuestImage, paths: QemuPaths, accel: QemuAccel): Promise<Launched> {
+  private async launchQemu(spec: VmSpec, image: GuestImage, paths: QemuPaths, accel: QemuAccel, cgroup: VmmCgroup | undefined): Promise<Launched> {
     const vmmLog = `${spec.workDir}/${FILES.vmmLog}`;
     // Created first so the kernel-start watch can follow it from the first byte.
     await writeFile(paths.consoleLog, '', { mode: 0o600 });
@@ -196,6 +208,7 @@ export class QemuDriver extends VmmDriver<Prepared> {
       args,
       logPath: vmmLog,
       env: vmmEnvironment(),
+      ...(cgroup !== undefined ? { cgroup } : {}),
       socket: paths.qmpSocket,
       socketWhat: 'the QMP socket',
       timeoutMs,
@@ -237,6 +250,6 @@ export class QemuDriver extends VmmDriver<Prepared> {
 
   protected override adoptedDetail(record: VmRecord): string {
     const cmdline = readCmdline(record.pid) ?? [];
-    return `qemu ${cmdline[cmdline.indexOf('-accel') + 1] ?? 'unknown'} (adopted)`;
+    return `qemu ${cmdline[cmdline.indexOf('-accel') + 1]?.split(',')[0] ?? 'unknown'} (adopted)`;
   }
 }

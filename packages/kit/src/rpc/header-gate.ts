@@ -9,6 +9,7 @@ import type { RevocationList } from '../pki/revocation-list.js';
 import { answerWithError } from './early-response.js';
 
 type NodeHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+type AdmittedHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, caller: CallerIdentity) => void;
 
 /** A call refused from its headers: nothing of its body was read. */
 export interface GateRefusal {
@@ -40,9 +41,9 @@ export interface HeaderGate {
  * access options define (`authorizeCall`). A refused or unknown call is answered at once
  * and its body is never read: the stream's flow-control window is not reopened, so a
  * client can push at most one window (64 KiB) before the stream is reset. Only admitted
- * calls reach `next` (Connect), which routes by the same exact path.
+ * calls reach `next` (Connect), which routes by the same exact path, with their caller.
  */
-export function headerGate(options: HeaderGateOptions, next: NodeHandler): HeaderGate {
+export function headerGate(options: HeaderGateOptions, next: AdmittedHandler): HeaderGate {
   const methods = new Map<string, DescMethod>();
   for (const service of options.services) for (const method of service.methods) methods.set(`/${service.typeName}/${method.name}`, method);
   const known = options.services.map((s) => s.typeName).join(', ');
@@ -61,7 +62,7 @@ export function headerGate(options: HeaderGateOptions, next: NodeHandler): Heade
     const decision = authorizeCall(method, socket ? peerCertificateOf(socket) : noPeerCertificate, options.revoked);
     if (decision.admitted) {
       admitted.set(req, decision.caller);
-      next(req, res);
+      next(req, res, decision.caller);
       return;
     }
     const refusal: GateRefusal = {

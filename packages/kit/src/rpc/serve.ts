@@ -50,7 +50,7 @@ export interface ServeOptions {
   readonly services: readonly ServiceRegistration[];
   readonly logger: Logger;
   readonly revoked?: RevocationList;
-  /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. Default 4 MiB. */
+  /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. Default 4 MiB; from callers without a certificate at most 64 KiB. */
   readonly readMaxBytes?: number;
   /** Largest response message sent. Default 4 MiB. */
   readonly writeMaxBytes?: number;
@@ -80,6 +80,9 @@ export interface RunningServer {
 }
 
 const mib = 1024 * 1024;
+
+/** Largest request message from a caller without a certificate (a JoinNode request is a token, a CSR and labels). */
+export const ANONYMOUS_READ_MAX_BYTES = 64 * 1024;
 
 /**
  * Serves Connect/gRPC services on one HTTP/2 TLS listener that requests and
@@ -120,28 +123,37 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     return heard === undefined ? undefined : Promise.resolve(heard).catch((err: unknown) => logger.error({ err, rpc }, 'refusal listener failed'));
   };
 
-  const handler = connectNodeAdapter({
-    routes: (router) => {
-      for (const registration of options.services) registration.register(router);
-      router.service(Health, healthService(health, shutdown.signal));
-      router.service(ReflectionV1, reflectionServiceV1(reflection));
-      router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));
-    },
-    interceptors: [...(options.interceptors ?? []), requestLogInterceptor(logger)],
-    readMaxBytes: options.readMaxBytes ?? 4 * mib,
-    writeMaxBytes: options.writeMaxBytes ?? 4 * mib,
-    shutdownSignal: cancelInFlight.signal,
-    contextValues: (req) => {
-      const values = createContextValues();
-      // Only requests the gate admitted get here; without its decision the caller stays anonymous and principalOf refuses.
-      const caller = gate.callerOf(req as http2.Http2ServerRequest);
-      if (caller !== undefined) values.set(callerKey, caller);
-      const socket = (req as http2.Http2ServerRequest).stream?.session?.socket as TLSSocket | undefined;
-      if (socket) values.set(peerCertificateKey, peerCertificateOf(socket)).set(peerAddressKey, socket.remoteAddress ?? '');
-      return values;
-    },
-  });
-  const gate = headerGate({ services: routed, revoked, onRefused: refused }, conformGrpcStatus(handler));
+  const connectHandler = (readMaxBytes: number) =>
+    conformGrpcStatus(
+      connectNodeAdapter({
+        routes: (router) => {
+          for (const registration of options.services) registration.register(router);
+          router.service(Health, healthService(health, shutdown.signal));
+          router.service(ReflectionV1, reflectionServiceV1(reflection));
+          router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));
+        },
+        interceptors: [...(options.interceptors ?? []), requestLogInterceptor(logger)],
+        readMaxBytes,
+        writeMaxBytes: options.writeMaxBytes ?? 4 * mib,
+        shutdownSignal: cancelInFlight.signal,
+        contextValues: (req) => {
+          const values = createContextValues();
+          // Only requests the gate admitted get here; without its decision the caller stays anonymous and principalOf refuses.
+          const caller = gate.callerOf(req as http2.Http2ServerRequest);
+          if (caller !== undefined) values.set(callerKey, caller);
+          const socket = (req as http2.Http2ServerRequest).stream?.session?.socket as TLSSocket | undefined;
+          if (socket) values.set(peerCertificateKey, peerCertificateOf(socket)).set(peerAddressKey, socket.remoteAddress ?? '');
+          return values;
+        },
+      }),
+    );
+  const readMaxBytes = options.readMaxBytes ?? 4 * mib;
+  const forCertificates = connectHandler(readMaxBytes);
+  // A caller without a certificate (JoinNode only) gets a small message limit: its request is a token and a CSR.
+  const forAnonymous = connectHandler(Math.min(readMaxBytes, ANONYMOUS_READ_MAX_BYTES));
+  const gate = headerGate({ services: routed, revoked, onRefused: refused }, (req, res, caller) =>
+    (caller.kind === 'anonymous' ? forAnonymous : forCertificates)(req, res),
+  );
 
   const server = http2.createSecureServer(
     {

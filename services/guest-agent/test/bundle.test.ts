@@ -234,14 +234,26 @@ describe.skipIf(blocker !== undefined)(`guest agent bundle in VM mode${blocker ?
     });
     expect(await agent.client.health({})).toMatchObject({ workloadRunning: true, healthy: true, detail: 'exec probe exited 0' });
 
+    // InjectSecrets stops the workload with SIGTERM through its namespace (not by the SIGKILL
+    // after the grace) and starts it again in a new one with the new value.
+    const canary2 = `canary-${randomBytes(16).toString('hex')}`;
+    const restarted = await agent.client.injectSecrets({ secretEnv: { CANARY: Buffer.from(canary2) } });
+    expect(restarted.pid).not.toBe(run.pid);
+    const again = stdoutOf(await follow(agent.client, (text) => text.includes('argv=')));
+    expect(again).toContain(`canary=${sha256(canary2)}\nroot-writable=no\ntmp=ok\nself=2\n`);
+    expect(agent.stderr()).toMatch(new RegExp(`"workloadPid":${run.pid},"exitCode":143,"signal":null,"msg":"workload exited"`));
+    expect(agent.stderr()).not.toContain('outlived its grace period');
+
     await agent.client.signal({ signal: 'SIGTERM' });
     const exit = await follow(agent.client, () => false);
     // Through the namespace's init, which cannot die of a signal: 128 + SIGTERM.
-    expect(exit.find((e) => e.event.case === 'exited')?.event.value).toMatchObject({ pid: run.pid, exitCode: 143, signal: '' });
+    expect(exit.find((e) => e.event.case === 'exited')?.event.value).toMatchObject({ pid: restarted.pid, exitCode: 143, signal: '' });
 
     expect(await stopAgent(agent.child)).toBe(0);
     expect(agent.stderr()).toContain('mounted read-only under a tmpfs overlay');
-    expect(agent.stderr()).not.toContain(canary);
-    expect(await filesContaining(dir, Buffer.from(canary))).toEqual([]);
+    for (const value of [canary, canary2]) {
+      expect(agent.stderr()).not.toContain(value);
+      expect(await filesContaining(dir, Buffer.from(value))).toEqual([]);
+    }
   });
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
 import { Health, HealthCheckResponse_ServingStatus } from '@shellwego/contracts/grpc/health/v1/health_pb';
 import { ServerReflection } from '@shellwego/contracts/grpc/reflection/v1/reflection_pb';
 import { SecretScopeKind, SecretsService, SetSecretRequestSchema } from '@shellwego/contracts/secrets/v1/secrets_pb';
@@ -11,7 +12,7 @@ import { capturingLogger } from '@shellwego/testing/logger';
 import { TestPki } from '@shellwego/testing/test-pki';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RevocationList } from '../pki/index.js';
-import { createMtlsClient, createMtlsTransport, expectedService, implement, type RunningServer, serve, type TlsMaterial } from './index.js';
+import { createMtlsClient, createMtlsTransport, expectedService, implement, mtlsSessionOptions, type RunningServer, serve, type TlsMaterial } from './index.js';
 
 let pki: TestPki;
 let server: RunningServer;
@@ -124,6 +125,58 @@ describe('serve: mutual TLS and per-RPC authorization', () => {
   it('answers UNIMPLEMENTED for contract methods not built yet, after authorization', async () => {
     expect(await codeOf(secretsClient(admin).rotateMasterKey({}))).toBe(Code.Unimplemented);
     expect(await codeOf(secretsClient(await pki.node('n1')).rotateMasterKey({}))).toBe(Code.PermissionDenied);
+  });
+});
+
+describe('serve: refusals on the request headers, in each protocol', () => {
+  it('answers gRPC-Web and Connect (unary and streaming) clients with the right code, counting them once each', async () => {
+    const counted: string[] = [];
+    const gated = await serve({
+      name: 'secrets',
+      host: '127.0.0.1',
+      port: 0,
+      tls: await pki.service('secrets'),
+      logger: log.logger,
+      services: [implement(SecretsService, { listSecrets: () => ({ secrets: [] }) })],
+      countRefused: (method, code) => counted.push(`${method.name} ${Code[code]}`),
+    });
+    try {
+      const node = await pki.node('n1');
+      const anonymous = { caPem: admin.caPem };
+      const transports = {
+        connect: (tls: TlsMaterial | typeof anonymous) =>
+          createConnectTransport({ baseUrl: gated.url, httpVersion: '2', nodeOptions: mtlsSessionOptions(tls, expectedService('secrets')) }),
+        grpcWeb: (tls: TlsMaterial | typeof anonymous) =>
+          createGrpcWebTransport({ baseUrl: gated.url, httpVersion: '2', nodeOptions: mtlsSessionOptions(tls, expectedService('secrets')) }),
+      };
+      for (const [name, transport] of Object.entries(transports)) {
+        const refusedAnonymous = await createClient(SecretsService, transport(anonymous))
+          .listSecrets({})
+          .catch((e: unknown) => ConnectError.from(e));
+        expect(refusedAnonymous, name).toMatchObject({ code: Code.Unauthenticated, rawMessage: expect.stringMatching(/client certificate is required/) });
+        const refusedNode = await createClient(SecretsService, transport(node))
+          .listSecrets({})
+          .catch((e: unknown) => ConnectError.from(e));
+        expect(refusedNode, name).toMatchObject({ code: Code.PermissionDenied, rawMessage: expect.stringMatching(/node n1 may not call/) });
+        expect((await createClient(SecretsService, transport(admin)).listSecrets({})).secrets, name).toEqual([]);
+        // A server stream over Connect's streaming protocol (its error is in the end-of-stream message).
+        const watch = async () => {
+          for await (const _ of createClient(Health, transport(anonymous)).watch({ service: '' })) return 'answered';
+          return 'ended';
+        };
+        expect(await watch().catch((e: unknown) => ConnectError.from(e).code), name).toBe(Code.Unauthenticated);
+      }
+      expect(counted.sort()).toEqual([
+        'ListSecrets PermissionDenied',
+        'ListSecrets PermissionDenied',
+        'ListSecrets Unauthenticated',
+        'ListSecrets Unauthenticated',
+        'Watch Unauthenticated',
+        'Watch Unauthenticated',
+      ]);
+    } finally {
+      await gated.close();
+    }
   });
 });
 

@@ -82,7 +82,7 @@ export interface RunningServer {
 const mib = 1024 * 1024;
 
 /** Largest request message from a caller without a certificate (a JoinNode request is a token, a CSR and labels). */
-export const ANONYMOUS_READ_MAX_BYTES = 64 * 1024;
+const ANONYMOUS_READ_MAX_BYTES = 64 * 1024;
 
 /**
  * Serves Connect/gRPC services on one HTTP/2 TLS listener that requests and

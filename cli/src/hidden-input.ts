@@ -130,18 +130,48 @@ export async function readHiddenLine(options: HiddenInputOptions): Promise<Buffe
   }
 }
 
-/** All of stdin, byte for byte (no newline stripped), refusing more than the limit; chunks are wiped. */
-export async function readAllStdin(options: Pick<HiddenInputOptions, 'maxBytes' | 'what'>): Promise<Buffer> {
+/**
+ * All of stdin (or `input`), byte for byte (no newline stripped), refusing more than the limit,
+ * in memory of its own; the chunks read are wiped.
+ */
+export async function readAllStdin(options: Pick<HiddenInputOptions, 'maxBytes' | 'what'>, input: AsyncIterable<Buffer> = process.stdin): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let length = 0;
   try {
-    for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    for await (const chunk of input) {
       chunks.push(chunk);
       length += chunk.length;
       if (length > options.maxBytes) throw new CliError(`the ${options.what} on stdin is over ${options.maxBytes} bytes, the limit`);
     }
-    return Buffer.concat(chunks, length);
+    return ownedCopy(chunks, length);
   } finally {
     for (const chunk of chunks) chunk.fill(0);
   }
+}
+
+/**
+ * The UTF-8 bytes of `text` in memory of their own. For a value given on the command line: the
+ * string itself cannot be wiped, but the bytes sent on can.
+ */
+export function ownedUtf8(text: string): Buffer {
+  const bytes = Buffer.alloc(Buffer.byteLength(text, 'utf8'));
+  bytes.write(text, 'utf8');
+  return bytes;
+}
+
+/**
+ * The first `length` bytes of `parts`, copied into a buffer of its own. Buffer.concat and
+ * Buffer.from would put a value under 4 KiB in a slice of Node's shared 8 KiB pool, whose
+ * ArrayBuffer every other small Buffer in the process shares; Buffer.alloc never pools.
+ */
+export function ownedCopy(parts: readonly Uint8Array[], length: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  let offset = 0;
+  for (const part of parts) {
+    if (offset === length) break;
+    const take = Math.min(part.byteLength, length - offset);
+    bytes.set(part.subarray(0, take), offset);
+    offset += take;
+  }
+  return bytes;
 }

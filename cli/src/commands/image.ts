@@ -7,7 +7,7 @@ import { ArchiveFormat, type Image, ImageSchema, RegistryService } from '@shellw
 import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
-import { readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
+import { ownedCopy, readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
 import { printTable, printValue } from '../output.js';
 
 const CHUNK_BYTES = 1024 * 1024;
@@ -197,7 +197,7 @@ async function readPassword(): Promise<Buffer> {
   const all = stdinIsTerminal() ? await readHiddenLine({ ...limits, prompt: 'Password: ' }) : await readAllStdin(limits);
   let length = all.length;
   while (length > 0 && (all[length - 1] === 0x0a || all[length - 1] === 0x0d)) length--;
-  const password = Buffer.from(all.subarray(0, length));
+  const password = ownedCopy([all], length);
   all.fill(0);
   if (password.length === 0) throw new CliError('no password on stdin; pipe it in, e.g. `cat token | shellwego image pull --username u --password-stdin REF`');
   return password;

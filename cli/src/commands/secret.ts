@@ -17,7 +17,7 @@ import {
 import { createMtlsClient, expectedService } from '@shellwego/kit/rpc';
 import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
-import { readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
+import { ownedUtf8, readAllStdin, readHiddenLine, stdinIsTerminal } from '../hidden-input.js';
 import { printTable, printValue } from '../output.js';
 
 /** The service's limit, checked here too so a too-large value is never sent. */
@@ -55,8 +55,11 @@ async function readValue(name: string, options: { value?: string }, positional: 
     process.stderr.write(
       `shellwego: warning: a value ${how} is visible in your shell history and to other users in /proc/<pid>/cmdline; pipe it on stdin or type it at the prompt instead\n`,
     );
-    const value = Buffer.from(onCommandLine, 'utf8');
-    if (value.length > MAX_VALUE_BYTES) throw new CliError(`the value is over ${MAX_VALUE_BYTES} bytes, the limit`);
+    const value = ownedUtf8(onCommandLine);
+    if (value.length > MAX_VALUE_BYTES) {
+      value.fill(0);
+      throw new CliError(`the value is over ${MAX_VALUE_BYTES} bytes, the limit`);
+    }
     return value;
   }
   if (stdinIsTerminal()) {

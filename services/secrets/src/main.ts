@@ -18,6 +18,12 @@ await runService({
       logger,
       metrics,
     });
-    return { services: [domain.service], close: () => domain.close(), onRefused: (call) => domain.onRefused(call) };
+    return {
+      services: [domain.service],
+      close: () => domain.close(),
+      onRefused: (call) => domain.onRefused(call),
+      // A resolved value must not be gzipped on its way out: zlib's buffers are copies nothing wipes.
+      compression: false,
+    };
   },
 });

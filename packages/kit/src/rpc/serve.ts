@@ -68,6 +68,12 @@ export interface ServeOptions {
   readonly countRefused?: (method: DescMethod, code: Code, seconds: number) => void;
   /** Per-connection and per-peer limits; each defaults to `DEFAULT_CONNECTION_LIMITS`. */
   readonly limits?: Partial<ConnectionLimits>;
+  /**
+   * Whether gzip and brotli are offered (default true): responses of 1 KiB or more are then
+   * compressed for clients that accept it. Off, every message is sent and accepted as is; the
+   * secrets service turns it off so values never pass through zlib's buffers, which nothing wipes.
+   */
+  readonly compression?: boolean;
 }
 
 export interface RunningServer {
@@ -135,6 +141,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         interceptors: [...(options.interceptors ?? []), requestLogInterceptor(logger)],
         readMaxBytes,
         writeMaxBytes: options.writeMaxBytes ?? 4 * mib,
+        ...(options.compression === false ? { acceptCompression: [] } : {}),
         shutdownSignal: cancelInFlight.signal,
         contextValues: (req) => {
           const values = createContextValues();

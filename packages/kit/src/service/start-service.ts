@@ -32,6 +32,8 @@ export interface ServiceParts {
   readonly onRefused?: RefusalListener;
   /** Where revoked certificates come from besides the file, when the domain knows (the scheduler: its database). */
   readonly revocations?: RevocationFeed;
+  /** Whether messages may be gzip or brotli compressed (default true); see ServeOptions.compression. */
+  readonly compression?: boolean;
 }
 
 export interface StartServiceOptions<S extends ServerSettings & Record<string, Setting<unknown>>> {
@@ -98,6 +100,7 @@ export async function startService<S extends ServerSettings & Record<string, Set
         refusalLogIntervalMs: config.refusalLogInterval,
       },
       ...(parts.onRefused ? { onRefused: parts.onRefused } : {}),
+      ...(parts.compression === undefined ? {} : { compression: parts.compression }),
     });
   } catch (error) {
     await parts.close?.();

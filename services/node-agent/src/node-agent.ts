@@ -66,7 +66,7 @@ export class NodeAgent {
       dir: join(config.stateDir, 'rootfs'),
       maxBytes: config.rootfsCacheBytes,
       log: log.child({ component: 'rootfs' }),
-      fetch: (digest, grant, path, signal) => registryFetcher(controlPlane(), config.fetchTimeout)(digest, grant, path, signal),
+      fetch: (digest, grant, sha256, path, signal) => registryFetcher(controlPlane(), config.fetchTimeout)(digest, grant, sha256, path, signal),
     });
     await rootfs.init();
     let reconciler: Reconciler | undefined;

@@ -10,8 +10,9 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import type { Client } from '@connectrpc/connect';
+import { GrantClaimsSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import type { HealthCheckSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { type Assign, AssignSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
@@ -30,6 +31,8 @@ import type { InstanceEventInit } from '../src/session/scheduler-session.js';
 
 let dir: string;
 let bundle: string;
+/** The stand-in registry's rootfs bytes are 'rootfs'; grants pin their sha256. */
+const ROOTFS_SHA256 = `sha256:${createHash('sha256').update('rootfs').digest('hex')}`;
 const reconcilers: Reconciler[] = [];
 
 beforeAll(async () => {
@@ -60,7 +63,7 @@ async function harness(stateDir: string, options: { fetchDelayMs?: number; secre
     maxBytes: 1 << 20,
     log: logger,
     // Stand-in for the registry: a file with known content.
-    fetch: async (imageDigest, _grant, path, signal) => {
+    fetch: async (imageDigest, _grant, _sha256, path, signal) => {
       fetches.push(imageDigest);
       await new Promise((resolve, reject) => {
         const timer = setTimeout(resolve, options.fetchDelayMs ?? 0);
@@ -70,7 +73,7 @@ async function harness(stateDir: string, options: { fetchDelayMs?: number; secre
         });
       });
       await writeFile(path, 'rootfs');
-      return { sizeBytes: 6, sha256: `sha256:${createHash('sha256').update('rootfs').digest('hex')}` };
+      return { sizeBytes: 6, sha256: ROOTFS_SHA256 };
     },
   });
   await rootfs.init();
@@ -144,7 +147,12 @@ function assign(instanceId: string, spec: SpecChanges = {}): Assign {
       ...spec,
     },
     grant: { claims: new Uint8Array([1]), signature: new Uint8Array(64), keyId: 'test' },
-    rootfsGrant: { claims: new Uint8Array([2]), signature: new Uint8Array(64), keyId: 'test' },
+    // Unsigned: the agent only reads the rootfs sha256 it pins (the registry checks signatures).
+    rootfsGrant: {
+      claims: toBinary(GrantClaimsSchema, create(GrantClaimsSchema, { rootfsSha256: ROOTFS_SHA256 })),
+      signature: new Uint8Array(64),
+      keyId: 'test',
+    },
   });
 }
 

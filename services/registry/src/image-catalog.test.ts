@@ -109,7 +109,10 @@ for (const backend of backends) {
       expect(await catalog.removeTag({ kind: 'tag', repository: 'shop', tag: 'nope' })).toBe(false);
       expect(await catalog.removeTag({ kind: 'tag', repository: 'shop', tag: 'latest' })).toBe(true);
       await catalog.recordRootfs(d('b'), d('9'), 4096);
+      // The first build's sha256 is the pin: a later build never moves it.
       await catalog.recordRootfs(d('b'), d('8'), 8192);
+      expect((await catalog.get(d('b')))?.rootfsSha256).toBe(d('9'));
+      expect((await catalog.get(d('a')))?.rootfsSha256).toBeUndefined();
       expect(await catalog.removeImage(d('b'))).toEqual([]);
       expect(await catalog.removeImage(d('b'))).toBeUndefined();
       expect(await catalog.removeImage(d('a'))).toEqual(['shop:1']);

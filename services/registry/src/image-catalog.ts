@@ -22,12 +22,16 @@ export interface ImageRecord {
   createdAt: Date;
   /** name:tag, sorted. */
   tags: string[];
+  /** "sha256:<hex>" of its ext4 rootfs as first built (at import or pull); absent until built. */
+  rootfsSha256?: string;
 }
 
 export interface RecordOptions {
   source: string;
   tags: readonly TagReference[];
   indexDigest?: string;
+  /** Its built rootfs, recorded with it unless one was recorded already. */
+  rootfs?: { sha256: string; sizeBytes: number };
 }
 
 type Db = Kysely<RegistryDatabase> | Transaction<RegistryDatabase>;
@@ -81,6 +85,7 @@ export class ImageCatalog {
           .values(image.layers.map((l, position) => ({ image_digest: image.manifestDigest, position, layer_digest: l.digest, media_type: l.mediaType })))
           .execute();
       }
+      if (options.rootfs) await insertRootfs(tx, image.manifestDigest, options.rootfs.sha256, options.rootfs.sizeBytes);
       for (const tag of options.tags) {
         await tx
           .insertInto('tags')
@@ -179,12 +184,13 @@ export class ImageCatalog {
     });
   }
 
+  /**
+   * Records the sha256 of an image's first rootfs build. Later builds never
+   * move it: it is what schedulers pin in grants, so a rootfs file changed in
+   * the cache afterwards is caught by the nodes instead of being vouched for.
+   */
   async recordRootfs(imageDigest: string, sha256: string, sizeBytes: number): Promise<void> {
-    await this.db
-      .insertInto('rootfs_builds')
-      .values({ image_digest: imageDigest, sha256, size_bytes: sizeBytes })
-      .onConflict((oc) => oc.column('image_digest').doUpdateSet({ sha256, size_bytes: sizeBytes, built_at: new Date() }))
-      .execute();
+    await insertRootfs(this.db, imageDigest, sha256, sizeBytes);
   }
 
   private async load(db: Db, digests: readonly string[]): Promise<ImageRecord[]> {
@@ -192,7 +198,9 @@ export class ImageCatalog {
     const images = await db
       .selectFrom('images')
       .innerJoin('configs', 'configs.digest', 'images.config_digest')
+      .leftJoin('rootfs_builds', 'rootfs_builds.image_digest', 'images.digest')
       .select([
+        'rootfs_builds.sha256 as rootfs_sha256',
         'images.digest',
         'images.media_type',
         'images.manifest_size',
@@ -232,6 +240,7 @@ export class ImageCatalog {
         source: row.source,
         createdAt: row.created_at,
         tags: [],
+        ...(row.rootfs_sha256 ? { rootfsSha256: row.rootfs_sha256 } : {}),
       });
     }
     for (const l of layers) byDigest.get(l.image_digest)?.layers.push({ digest: l.layer_digest, mediaType: l.media_type, size: Number(l.size_bytes) });
@@ -239,4 +248,13 @@ export class ImageCatalog {
     for (const record of byDigest.values()) record.tags.sort();
     return digests.map((d) => byDigest.get(d)).filter((r): r is ImageRecord => r !== undefined);
   }
+}
+
+/** Records a rootfs build's sha256 unless the image has one: the first recorded is the one grants pin. */
+async function insertRootfs(db: Db, imageDigest: string, sha256: string, sizeBytes: number): Promise<void> {
+  await db
+    .insertInto('rootfs_builds')
+    .values({ image_digest: imageDigest, sha256, size_bytes: sizeBytes })
+    .onConflict((oc) => oc.column('image_digest').doNothing())
+    .execute();
 }

@@ -34,8 +34,7 @@ export async function importImage(ctx: RegistryContext, request: ImportRequest):
     const rootfs = await ctx.builder.build(image, stage);
     releaseBlobs = ctx.blobsInUse.hold(imageBlobDigests(image));
     await stage.commit(imageBlobDigests(image));
-    const record = await ctx.catalog.record(image, { source: `import ${image.format}`, tags: tagsFor(image, request.name) });
-    await ctx.catalog.recordRootfs(record.digest, rootfs.sha256, rootfs.sizeBytes);
+    const record = await ctx.catalog.record(image, { source: `import ${image.format}`, tags: tagsFor(image, request.name), rootfs });
     ctx.logger.info({ image: record.digest, tags: record.tags, format: image.format, layers: image.layers.length }, 'image imported');
     return record;
   } catch (err) {

@@ -22,5 +22,6 @@ export function imageToProto(image: ImageRecord): Image {
     platform: image.platform,
     createdAt: timestampFromDate(image.createdAt),
     sizeBytes: BigInt(image.layers.reduce((sum, l) => sum + l.size, 0)),
+    rootfsSha256: image.rootfsSha256 ?? '',
   });
 }

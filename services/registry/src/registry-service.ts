@@ -19,6 +19,7 @@ import type { ServiceRegistration } from '@shellwego/kit/rpc';
 import { GarbageCollector } from './garbage-collector.js';
 import { importImage } from './image-import.js';
 import { formatNameTag, parseLocalReference, parseNameTag } from './image-reference.js';
+import { imageRootfs } from './image-rootfs.js';
 import type { ArchiveFormat as CoreArchiveFormat } from './oci/archive-import.js';
 import { imageToProto } from './proto-mapping.js';
 import { pullImage } from './pull/image-pull.js';
@@ -112,7 +113,15 @@ export function registryService(ctx: RegistryContext): ServiceRegistration {
       guard('other', async () => {
         const image = await ctx.catalog.resolve(parseLocalReference(request.reference), ctx.platform);
         if (!image) throw notInRegistry(request.reference);
-        return { image: imageToProto(image) };
+        if (image.rootfsSha256 !== undefined) return { image: imageToProto(image) };
+        // Imports and pulls record it; an image stored without one gets it built now, as schedulers pin it.
+        const release = ctx.imagesInUse.hold([image.digest]);
+        try {
+          const rootfs = await imageRootfs(ctx, image);
+          return { image: imageToProto({ ...image, rootfsSha256: (await ctx.catalog.get(image.digest))?.rootfsSha256 ?? rootfs.sha256 }) };
+        } finally {
+          release();
+        }
       }),
 
     listImages: () =>

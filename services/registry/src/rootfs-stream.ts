@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import { verifyGrant } from '@shellwego/kit/grant';
 import type { Principal } from '@shellwego/kit/pki';
-import { type RegistryContext, rootfsImageOf } from './registry-context.js';
+import { imageRootfs } from './image-rootfs.js';
+import type { RegistryContext } from './registry-context.js';
 import { isDigest } from './store/digest.js';
 
 /** One part of a FetchRootfs stream. */
@@ -30,7 +31,8 @@ export const ROOTFS_CHUNK_BYTES = 1024 * 1024;
 
 /**
  * Streams the ext4 rootfs of an image from `offset`: info, chunks, then
- * the sha256 of the whole image. A node must show a grant issued to it for
+ * the sha256 of the whole image as the cache has it (nodes check the bytes
+ * against the sha256 their grant pins, not against this). A node must show a grant issued to it for
  * exactly this digest (checked before anything else, so a node learns
  * nothing about images it has no grant for); admins need none. The rootfs
  * is built on first request, and held against garbage collection while it
@@ -48,14 +50,7 @@ export async function* streamRootfs(ctx: RegistryContext, caller: Principal, req
   try {
     const image = await ctx.catalog.get(request.imageDigest);
     if (!image) throw new RootfsRequestError('not-found', `image ${request.imageDigest} is not in the registry`);
-    const releaseBlobs = ctx.blobsInUse.hold([image.digest, image.configDigest, ...image.layers.map((l) => l.digest)]);
-    let artifact;
-    try {
-      artifact = await ctx.builder.build(rootfsImageOf(image), ctx.store);
-    } finally {
-      releaseBlobs();
-    }
-    await ctx.catalog.recordRootfs(image.digest, artifact.sha256, artifact.sizeBytes);
+    const artifact = await imageRootfs(ctx, image);
     if (request.offset > artifact.sizeBytes) {
       throw new RootfsRequestError('out-of-range', `offset ${request.offset} is past the end of the ${artifact.sizeBytes}-byte rootfs of ${image.digest}`);
     }

@@ -228,6 +228,17 @@ describe.skipIf(!!missing)(`registry service${missing ? ` (skipped: ${missing})`
     const byNode = await fetchRootfsToFile(nodeA, { imageDigest: d.digest, grant: grant('node-a', d.digest), path });
     expect(byNode.sha256).toBe(byAdmin.sha256);
     expect((await readFile(path)).equals(await readFile(reference))).toBe(true);
+    // Recorded at import and answered by ResolveImage: the sha256 schedulers pin in grants.
+    expect(d.rootfsSha256).toBe(byAdmin.sha256);
+    expect((await scheduler.resolveImage({ reference: 'grant/busybox:1' })).image?.rootfsSha256).toBe(byAdmin.sha256);
+    expect(other.rootfsSha256).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(other.rootfsSha256).not.toBe(d.rootfsSha256);
+    // The client refuses bytes other than the pinned ones, though the registry's trailer matches them.
+    const pinnedElsewhere = join(work, 'pinned-elsewhere.ext4');
+    await expect(
+      fetchRootfsToFile(nodeA, { imageDigest: d.digest, grant: grant('node-a', d.digest), path: pinnedElsewhere, sha256: other.rootfsSha256 }),
+    ).rejects.toThrow(`but the grant pins ${other.rootfsSha256}`);
+    expect(existsSync(pinnedElsewhere) || existsSync(partialPathOf(pinnedElsewhere))).toBe(false);
 
     const foreignKey = loadGrantSigningKey(generateGrantKeyPair().privateKeyPem);
     const denied: [string, Grant | undefined, RegExp][] = [

@@ -9,6 +9,7 @@ import { PlacementStrategy } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { createGrantVerifier, GrantError, verifyGrant } from '@shellwego/kit/grant';
 import type { FakeNode } from '@shellwego/testing/scheduler/fake-node';
+import { rootfsSha256Of } from '@shellwego/testing/scheduler/registry-stand-in';
 import { SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -76,9 +77,13 @@ describe('placement', () => {
     expect(claims).toMatchObject({ instanceId: assign.spec?.instanceId, app: 'pack-a', nodeId: small.nodeId });
     expect(claims.expiresAt.getTime() - claims.issuedAt.getTime()).toBe(2 * 60_000);
     // The rootfs goes with a grant of its own, for the registry only; each refuses the other's.
+    // It pins the rootfs sha256 the registry reported at deploy, which the node checks its download against.
     expect(verifyGrant(assign.rootfsGrant, verifier, { audience: 'registry', nodeId: small.nodeId, imageDigest: digest })).toMatchObject({
       audience: 'registry',
+      rootfsSha256: rootfsSha256Of(digest),
     });
+    const { app } = await harness.apps.getApp({ name: 'pack-a' });
+    expect(app?.current?.rootfsSha256).toBe(rootfsSha256Of(digest));
     expect(() => verifyGrant(assign.rootfsGrant, verifier, { audience: 'secrets', nodeId: small.nodeId })).toThrow(/for the registry service, not secrets/);
     expect(() => verifyGrant(assign.grant, verifier, { audience: 'registry', nodeId: small.nodeId })).toThrow(/for the secrets service, not registry/);
     let refused: unknown;

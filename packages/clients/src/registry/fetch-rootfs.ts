@@ -23,6 +23,12 @@ export interface FetchRootfsOptions {
   /** Where the verified ext4 image ends up. */
   path: string;
   /**
+   * The sha256 ("sha256:<hex>") the whole file must have, from a source the
+   * caller trusts more than the registry (a node: its grant's rootfs_sha256).
+   * A mismatch is refused even when the registry's trailer agrees with the bytes.
+   */
+  sha256?: string;
+  /**
    * Continue a download that broke off: the bytes already in `<path>.partial`
    * are kept (and hashed), and the registry sends the rest. Default false.
    */
@@ -49,8 +55,8 @@ export function partialPathOf(path: string): string {
 /**
  * Downloads an image's rootfs with FetchRootfs into `<path>.partial`,
  * checks that the chunks are contiguous, that the total matches the
- * announced size and that the sha256 of the whole file matches the
- * registry's trailer, fsyncs, and renames it to `path`. On a verification
+ * announced size and that the sha256 of the whole file matches `sha256`
+ * when given, and the registry's trailer, fsyncs, and renames it to `path`. On a verification
  * failure the partial file is deleted and RootfsVerificationError thrown;
  * on a broken connection the partial file stays for `resume`.
  */
@@ -105,6 +111,11 @@ export async function fetchRootfsToFile(client: Client<typeof RegistryService>, 
   if (total === undefined || trailer === undefined) return await fail('the stream ended without its info or digest message');
   if (offset !== total) return await fail(`received ${offset} of ${total} bytes`);
   const actual = `sha256:${hash.digest('hex')}`;
+  if (options.sha256 !== undefined && actual !== options.sha256) {
+    return await fail(
+      `its sha256 is ${actual} (the registry says ${trailer}), but the grant pins ${options.sha256}: the registry sent another root filesystem than it recorded when the image was imported`,
+    );
+  }
   if (actual !== trailer) return await fail(`its sha256 is ${actual}, but the registry says ${trailer}`);
   await file.sync();
   await file.close();

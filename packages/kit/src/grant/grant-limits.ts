@@ -14,3 +14,6 @@ export const DEFAULT_GRANT_CLOCK_SKEW_MS = 30 * 1000;
 
 /** OCI digest grammar ("algorithm:encoded"), e.g. "sha256:<64 hex>". */
 export const IMAGE_DIGEST_PATTERN = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+
+/** A root filesystem's sha256 as grants carry it. */
+export const ROOTFS_SHA256_PATTERN = /^sha256:[0-9a-f]{64}$/;

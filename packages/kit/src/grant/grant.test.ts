@@ -8,11 +8,13 @@ import type { GrantErrorReason } from './grant-error.js';
 import { GrantError } from './grant-error.js';
 import { generateGrantKeyPair, loadGrantSigningKey } from './grant-keys.js';
 import { createGrantVerifier } from './grant-verifier.js';
+import { pinnedRootfsSha256 } from './pinned-rootfs.js';
 import { signGrant } from './sign-grant.js';
 import type { GrantAudienceName } from './verified-grant.js';
 import { verifyGrant } from './verify-grant.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
+const ROOTFS = `sha256:${'ef'.repeat(32)}`;
 const pairA = generateGrantKeyPair();
 const pairB = generateGrantKeyPair();
 const keyA = loadGrantSigningKey(pairA.privateKeyPem);
@@ -26,6 +28,7 @@ const subject = {
   nodeId: 'n1',
   secretNames: ['DB_PASSWORD', 'API_KEY'],
   imageDigest: DIGEST,
+  rootfsSha256: ROOTFS,
 };
 
 function grantFor(overrides: Partial<typeof subject> = {}, ttlMs = 60_000): Grant {
@@ -179,6 +182,7 @@ describe('signGrant / verifyGrant', () => {
       { ...base, nodeId: '' },
       { ...base, instanceId: '' },
       { ...base, imageDigest: '' },
+      { ...base, rootfsSha256: 'sha256:ABC' },
       { ...base, issuedAt: undefined },
       { ...base, expiresAt: undefined },
       { ...base, expiresAt: timestampFromDate(at(-1)) },
@@ -197,5 +201,20 @@ describe('signGrant / verifyGrant', () => {
     expect(() => signGrant({ ...subject, ttlMs: 10 * 60 * 1000 + 1 }, keyA)).toThrow(RangeError);
     expect(() => signGrant({ ...subject, nodeId: '', ttlMs: 1000 }, keyA)).toThrow(/nodeId/);
     expect(() => signGrant({ ...subject, imageDigest: 'latest', ttlMs: 1000 }, keyA)).toThrow(/digest/);
+    expect(() => signGrant({ ...subject, rootfsSha256: 'sha256:abc', ttlMs: 1000 }, keyA)).toThrow(/rootfs/);
+  });
+});
+
+describe('pinnedRootfsSha256', () => {
+  it("reads the rootfs sha256 a grant pins, for the grant's holder", () => {
+    expect(pinnedRootfsSha256(grantFor({ audience: 'registry' }))).toBe(ROOTFS);
+  });
+
+  it('refuses a grant pinning none, so the holder never falls back to the registry trailer', () => {
+    const { rootfsSha256: _, ...unpinned } = subject;
+    const err = refusal(() => pinnedRootfsSha256(signGrant({ ...unpinned, ttlMs: 1000 }, keyA)));
+    expect(err.reason).toBe('malformed');
+    expect(err.message).toMatch(/pins no root filesystem sha256/);
+    expectRefused(() => pinnedRootfsSha256(signedRaw(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]))), 'malformed');
   });
 });

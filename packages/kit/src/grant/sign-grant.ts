@@ -4,7 +4,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
 import { GrantAudience, GrantClaimsSchema, GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import type { GrantSigningKey } from './grant-keys.js';
-import { IMAGE_DIGEST_PATTERN, MAX_GRANT_TTL_MS } from './grant-limits.js';
+import { IMAGE_DIGEST_PATTERN, MAX_GRANT_TTL_MS, ROOTFS_SHA256_PATTERN } from './grant-limits.js';
 import type { GrantAudienceName } from './verified-grant.js';
 
 /** The contract's enum value of each audience. */
@@ -21,6 +21,8 @@ interface GrantSubject {
   readonly nodeId: string;
   readonly secretNames: readonly string[];
   readonly imageDigest: string;
+  /** "sha256:<hex>" of the image's root filesystem, which the node checks its download against. */
+  readonly rootfsSha256?: string;
 }
 
 /** What to sign: the subject plus either a lifetime or an absolute expiry. */
@@ -30,7 +32,7 @@ export type GrantClaimsInput = GrantSubject & ({ readonly ttlMs: number; readonl
  * Signs a grant. The claims are serialized once and the signature covers
  * exactly those bytes, which travel as-is, so verifiers never re-encode.
  * Throws a RangeError for claims a verifier would refuse (empty ids, bad
- * digest, lifetime not in (0, MAX_GRANT_TTL_MS]): better to fail in the
+ * digest or rootfs sha256, lifetime not in (0, MAX_GRANT_TTL_MS]): better to fail in the
  * scheduler than to hand a node a grant that cannot work.
  */
 export function signGrant(claims: GrantClaimsInput, key: GrantSigningKey, now: Date = new Date()): Grant {
@@ -39,6 +41,9 @@ export function signGrant(claims: GrantClaimsInput, key: GrantSigningKey, now: D
   }
   if (!IMAGE_DIGEST_PATTERN.test(claims.imageDigest)) {
     throw new RangeError(`cannot sign a grant for image digest "${claims.imageDigest}"; expected "sha256:<hex>"`);
+  }
+  if (claims.rootfsSha256 !== undefined && !ROOTFS_SHA256_PATTERN.test(claims.rootfsSha256)) {
+    throw new RangeError(`cannot sign a grant pinning rootfs "${claims.rootfsSha256}"; expected "sha256:<64 lowercase hex>"`);
   }
   const expiresAt = claims.expiresAt ?? new Date(now.getTime() + claims.ttlMs);
   const ttlMs = expiresAt.getTime() - now.getTime();
@@ -53,6 +58,7 @@ export function signGrant(claims: GrantClaimsInput, key: GrantSigningKey, now: D
       nodeId: claims.nodeId,
       secretNames: [...claims.secretNames],
       imageDigest: claims.imageDigest,
+      rootfsSha256: claims.rootfsSha256 ?? '',
       issuedAt: timestampFromDate(now),
       expiresAt: timestampFromDate(expiresAt),
       audience: GRANT_AUDIENCES[claims.audience],

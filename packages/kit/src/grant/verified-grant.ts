@@ -9,6 +9,8 @@ export interface VerifiedGrant {
   readonly nodeId: string;
   readonly secretNames: readonly string[];
   readonly imageDigest: string;
+  /** "sha256:<hex>" of the image's root filesystem; empty when the grant pins none. */
+  readonly rootfsSha256: string;
   readonly issuedAt: Date;
   readonly expiresAt: Date;
   /** The id of the key that signed it. */

@@ -5,7 +5,7 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Grant, GrantClaims } from '@shellwego/contracts/common/v1/grant_pb';
 import { GrantAudience, GrantClaimsSchema } from '@shellwego/contracts/common/v1/grant_pb';
 import { GrantError } from './grant-error.js';
-import { DEFAULT_GRANT_CLOCK_SKEW_MS, IMAGE_DIGEST_PATTERN, MAX_GRANT_TTL_MS } from './grant-limits.js';
+import { DEFAULT_GRANT_CLOCK_SKEW_MS, IMAGE_DIGEST_PATTERN, MAX_GRANT_TTL_MS, ROOTFS_SHA256_PATTERN } from './grant-limits.js';
 import type { GrantVerifier } from './grant-verifier.js';
 import type { GrantAudienceName, VerifiedGrant } from './verified-grant.js';
 
@@ -106,6 +106,9 @@ function parseClaims(bytes: Uint8Array, keyId: string): VerifiedGrant {
   if (!IMAGE_DIGEST_PATTERN.test(claims.imageDigest)) {
     throw new GrantError('malformed', 'the grant claims have no valid image digest');
   }
+  if (claims.rootfsSha256 !== '' && !ROOTFS_SHA256_PATTERN.test(claims.rootfsSha256)) {
+    throw new GrantError('malformed', 'the grant claims have a rootfs sha256 that is not sha256:<64 lowercase hex>');
+  }
   const audience = audienceName(claims.audience);
   const issuedAt = claimTime(claims.issuedAt, 'issued_at');
   const expiresAt = claimTime(claims.expiresAt, 'expires_at');
@@ -123,6 +126,7 @@ function parseClaims(bytes: Uint8Array, keyId: string): VerifiedGrant {
     nodeId: claims.nodeId,
     secretNames: Object.freeze([...claims.secretNames]),
     imageDigest: claims.imageDigest,
+    rootfsSha256: claims.rootfsSha256,
     issuedAt,
     expiresAt,
     keyId,

@@ -15,7 +15,7 @@ import { pino } from 'pino';
 
 export interface RegistryStandIn {
   readonly url: string;
-  /** Makes `reference` resolvable; returns its digest. */
+  /** Makes `reference` resolvable; returns its digest (its rootfs sha256 is rootfsSha256Of(digest)). */
   add(reference: string, config?: { entrypoint?: string[]; cmd?: string[] }): string;
   /** References asked for so far. */
   readonly asked: string[];
@@ -46,6 +46,7 @@ export async function startRegistryStandIn(pki: DevPki, port = 0): Promise<Regis
               digest: image.digest,
               tags: [request.reference],
               config: create(ImageConfigSchema, { entrypoint: image.entrypoint, cmd: image.cmd }),
+              rootfsSha256: rootfsSha256Of(image.digest),
             }),
           };
         },
@@ -62,4 +63,9 @@ export async function startRegistryStandIn(pki: DevPki, port = 0): Promise<Regis
     },
     close: () => server.close(),
   };
+}
+
+/** The rootfs sha256 the stand-in reports for an image digest. */
+export function rootfsSha256Of(digest: string): string {
+  return `sha256:${createHash('sha256').update(`rootfs:${digest}`).digest('hex')}`;
 }

@@ -1,15 +1,17 @@
 // The rootfs cache's source: RegistryService.FetchRootfs with the instance's grant, through the
-// registry's client helper (contiguous chunks, announced size, sha256 trailer, atomic rename).
+// registry's client helper (contiguous chunks, announced size, the sha256 the grant pins and the
+// registry's trailer, atomic rename).
 
 import { fetchRootfsToFile } from '@shellwego/clients/registry';
 import type { ControlPlane } from '../control-plane.js';
 import type { RootfsFetcher } from './rootfs-cache.js';
 
 export function registryFetcher(controlPlane: ControlPlane, timeoutMs: number): RootfsFetcher {
-  return async (imageDigest, grant, path, signal) => {
+  return async (imageDigest, grant, sha256, path, signal) => {
     const fetched = await fetchRootfsToFile(controlPlane.registry, {
       imageDigest,
       grant,
+      sha256,
       path,
       timeoutMs,
       ...(signal === undefined ? {} : { signal }),

@@ -1,12 +1,14 @@
 // Root filesystem images on this node, by image digest: fetched once from the registry (the
-// download is checked against the registry's sha256 trailer), re-hashed on their first use by
-// this agent process (a file changed on disk is fetched again), held while a VM uses them, and
+// download must hash to the sha256 the instance's grant pins, whatever the registry says),
+// re-hashed on their first use by this agent process (a file changed on disk is fetched again),
+// reused only when their sha256 is the one the grant pins, held while a VM uses them, and
 // evicted least recently used first once the cache is over its size limit.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Grant } from '@shellwego/contracts/common/v1/grant_pb';
+import { pinnedRootfsSha256 } from '@shellwego/kit/grant';
 import type { Logger } from '@shellwego/kit/log';
 
 const DIGEST = /^sha256:([0-9a-f]{64})$/;
@@ -17,8 +19,8 @@ export interface FetchedImage {
   readonly sha256: string;
 }
 
-/** Downloads an image's rootfs to `path`, verified; throws when it cannot. */
-export type RootfsFetcher = (imageDigest: string, grant: Grant, path: string, signal: AbortSignal | undefined) => Promise<FetchedImage>;
+/** Downloads an image's rootfs to `path`, verified to hash to `sha256`; throws when it cannot. */
+export type RootfsFetcher = (imageDigest: string, grant: Grant, sha256: string, path: string, signal: AbortSignal | undefined) => Promise<FetchedImage>;
 
 export interface RootfsLease {
   readonly path: string;
@@ -85,11 +87,20 @@ export class RootfsCache {
     }
   }
 
-  /** The rootfs of `imageDigest`, fetched with `grant` when it is not here (or no longer intact). */
+  /**
+   * The rootfs of `imageDigest` whose sha256 is the one `grant` pins, fetched
+   * with `grant` when it is not here (or no longer intact, or another copy).
+   * Throws GrantError when the grant pins none.
+   */
   async acquire(imageDigest: string, grant: Grant, signal?: AbortSignal): Promise<RootfsLease> {
     const hex = hexOf(imageDigest);
+    const pinned = pinnedRootfsSha256(grant);
     for (;;) {
       const cached = this.entries.get(imageDigest);
+      if (cached !== undefined && cached.sha256 !== pinned) {
+        await this.dropUnpinned(cached, pinned);
+        continue;
+      }
       if (cached !== undefined && (cached.verified || (await this.verify(cached)))) {
         return this.lease(cached, false);
       }
@@ -98,7 +109,7 @@ export class RootfsCache {
       }
       let download = this.inFlight.get(imageDigest);
       if (download === undefined) {
-        download = this.download(imageDigest, hex, grant, signal);
+        download = this.download(imageDigest, hex, grant, pinned, signal);
         this.inFlight.set(imageDigest, download);
         void download.then(
           () => this.inFlight.delete(imageDigest),
@@ -106,7 +117,8 @@ export class RootfsCache {
         );
       }
       const { entry, fetched } = await download;
-      if (this.entries.get(imageDigest) === entry) return this.lease(entry, fetched);
+      // A download started for another instance may have pinned another sha256: then look again.
+      if (this.entries.get(imageDigest) === entry && entry.sha256 === pinned) return this.lease(entry, fetched);
     }
   }
 
@@ -133,10 +145,32 @@ export class RootfsCache {
     };
   }
 
-  private async download(imageDigest: string, hex: string, grant: Grant, signal: AbortSignal | undefined): Promise<{ entry: Entry; fetched: boolean }> {
+  /** Forgets a cached copy whose sha256 is not the one a grant pins, unless a VM or a download uses it. */
+  private async dropUnpinned(entry: Entry, pinned: string): Promise<void> {
+    if (entry.refs > 0 || this.inFlight.has(entry.digest)) {
+      throw new Error(
+        `the cached rootfs of ${entry.digest} has sha256 ${entry.sha256}, but the grant pins ${pinned}; a running VM uses the cached copy, so it cannot be replaced now`,
+      );
+    }
+    this.options.log.warn({ image: entry.digest, cached: entry.sha256, pinned }, 'cached rootfs is not the one the grant pins; fetching it again');
+    this.entries.delete(entry.digest);
+    await this.removeFiles(hexOf(entry.digest));
+  }
+
+  private async download(
+    imageDigest: string,
+    hex: string,
+    grant: Grant,
+    pinned: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ entry: Entry; fetched: boolean }> {
     const path = join(this.options.dir, `${hex}.ext4`);
     const started = performance.now();
-    const fetched = await this.options.fetch(imageDigest, grant, path, signal);
+    const fetched = await this.options.fetch(imageDigest, grant, pinned, path, signal);
+    if (fetched.sha256 !== pinned) {
+      await this.removeFiles(hex);
+      throw new Error(`the rootfs fetched for ${imageDigest} has sha256 ${fetched.sha256}, but the grant pins ${pinned}; it was discarded`);
+    }
     await writeFile(
       join(this.options.dir, `${hex}.json`),
       `${JSON.stringify({ digest: imageDigest, sha256: fetched.sha256, sizeBytes: fetched.sizeBytes })}\n`,

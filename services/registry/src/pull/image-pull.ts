@@ -120,8 +120,8 @@ async function runPull(ctx: RegistryContext, request: PullRequest, events: PushQ
     const record = await ctx.catalog.record(image, {
       source: `pull ${client.describe(remote.digest ?? remote.tag)}`,
       tags: name ? [name] : [],
+      rootfs,
     });
-    await ctx.catalog.recordRootfs(record.digest, rootfs.sha256, rootfs.sizeBytes);
     ctx.logger.info({ image: record.digest, tags: record.tags, from: client.describe(manifestRef), blobs: imageBlobDigests(image).length }, 'image pulled');
     return record;
   } finally {

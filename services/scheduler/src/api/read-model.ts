@@ -83,6 +83,7 @@ function versionFrom(row: Selectable<AppVersionTable>, replicas: number | undefi
     version: row.version,
     spec,
     imageDigest: row.image_digest,
+    rootfsSha256: row.rootfs_sha256,
     imageConfig: fromBinary(ImageConfigSchema, row.image_config),
     createdAt: timestampFromDate(row.created_at),
     createdBy: row.created_by,

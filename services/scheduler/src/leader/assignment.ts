@@ -9,12 +9,12 @@ import {
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { durationFromMs } from '../model/durations.js';
 import type { InstanceRecord, VersionRecord } from './cluster-state.js';
-import type { GrantIssuer } from './grant-issuer.js';
+import type { GrantIssuer, GrantSubject } from './grant-issuer.js';
 
 /** The Assign message for an instance placed on `nodeId`, with fresh grants for that node: one for its secrets, one for its rootfs. */
 export function assignMessage(instance: InstanceRecord, version: VersionRecord, nodeId: string, grants: GrantIssuer): SessionResponse {
   const spec = version.spec;
-  const subject = { instanceId: instance.id, app: instance.app, nodeId, secretNames: spec.secretNames, imageDigest: version.imageDigest };
+  const subject = grantSubject(instance, version, nodeId);
   const image = version.imageConfig;
   const argv = spec.command.length > 0 ? [...spec.command] : [...image.entrypoint, ...image.cmd];
   return create(SessionResponseSchema, {
@@ -49,13 +49,21 @@ export function refreshSecretsMessage(instance: InstanceRecord, version: Version
       case: 'refreshSecrets',
       value: create(RefreshSecretsSchema, {
         instanceId: instance.id,
-        grant: grants.issue(
-          { instanceId: instance.id, app: instance.app, nodeId, secretNames: version.spec.secretNames, imageDigest: version.imageDigest },
-          'secrets',
-        ),
+        grant: grants.issue(grantSubject(instance, version, nodeId), 'secrets'),
       }),
     },
   });
+}
+
+function grantSubject(instance: InstanceRecord, version: VersionRecord, nodeId: string): GrantSubject {
+  return {
+    instanceId: instance.id,
+    app: instance.app,
+    nodeId,
+    secretNames: version.spec.secretNames,
+    imageDigest: version.imageDigest,
+    rootfsSha256: version.rootfsSha256,
+  };
 }
 
 export function stopMessage(instanceId: string, graceMs: number, reason: string): SessionResponse {

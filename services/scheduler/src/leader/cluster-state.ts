@@ -36,6 +36,8 @@ export interface VersionRecord {
   readonly version: number;
   readonly spec: AppSpec;
   readonly imageDigest: string;
+  /** "sha256:<hex>" of the image's rootfs as the registry recorded it, pinned in registry grants ('' for old versions). */
+  readonly rootfsSha256: string;
   readonly imageConfig: ImageConfig;
   readonly createdAt: Date;
   readonly createdBy: string;

@@ -7,6 +7,8 @@ export interface GrantSubject {
   readonly nodeId: string;
   readonly secretNames: readonly string[];
   readonly imageDigest: string;
+  /** What the node checks the rootfs bytes against; '' (a version stored before it was recorded) pins nothing, and the node refuses to start. */
+  readonly rootfsSha256: string;
 }
 
 /** Signs the short-lived grants that go with assignments and secret refreshes, one per audience. */
@@ -17,6 +19,7 @@ export class GrantIssuer {
   ) {}
 
   issue(subject: GrantSubject, audience: GrantAudienceName): Grant {
-    return signGrant({ ...subject, audience, ttlMs: this.ttlMs }, this.key);
+    const { rootfsSha256, ...rest } = subject;
+    return signGrant({ ...rest, ...(rootfsSha256 === '' ? {} : { rootfsSha256 }), audience, ttlMs: this.ttlMs }, this.key);
   }
 }

@@ -2,16 +2,18 @@ import { create } from '@bufbuild/protobuf';
 import { type Client, Code, ConnectError } from '@connectrpc/connect';
 import { type ImageConfig, ImageConfigSchema } from '@shellwego/contracts/common/v1/workload_pb';
 import { RegistryService } from '@shellwego/contracts/registry/v1/registry_pb';
-import { IMAGE_DIGEST_PATTERN } from '@shellwego/kit/grant';
+import { IMAGE_DIGEST_PATTERN, ROOTFS_SHA256_PATTERN } from '@shellwego/kit/grant';
 import { createMtlsClient, expectedService, type TlsMaterial } from '@shellwego/kit/rpc';
 import { SchedulerError } from '../model/scheduler-error.js';
 
 export interface ResolvedImage {
   readonly digest: string;
   readonly config: ImageConfig;
+  /** "sha256:<hex>" of the image's root filesystem, as the registry recorded it at import. */
+  readonly rootfsSha256: string;
 }
 
-/** Pins an image reference to a digest. */
+/** Pins an image reference to a digest and its root filesystem to a sha256. */
 export interface ImageResolver {
   resolve(reference: string): Promise<ResolvedImage>;
 }
@@ -43,7 +45,13 @@ export class RegistryImageResolver implements ImageResolver {
     if (image === undefined || !IMAGE_DIGEST_PATTERN.test(image.digest)) {
       throw new SchedulerError('unavailable', `the registry at ${this.registryUrl} answered ResolveImage for ${reference} without a digest`);
     }
-    return { digest: image.digest, config: image.config ?? create(ImageConfigSchema) };
+    if (!ROOTFS_SHA256_PATTERN.test(image.rootfsSha256)) {
+      throw new SchedulerError(
+        'unavailable',
+        `the registry at ${this.registryUrl} answered ResolveImage for ${reference} without the sha256 of its root filesystem, which every grant must pin; upgrade the registry`,
+      );
+    }
+    return { digest: image.digest, config: image.config ?? create(ImageConfigSchema), rootfsSha256: image.rootfsSha256 };
   }
 
   private translate(error: unknown, reference: string): SchedulerError {

@@ -120,6 +120,7 @@ export class Leader {
         version: number,
         spec: input.spec,
         imageDigest: input.image.digest,
+        rootfsSha256: input.image.rootfsSha256,
         imageConfig: input.image.config,
         createdAt: changes.now,
         createdBy: input.createdBy,

@@ -59,6 +59,7 @@ export async function loadClusterState(db: SchedulerDb, logger: Logger, now: Dat
       version: row.version,
       spec,
       imageDigest: row.image_digest,
+      rootfsSha256: row.rootfs_sha256,
       imageConfig: fromBinary(ImageConfigSchema, row.image_config),
       createdAt: row.created_at,
       createdBy: row.created_by,

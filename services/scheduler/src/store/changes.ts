@@ -96,6 +96,7 @@ export class Changes {
           version: version.version,
           spec: Buffer.from(toBinary(AppSpecSchema, version.spec)),
           image_digest: version.imageDigest,
+          rootfs_sha256: version.rootfsSha256,
           image_config: Buffer.from(toBinary(ImageConfigSchema, version.imageConfig)),
           created_at: version.createdAt,
           created_by: version.createdBy,

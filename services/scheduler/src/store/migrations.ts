@@ -151,4 +151,13 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0005_version_rootfs_sha256': {
+    // The rootfs sha256 the registry recorded, pinned in each registry grant; empty for older versions.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('app_version')
+        .addColumn('rootfs_sha256', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+    },
+  },
 };

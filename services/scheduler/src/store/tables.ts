@@ -110,6 +110,8 @@ export interface AppVersionTable {
   /** AppSpec, protobuf binary. */
   spec: Buffer;
   image_digest: string;
+  /** "sha256:<hex>" of the image's rootfs, pinned in registry grants; '' for versions stored before it was recorded. */
+  rootfs_sha256: string;
   /** ImageConfig, protobuf binary. */
   image_config: Buffer;
   created_at: Date;

@@ -12,13 +12,14 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shellwego/common/v1/grant.proto.
  */
 export const file_shellwego_common_v1_grant: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zaGVsbHdlZ28vY29tbW9uL3YxL2dyYW50LnByb3RvEhNzaGVsbHdlZ28uY29tbW9uLnYxIjoKBUdyYW50Eg4KBmNsYWltcxgBIAEoDBIRCglzaWduYXR1cmUYAiABKAwSDgoGa2V5X2lkGAMgASgJIoECCgtHcmFudENsYWltcxITCgtpbnN0YW5jZV9pZBgBIAEoCRILCgNhcHAYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRIUCgxzZWNyZXRfbmFtZXMYBCADKAkSFAoMaW1hZ2VfZGlnZXN0GAUgASgJEi0KCWlzc3VlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoIYXVkaWVuY2UYCCABKA4yIi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50QXVkaWVuY2UqaAoNR3JhbnRBdWRpZW5jZRIeChpHUkFOVF9BVURJRU5DRV9VTlNQRUNJRklFRBAAEhoKFkdSQU5UX0FVRElFTkNFX1NFQ1JFVFMQARIbChdHUkFOVF9BVURJRU5DRV9SRUdJU1RSWRACYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9zaGVsbHdlZ28vY29tbW9uL3YxL2dyYW50LnByb3RvEhNzaGVsbHdlZ28uY29tbW9uLnYxIjoKBUdyYW50Eg4KBmNsYWltcxgBIAEoDBIRCglzaWduYXR1cmUYAiABKAwSDgoGa2V5X2lkGAMgASgJIpgCCgtHcmFudENsYWltcxITCgtpbnN0YW5jZV9pZBgBIAEoCRILCgNhcHAYAiABKAkSDwoHbm9kZV9pZBgDIAEoCRIUCgxzZWNyZXRfbmFtZXMYBCADKAkSFAoMaW1hZ2VfZGlnZXN0GAUgASgJEi0KCWlzc3VlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoIYXVkaWVuY2UYCCABKA4yIi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50QXVkaWVuY2USFQoNcm9vdGZzX3NoYTI1NhgJIAEoCSpoCg1HcmFudEF1ZGllbmNlEh4KGkdSQU5UX0FVRElFTkNFX1VOU1BFQ0lGSUVEEAASGgoWR1JBTlRfQVVESUVOQ0VfU0VDUkVUUxABEhsKF0dSQU5UX0FVRElFTkNFX1JFR0lTVFJZEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A signed, short-lived statement by the scheduler that instance
  * `instance_id` of app `app` runs on node `node_id` and may read the named
  * secrets (a grant for the secrets service) or the root filesystem of
- * `image_digest` (a grant for the registry). The node agent shows each to its
+ * `image_digest`, whose bytes must hash to `rootfs_sha256` (a grant for the
+ * registry). The node agent shows each to its
  * audience: secrets.ResolveSecrets or registry.FetchRootfs.
  *
  * @generated from message shellwego.common.v1.Grant
@@ -118,6 +119,17 @@ export type GrantClaims = Message<"shellwego.common.v1.GrantClaims"> & {
    * @generated from field: shellwego.common.v1.GrantAudience audience = 8;
    */
   audience: GrantAudience;
+
+  /**
+   * "sha256:<hex>" of the image's ext4 root filesystem, as the registry
+   * recorded it when the image was imported and the scheduler pinned it with
+   * the app version. The node agent checks the bytes it downloads, and any
+   * cached copy it reuses, against this value, not against what the registry
+   * says while streaming.
+   *
+   * @generated from field: string rootfs_sha256 = 9;
+   */
+  rootfsSha256: string;
 };
 
 /**

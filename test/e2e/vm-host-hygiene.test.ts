@@ -6,8 +6,11 @@
 //   for this run: a busy-loop app deployed with --cpu 250m keeps its VMM within a quarter core,
 //   measured from the cgroup's cpuacct usage over 10 s; the cgroup is found again by a restarted
 //   agent, an orphan one is swept, and every one is gone once the app is removed.
+// - The serial console on disk stays within its bound (CONSOLE_LOG_BYTES) while the guest writes
+//   to its console without end: the workload, root in the VM, makes a /dev/console node and
+//   writes numbered lines to it in a loop.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rmdir } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -22,6 +25,11 @@ import { scriptImageArchive } from './support/script-image.js';
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const ENV_CANARY = `ENVCANARY${randomBytes(12).toString('hex')}`;
 const BUSY_LOOP = 'echo spinning; while :; do :; done';
+const CONSOLE_BOUND = 256 * 1024;
+const FLOOD_PAD = '.'.repeat(80);
+const FLOOD = `/bin/busybox mknod /flood-console c 5 1 && exec 3>/flood-console && i=0 && while :; do i=$((i + 1)); echo "flood $i ${FLOOD_PAD}" >&3; done`;
+/** The fewest bytes one flood line takes on the console ("flood N " + pad + CR LF). */
+const FLOOD_LINE_BYTES = 'flood 1 '.length + FLOOD_PAD.length + 2;
 const CGROUP_PARENT = `shellwego-e2e-${randomBytes(4).toString('hex')}`;
 const CGROUP_V1 = ['cpu', 'cpuacct', 'memory'] as const;
 /** QEMU's memory beyond the guest's that the cgroup allows (QEMU_MEMORY_OVERHEAD_MIB). */
@@ -50,6 +58,7 @@ beforeAll(async () => {
       SHELLWEGO_TEST_ENV_CANARY: ENV_CANARY,
       SHELLWEGO_NODE_AGENT_VM_CGROUPS: 'required',
       SHELLWEGO_NODE_AGENT_VM_CGROUP_PARENT: CGROUP_PARENT,
+      SHELLWEGO_NODE_AGENT_CONSOLE_LOG_BYTES: String(CONSOLE_BOUND),
     },
   });
 }, 300_000);
@@ -209,5 +218,29 @@ describe('VM host hygiene (qemu driver, real VMs)', () => {
     // No VM left: neither its cgroup nor the parent remains.
     for (const c of CGROUP_V1) expect(existsSync(dirs[c]), dirs[c]).toBe(false);
     for (const c of CGROUP_V1) expect(existsSync(parents[c]), parents[c]).toBe(false);
+  });
+
+  it('keeps the console log within its bound while the guest writes to its console without end', { timeout: 600_000 }, async () => {
+    const { instanceId } = await deployScript('flood', FLOOD, '1000m');
+    const workDir = (await readStateFile(platform.agent('vm').stateDir)).instances.find((i) => i.instanceId === instanceId)?.vm.workDir ?? '';
+    const log = join(workDir, 'console.log');
+    const onDisk = () => [log, `${log}.1`].reduce((sum, file) => sum + (existsSync(file) ? statSync(file).size : 0), 0);
+    // Sampled every 100 ms until the guest has written four times the bound (its line counter,
+    // in the newest line on disk, says how much it wrote).
+    let most = 0;
+    let written = 0;
+    const deadline = Date.now() + 300_000;
+    while (written < 4 * CONSOLE_BOUND && Date.now() < deadline) {
+      most = Math.max(most, onDisk());
+      const tail = readFileSyncSafe(log).slice(-4096);
+      const counter = [...tail.matchAll(/flood (\d+) /g)].at(-1)?.[1];
+      if (counter !== undefined) written = Number(counter) * FLOOD_LINE_BYTES;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    console.log(`[vm-host-hygiene] console flood: the guest wrote ${written} bytes, at most ${most} on disk (bound ${CONSOLE_BOUND})`);
+    expect(written).toBeGreaterThanOrEqual(4 * CONSOLE_BOUND);
+    expect(most).toBeLessThanOrEqual(CONSOLE_BOUND);
+    expect(most).toBeGreaterThan(CONSOLE_BOUND / 2);
+    await removeApp('flood', instanceId);
   });
 });

@@ -1,7 +1,7 @@
 // The VM driver's settings, to spread into the node agent's config definition
 // (env SHELLWEGO_NODE_AGENT_VM_DRIVER, ..._QEMU_ACCEL, ...), and their mapping to driver config.
 
-import { oneOf, optional, path, string } from '@shellwego/kit/config';
+import { integer, oneOf, optional, path, string } from '@shellwego/kit/config';
 import type { Logger } from '@shellwego/kit/log';
 import type { VmDriverConfig } from './select-driver.js';
 import type { VmmCgroups } from './vmm-cgroup.js';
@@ -17,6 +17,12 @@ export function vmDriverSettings() {
     qemuAccel: oneOf(['auto', 'kvm', 'tcg'], {
       default: 'auto',
       description: 'QEMU accelerator: auto tries KVM on the first boot and falls back to TCG when it does not work',
+    }),
+    consoleLogBytes: integer({
+      default: 1024 * 1024,
+      min: 64 * 1024,
+      max: 1024 * 1024 * 1024,
+      description: "most bytes of a VM's serial console kept on disk (console.log and its rotated half console.log.1 together), however much the guest writes",
     }),
     vmCgroups: oneOf(['auto', 'required', 'off'], {
       default: 'auto',
@@ -45,6 +51,7 @@ export interface VmDriverSettingValues {
   readonly qemuAccel: 'auto' | 'kvm' | 'tcg';
   readonly guestAgentBundle: string | undefined;
   readonly vmCgroups: 'auto' | 'required' | 'off';
+  readonly consoleLogBytes: number;
   readonly vmCgroupParent: string | undefined;
   /** Declared in the node agent's config (KEEP_VM_WORK_DIRS). */
   readonly keepVmWorkDirs: string | undefined;
@@ -58,6 +65,7 @@ export function vmDriverConfigFrom(values: VmDriverSettingValues, log: Logger, c
     firecrackerBinary: values.firecrackerBinary,
     qemuBinary: values.qemuBinary,
     qemuAccel: values.qemuAccel,
+    consoleLogBytes: values.consoleLogBytes,
     ...(values.guestAgentBundle !== undefined ? { guestAgentBundle: values.guestAgentBundle } : {}),
     ...(values.keepVmWorkDirs !== undefined ? { keepWorkDirsIn: values.keepVmWorkDirs } : {}),
   };

@@ -23,6 +23,8 @@ export interface VmDriverConfig {
   readonly kvmDevice?: string;
   /** Stopped VMs' work dirs go here instead of being removed. */
   readonly keepWorkDirsIn?: string;
+  /** The bound of a VM's console on disk (qemu: read from its socket). */
+  readonly consoleLogBytes?: number;
   /** Each VMM (firecracker, qemu) runs in its own cgroup below these. */
   readonly cgroups?: VmmCgroups;
 }
@@ -98,6 +100,7 @@ export function createVmDriver(config: VmDriverConfig): { driver: VmDriver; reas
           ...(config.kvmDevice !== undefined ? { kvmDevice: config.kvmDevice } : {}),
           ...keep,
           ...cgroups,
+          ...(config.consoleLogBytes !== undefined ? { consoleLogBytes: config.consoleLogBytes } : {}),
         }),
         reason,
       };

@@ -9,6 +9,7 @@ import type { Logger } from '@shellwego/kit/log';
 import { checkIdentity } from '@shellwego/kit/process';
 import type { GuestClientChannel } from '@shellwego/kit/vm-channel';
 import { alreadyRunning, BootGuard } from './boot-guard.js';
+import { ConsolePump, DEFAULT_CONSOLE_LOG_BYTES } from './console-log.js';
 import {
   type AdoptResult,
   type StopOptions,
@@ -32,6 +33,8 @@ export interface VmmDriverOptions {
   readonly keepWorkDirsIn?: string;
   /** Each VMM runs in its own cgroup below these (drivers whose profile has memoryOverheadMib). */
   readonly cgroups?: VmmCgroups;
+  /** The bound of a console read from a socket (console log and its rotated half). Default 1 MiB. */
+  readonly consoleLogBytes?: number;
 }
 
 /** What sets a driver's VMM apart, for the shared lifecycle. */
@@ -41,6 +44,8 @@ export interface VmmProfile {
   readonly channelKind: GuestClientChannel['kind'];
   /** The file in the work dir a handle's consoleLogPath names. */
   readonly consoleLog: string;
+  /** The socket in the work dir the VMM serves the console on, read into consoleLog (ConsolePump). */
+  readonly consoleSocket?: string;
   /** Logged once a VM runs. */
   readonly startedMessage: string;
   /** Also SIGKILL every descendant at stop (the process driver: the workload runs on the host). */
@@ -61,6 +66,8 @@ export interface LaunchedVm {
   readonly detail: string;
   /** Added to the "started" log line. */
   readonly logFields?: Readonly<Record<string, unknown>>;
+  /** Reads the console socket (profile.consoleSocket) into the console log. */
+  readonly console?: ConsolePump;
 }
 
 // How long a polite stop request may take, within the stop's grace period.
@@ -72,6 +79,7 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
   private readonly vms = new Map<string, VmHandle>();
   /** By VM name (VmSpec.instanceId): the cgroup each VM's VMM runs in. */
   private readonly cgroupOf = new Map<string, VmmCgroup>();
+  private readonly consoles = new Map<string, ConsolePump>();
   private readonly booting = new BootGuard();
 
   constructor(
@@ -115,6 +123,7 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
       throw err instanceof VmDriverError ? err : new VmDriverError('boot-failed', (err as Error).message, { cause: err });
     }
     if (cgroup !== undefined) this.cgroupOf.set(spec.instanceId, cgroup);
+    if (vm.console !== undefined) this.consoles.set(spec.instanceId, vm.console);
     const handle: VmHandle = {
       driver: this.kind,
       instanceId: spec.instanceId,
@@ -132,6 +141,10 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
       this.profile.startedMessage,
     );
     return handle;
+  }
+
+  protected get consoleLogBytes(): number {
+    return this.common.consoleLogBytes ?? DEFAULT_CONSOLE_LOG_BYTES;
   }
 
   /** The VM's cgroup: CPU quota from its CPU request, memory limit its memory plus the VMM's overhead. */
@@ -158,6 +171,8 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
       killTree: this.profile.killTree === true,
     });
     this.vms.delete(record.instanceId);
+    this.consoles.get(record.instanceId)?.close();
+    this.consoles.delete(record.instanceId);
     // A VM this process never tracked (a record reconciled away) may still have its cgroup.
     const cgroup = this.cgroupOf.get(record.instanceId) ?? this.common.cgroups?.find(record.instanceId);
     if (cgroup !== undefined) {
@@ -197,6 +212,10 @@ export abstract class VmmDriver<Prepared> implements VmDriver {
         { instance: record.instanceId, pid: record.pid },
         'adopted a VM that has no cgroup (booted without one): it runs without CPU and memory limits',
       );
+    }
+    if (this.profile.consoleSocket !== undefined) {
+      const { consoleSocket, consoleLog } = this.profile;
+      this.consoles.set(record.instanceId, ConsolePump.attach(`${record.workDir}/${consoleSocket}`, `${record.workDir}/${consoleLog}`, this.consoleLogBytes));
     }
     const exited = watchAdopted(record.pid, args);
     const handle: VmHandle = {

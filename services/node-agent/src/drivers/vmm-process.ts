@@ -2,10 +2,11 @@
 // its output in a log file inside the work dir, launched (killed again if it never serves its
 // socket or cannot be configured), watched until it exits, and terminated politely first, by
 // SIGKILL after a grace period.
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkIdentity, descendantsOf, isRunning } from '@shellwego/kit/process';
 import { execa, type Options } from 'execa';
+import { readLogTail } from './console-log.js';
 import { VmDriverError, type VmExit } from './types.js';
 import type { VmmCgroup } from './vmm-cgroup.js';
 import { waitForSocket } from './wait-for-socket.js';
@@ -210,12 +211,10 @@ export function sendSignal(pid: number, name: NodeJS.Signals): void {
   }
 }
 
-/** The last bytes of a VMM log, for an error message (VMM and guest console never carry secrets). */
+/**
+ * The last bytes of a VMM log or console, for an error message (VMM and guest console never carry
+ * secrets): only those bytes are read, however large the file (and its rotated half) is.
+ */
 export function logTail(path: string, bytes = 1500): string {
-  try {
-    const text = readFileSync(path, 'utf8');
-    return text.slice(-bytes).trim();
-  } catch {
-    return '';
-  }
+  return readLogTail(path, bytes).toString('utf8').trim();
 }

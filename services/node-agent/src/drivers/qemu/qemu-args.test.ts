@@ -4,7 +4,13 @@ import { qemuArgs } from './qemu-args.js';
 
 const spec: VmSpec = { instanceId: 'shop-2-ab12cd34', vcpus: 2, memoryMib: 512, rootfsPath: '/cache/rootfs,v1.ext4', workDir: '/state/vms/shop-2-ab12cd34' };
 const image = { vmlinuxPath: '/img/vmlinux', vmlinuzPath: '/img/vmlinuz', initramfsPath: '/img/initramfs.cpio.gz' };
-const paths = { consoleLog: '/w/console.log', qmpSocket: '/w/qmp.sock', guestSocket: '/w/guest.sock', pidFile: '/w/qemu.pid' };
+const paths = {
+  consoleLog: '/w/console.log',
+  consoleSocket: '/w/console.sock',
+  qmpSocket: '/w/qmp.sock',
+  guestSocket: '/w/guest.sock',
+  pidFile: '/w/qemu.pid',
+};
 
 /** The value following each occurrence of flag. */
 function values(args: string[], flag: string): string[] {
@@ -25,14 +31,19 @@ describe('qemuArgs', () => {
     expect(values(args, '-initrd')).toEqual(['/img/initramfs.cpio.gz']);
     // A comma in a path is doubled, or QEMU would read the rest as another option.
     expect(values(args, '-drive')).toEqual(['file=/cache/rootfs,,v1.ext4,format=raw,if=none,id=rootfs,readonly=on']);
-    expect(values(args, '-chardev')).toEqual(['socket,id=ch0,path=/w/guest.sock,server=on,wait=off']);
+    expect(values(args, '-chardev')).toEqual([
+      'socket,id=console0,path=/w/console.sock,server=on,wait=on',
+      'socket,id=ch0,path=/w/guest.sock,server=on,wait=off',
+    ]);
+    // The console is a socket the agent reads into a bounded file, never a file QEMU appends to.
+    expect(values(args, '-serial')).toEqual(['chardev:console0']);
+    expect(args.indexOf('-chardev')).toBeLessThan(args.indexOf('-qmp'));
     expect(values(args, '-device')).toEqual([
       'virtio-serial-pci',
       'virtserialport,chardev=ch0,name=shellwego.0',
       'virtio-blk-pci,drive=rootfs',
       'virtio-rng-pci',
     ]);
-    expect(values(args, '-serial')).toEqual(['file:/w/console.log']);
     expect(values(args, '-pidfile')).toEqual(['/w/qemu.pid']);
     expect(values(args, '-append')[0]?.split(' ')).toEqual([
       'console=ttyS0',

@@ -1,8 +1,9 @@
 // The qemu-system-x86_64 command line for one VM (contract: deploy/guest-image/README.md):
 // `pc` machine (`microvm` hung in tests), the guest image's kernel + initramfs, the app rootfs as
 // a read-only virtio-blk drive, the guest channel as a virtio-serial port behind a Unix socket,
-// serial console to a file, QMP for start-up detection and a clean quit, and the seccomp sandbox
-// where this QEMU has it.
+// the serial console on a Unix socket the agent reads into a bounded file (QEMU waits for it
+// before it starts, so no output is lost), QMP for start-up detection and a clean quit, and the
+// seccomp sandbox where this QEMU has it.
 import type { GuestImage, VmSpec } from '../types.js';
 import { SANDBOX_OPTIONS } from './qemu-sandbox.js';
 
@@ -27,7 +28,10 @@ export const TCG_CODE_CACHE_MIB = 128;
 export const QEMU_MEMORY_OVERHEAD_MIB = TCG_CODE_CACHE_MIB + 192;
 
 export interface QemuPaths {
+  /** Where the agent keeps the console (ConsolePump); QEMU never writes it. */
   readonly consoleLog: string;
+  /** The serial console's socket: QEMU serves it and waits for the agent before it starts. */
+  readonly consoleSocket: string;
   readonly qmpSocket: string;
   readonly guestSocket: string;
   readonly pidFile: string;
@@ -85,8 +89,12 @@ export function qemuArgs(launch: QemuLaunch): string[] {
     '-no-reboot',
     '-monitor',
     'none',
+    // Before -qmp: QEMU creates character devices in order and blocks on this one until the
+    // agent connects, so QMP only answers once the console is being read.
+    '-chardev',
+    `socket,id=console0,path=${opt(paths.consoleSocket)},server=on,wait=on`,
     '-serial',
-    `file:${paths.consoleLog}`,
+    'chardev:console0',
     '-qmp',
     `unix:${opt(paths.qmpSocket)},server=on,wait=off`,
     '-pidfile',

@@ -5,8 +5,8 @@
 // the host, which Node lacks (no host-side bridge is implemented).
 
 import { accessSync, constants } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { readCmdline } from '@shellwego/kit/process';
+import { ConsolePump } from '../console-log.js';
 import type { GuestImage, VmExit, VmRecord, VmSpec } from '../types.js';
 import { VmDriverError } from '../types.js';
 import { DEFAULT_MIN_VM_MEMORY_MIB, requireGuestImage, requireMinimumMemory, requireReadable, socketPathIn } from '../vm-spec.js';
@@ -39,6 +39,7 @@ export interface QemuDriverOptions extends VmmDriverOptions {
 
 const FILES = {
   consoleLog: 'console.log',
+  consoleSocket: 'console.sock',
   vmmLog: 'qemu.log',
   qmpSocket: 'qmp.sock',
   guestSocket: 'guest.sock',
@@ -49,6 +50,7 @@ const PROFILE: VmmProfile = {
   process: 'qemu',
   channelKind: 'qemu-serial',
   consoleLog: FILES.consoleLog,
+  consoleSocket: FILES.consoleSocket,
   startedMessage: 'qemu VM started',
   memoryOverheadMib: QEMU_MEMORY_OVERHEAD_MIB,
 };
@@ -59,7 +61,7 @@ interface AccelVerdict {
 }
 
 type Launched =
-  | { readonly ok: true; readonly pid: number; readonly exited: Promise<VmExit> }
+  | { readonly ok: true; readonly pid: number; readonly exited: Promise<VmExit>; readonly console: ConsolePump }
   | { readonly ok: false; readonly why: string; readonly mentionsKvm: boolean };
 
 interface Prepared {
@@ -92,6 +94,7 @@ export class QemuDriver extends VmmDriver<Prepared> {
     await requireReadable(spec.rootfsPath, 'app root filesystem');
     const paths: QemuPaths = {
       consoleLog: `${spec.workDir}/${FILES.consoleLog}`,
+      consoleSocket: socketPathIn(spec.workDir, FILES.consoleSocket),
       qmpSocket: socketPathIn(spec.workDir, FILES.qmpSocket),
       guestSocket: socketPathIn(spec.workDir, FILES.guestSocket),
       pidFile: `${spec.workDir}/${FILES.pidFile}`,
@@ -105,6 +108,7 @@ export class QemuDriver extends VmmDriver<Prepared> {
       pid: running.pid,
       exited: running.exited,
       channel: { kind: 'qemu-serial', path: paths.guestSocket },
+      console: running.console,
       detail: `qemu ${running.verdict.accel} (${running.verdict.why})`,
       logFields: { accel: running.verdict.accel },
     };
@@ -115,7 +119,7 @@ export class QemuDriver extends VmmDriver<Prepared> {
     image: GuestImage,
     paths: QemuPaths,
     cgroup: VmmCgroup | undefined,
-  ): Promise<{ pid: number; exited: Promise<VmExit>; verdict: AccelVerdict }> {
+  ): Promise<{ pid: number; exited: Promise<VmExit>; console: ConsolePump; verdict: AccelVerdict }> {
     // Concurrent boots wait for the first one to find out whether KVM works.
     while (this.probing !== undefined) {
       await this.probing;
@@ -141,6 +145,7 @@ export class QemuDriver extends VmmDriver<Prepared> {
         }
         sendSignal(kvm.pid, 'SIGKILL');
         await waitForExit(kvm.pid, 5_000, kvm.exited);
+        kvm.console.close();
         this.verdict = { accel: 'tcg', why: `KVM unusable: ${start.reason}` };
       } else if (kvm.mentionsKvm) {
         this.verdict = { accel: 'tcg', why: `KVM unusable: ${kvm.why}` };
@@ -190,8 +195,9 @@ export class QemuDriver extends VmmDriver<Prepared> {
   /** Starts QEMU and waits until its machine is initialised (QMP greeting + status). */
   private async launchQemu(spec: VmSpec, image: GuestImage, paths: QemuPaths, accel: QemuAccel, cgroup: VmmCgroup | undefined): Promise<Launched> {
     const vmmLog = `${spec.workDir}/${FILES.vmmLog}`;
-    // Created first so the kernel-start watch can follow it from the first byte.
-    await writeFile(paths.consoleLog, '', { mode: 0o600 });
+    // Connects as soon as QEMU listens (QEMU waits for it); creates the console log at once, so
+    // the kernel-start watch can follow it from the first byte.
+    const consolePump = ConsolePump.attach(paths.consoleSocket, paths.consoleLog, this.consoleLogBytes);
     const args = qemuArgs({
       spec,
       image,
@@ -225,8 +231,9 @@ export class QemuDriver extends VmmDriver<Prepared> {
       },
     });
     if (launched.ok) {
-      return { ok: true, ...launched.vmm };
+      return { ok: true, ...launched.vmm, console: consolePump };
     }
+    consolePump.close();
     // A socket error usually means QEMU is exiting: its exit status and log say more.
     const { exit, log } = launched;
     const message = exit !== undefined ? `qemu exited (code ${exit.code}, signal ${exit.signal})` : (launched.error as Error).message;

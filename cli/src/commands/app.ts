@@ -25,6 +25,7 @@ interface DeployOptions {
   memory: string;
   env: string[];
   secret: string[];
+  allWorkspaceSecrets?: boolean;
   port: string[];
   health?: string;
   command?: string;
@@ -49,6 +50,10 @@ export function appCommands(app: Command): void {
     .option('--memory <size>', 'memory per instance: MiB (256), or with Mi/Gi', '256Mi')
     .option('--env <key=value>', 'environment variable (repeatable); wins over a secret of the same name', collect, [] as string[])
     .option('--secret <name>', 'secret the instances receive as an environment variable (repeatable)', collect, [] as string[])
+    .option(
+      '--all-workspace-secrets',
+      'the instances also receive every workspace secret current at each start and refresh (the Aegis model; by default only the --secret names)',
+    )
     .option('--port <port>', 'port the workload listens on (repeatable)', collect, [] as string[])
     .option('--health <probe>', 'health check: tcp:PORT, http:PORT/PATH or exec:COMMAND ARGS...')
     .option('--command <command>', "command line replacing the image's entrypoint and cmd (split on spaces)")
@@ -67,6 +72,7 @@ export function appCommands(app: Command): void {
         resources: { cpuMillis: cpuMillis(options.cpu, '--cpu'), memoryMib: memoryMib(options.memory, '--memory') },
         env: keyValues(options.env, '--env'),
         secretNames: options.secret,
+        allWorkspaceSecrets: options.allWorkspaceSecrets === true,
         command: options.command === undefined ? [] : options.command.split(' ').filter((part) => part !== ''),
         ports: options.port.map((port) => count(port, '--port')),
         ...(options.health === undefined ? {} : { healthCheck: healthCheck(options.health) }),

@@ -16,6 +16,12 @@ export const schedulerConfig = defineConfig('SHELLWEGO_SCHEDULER', {
     description: 'the registry that pins image references to digests (ResolveImage)',
   }),
   registryTimeout: duration({ default: '10s', description: 'how long DeployApp waits for the registry' }),
+  secretsUrl: url({
+    default: `https://127.0.0.1:${defaultPorts.secrets}`,
+    protocols: ['https'],
+    description: 'the secrets service asked for the workspace secret names (ListWorkspaceSecretNames) when a grant must name them all',
+  }),
+  secretsTimeout: duration({ default: '5s', description: 'how long issuing such a grant waits for the secrets service' }),
   grantSigningKey: path({
     default: '$SHELLWEGO_HOME/pki/grant-signing.key',
     description: 'PKCS#8 PEM Ed25519 key that signs the grants sent with assignments',

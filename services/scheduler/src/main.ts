@@ -11,6 +11,7 @@ import { GrantIssuer } from './leader/grant-issuer.js';
 import { RegistryImageResolver } from './leader/image-resolver.js';
 import { Leader } from './leader/leader.js';
 import { Leadership } from './leader/leadership.js';
+import { SecretsServiceWorkspace } from './leader/workspace-secrets.js';
 import { createSchedulerMetrics } from './metrics/scheduler-metrics.js';
 import { checkSettings, loadSigningMaterial } from './settings-check.js';
 import { EventFeed } from './store/event-feed.js';
@@ -40,6 +41,7 @@ await runService({
     const listener = postgresUrl === undefined ? undefined : new PgListener(postgresUrl, EVENTS_CHANNEL, () => feed.wake(), logger);
     listener?.start();
     const grants = new GrantIssuer(keys.grantKey, config.grantTtl);
+    const workspaceSecrets = new SecretsServiceWorkspace(config.secretsUrl, tls, config.secretsTimeout);
     // Reads the leader through `leadership`, declared below: scrapes come only after setup.
     const schedulerMetrics = createSchedulerMetrics(metrics, () => leadership.leader);
     const leadership = new Leadership({
@@ -55,6 +57,7 @@ await runService({
           dialect,
           feed,
           grants,
+          workspaceSecrets,
           logger,
           heartbeatIntervalMs: config.heartbeatInterval,
           heartbeatGraceMs: config.heartbeatGrace,

@@ -8,6 +8,7 @@ import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import { PlacementStrategy } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import type { Event } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { createGrantVerifier, GrantError, verifyGrant } from '@shellwego/kit/grant';
+import { freePort } from '@shellwego/testing/free-port';
 import type { FakeNode } from '@shellwego/testing/scheduler/fake-node';
 import { rootfsSha256Of } from '@shellwego/testing/scheduler/registry-stand-in';
 import { SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
@@ -15,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let harness: SchedulerHarness;
 beforeAll(async () => {
-  harness = await SchedulerHarness.start();
+  // No secrets service listens there: grants naming every workspace secret cannot be issued.
+  harness = await SchedulerHarness.start({ env: { SHELLWEGO_SCHEDULER_SECRETS_URL: `https://127.0.0.1:${await freePort()}` } });
 });
 afterAll(async () => {
   await harness?.stop();
@@ -115,6 +117,25 @@ describe('placement', () => {
       expect(verifyGrant(grant, verifier, { audience: 'secrets', nodeId: instance.nodeId })).toMatchObject({ instanceId: instance.id, app: 'pack-a' });
     }
     await expect(harness.apps.refreshAppSecrets({ name: 'no-such-app' })).rejects.toMatchObject({ code: Code.NotFound });
+  });
+
+  it('fails an instance whose grant must name every workspace secret when the secrets service cannot list them, sending no Assign', async () => {
+    const from = harness.events.events.length;
+    await harness.deploy(
+      'aegis',
+      spec({ resources: { cpuMillis: 100, memoryMib: 64 }, placement: { requiredLabels: { group: 'pack' } }, allWorkspaceSecrets: true }),
+    );
+    const failed = await harness.events.waitFor(
+      (e) => e.app === 'aegis' && e.detail.case === 'instanceState' && e.detail.value.to === InstanceState.FAILED,
+      15_000,
+      'aegis FAILED',
+      from,
+    );
+    expect(failed.detail.case === 'instanceState' ? failed.detail.value.reason : '').toMatch(
+      /^its grant could not be issued: the secrets service at https:\/\/127\.0\.0\.1:\d+ did not list the workspace's secret names/,
+    );
+    expect([...small.assignments, ...big.assignments].filter((a) => a.spec?.app === 'aegis')).toEqual([]);
+    await harness.apps.deleteApp({ name: 'aegis' });
   });
 
   it('honours labels and cordon, and keeps instances PENDING with a reason until a node can take them', async () => {

@@ -161,6 +161,23 @@ export class SecretStore {
     }));
   }
 
+  /** The names of a scope's secrets in byte order: nothing about their values or versions. */
+  async names(scope: SecretScopeRef): Promise<string[]> {
+    const where = scopeColumns(scope);
+    // Joined like list(): a deleted secret keeps no version, and is not listed.
+    const rows = await this.#db
+      .selectFrom('secrets as s')
+      .innerJoin('secret_versions as v', (join) =>
+        join.onRef('v.scope_kind', '=', 's.scope_kind').onRef('v.app', '=', 's.app').onRef('v.name', '=', 's.name').onRef('v.version', '=', 's.last_version'),
+      )
+      .select('s.name')
+      .where('s.scope_kind', '=', where.scope_kind)
+      .where('s.app', '=', where.app)
+      .orderBy(sql`s.name COLLATE "C"`)
+      .execute();
+    return rows.map((row) => row.name);
+  }
+
   /** The retained versions of one secret, newest first; NOT_FOUND when it has none. */
   async versions(scope: SecretScopeRef, name: string): Promise<SecretVersionRecord[]> {
     const where = scopeColumns(scope);

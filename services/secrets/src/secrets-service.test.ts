@@ -180,6 +180,15 @@ describe('ResolveSecrets over mTLS checks the grant against the calling node', (
     }
   });
 
+  it('tells the scheduler the workspace secret names and nothing more; nodes not even that', async () => {
+    const { names } = await client(scheduler).listWorkspaceSecretNames({});
+    expect(names).toContain('API_KEY');
+    expect(names).not.toContain('DB_PASSWORD');
+    expect((await client(admin).listWorkspaceSecretNames({})).names).toEqual(names);
+    expect((await failure(client(scheduler).listSecrets({}))).code).toBe(Code.PermissionDenied);
+    expect((await failure(client(node1).listWorkspaceSecretNames({}))).code).toBe(Code.PermissionDenied);
+  });
+
   it('refuses nodes on the admin RPCs', async () => {
     expect((await failure(client(node1).listSecrets({}))).code).toBe(Code.PermissionDenied);
     expect((await failure(client(node1).setSecret({ scope: { kind: SecretScopeKind.WORKSPACE }, name: 'X', value: new Uint8Array(1) }))).code).toBe(

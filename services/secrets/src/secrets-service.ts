@@ -63,6 +63,10 @@ export function secretsServiceImpl(parts: SecretsServiceParts): ServiceImpl<type
       return { secrets: secrets.map(secretInfoToProto) };
     },
 
+    async listWorkspaceSecretNames() {
+      return { names: await guarded(() => store.names({ kind: 'workspace' })) };
+    },
+
     async listSecretVersions(request) {
       const scope = validateSecretScope(request.scope);
       const name = validateSecretName(request.name);

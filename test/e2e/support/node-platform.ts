@@ -65,6 +65,7 @@ export class NodePlatform {
       services: ['secrets', 'registry', 'scheduler'],
       env: (urls) => ({
         SHELLWEGO_SCHEDULER_REGISTRY_URL: urls.registry ?? '',
+        SHELLWEGO_SCHEDULER_SECRETS_URL: urls.secrets ?? '',
         SHELLWEGO_SCHEDULER_STOP_GRACE_PERIOD: '2s',
         // The most a process ever says, for the leak search.
         SHELLWEGO_LOG_LEVEL: 'debug',

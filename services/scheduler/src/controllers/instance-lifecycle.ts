@@ -92,17 +92,26 @@ function placementReason(ctx: LeaderContext, nodeId: string): string {
   return `fits, leaving ${freeCpu} millicores and ${freeMemory} MiB free`;
 }
 
-/** Queues the Assign for an instance's node; it is built (and its grant signed) only when sent. */
+/**
+ * Queues the Assign for an instance's node; it is built (and its grants
+ * signed) only when sent. An app taking every workspace secret has their
+ * names asked first; when they cannot be had the assignment fails.
+ */
 export function sendAssign(ctx: LeaderContext, changes: Changes, instance: InstanceRecord): void {
   const nodeId = instance.nodeId;
   if (nodeId === undefined) return;
-  changes.send(nodeId, () => {
-    const current = ctx.state.instance(instance.id);
-    // Stopped or moved meanwhile: the assignment is stale.
-    if (current === undefined || current.nodeId !== nodeId || current.state === InstanceState.STOPPING) return undefined;
-    const version = ctx.state.apps.get(current.app)?.versions.get(current.version);
-    return version === undefined ? undefined : assignMessage(current, version, nodeId, ctx.grants);
-  });
+  const workspaceSecrets = ctx.state.apps.get(instance.app)?.versions.get(instance.version)?.spec.allWorkspaceSecrets === true;
+  changes.send(
+    nodeId,
+    (issue) => {
+      const current = ctx.state.instance(instance.id);
+      // Stopped or moved meanwhile: the assignment is stale.
+      if (current === undefined || current.nodeId !== nodeId || current.state === InstanceState.STOPPING) return undefined;
+      const version = ctx.state.apps.get(current.app)?.versions.get(current.version);
+      return version === undefined ? undefined : assignMessage(current, version, nodeId, ctx.grants, issue);
+    },
+    { workspaceSecrets, unsent: (reason) => ctx.failUnsentAssignment(instance.id, nodeId, reason) },
+  );
 }
 
 /** Stops an instance: a PENDING one at once, a placed one by telling its node. */

@@ -8,13 +8,14 @@ import {
   StopSchema,
 } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { durationFromMs } from '../model/durations.js';
+import type { IssueContext } from '../store/changes.js';
 import type { InstanceRecord, VersionRecord } from './cluster-state.js';
 import type { GrantIssuer, GrantSubject } from './grant-issuer.js';
 
 /** The Assign message for an instance placed on `nodeId`, with fresh grants for that node: one for its secrets, one for its rootfs. */
-export function assignMessage(instance: InstanceRecord, version: VersionRecord, nodeId: string, grants: GrantIssuer): SessionResponse {
+export function assignMessage(instance: InstanceRecord, version: VersionRecord, nodeId: string, grants: GrantIssuer, issue: IssueContext): SessionResponse {
   const spec = version.spec;
-  const subject = grantSubject(instance, version, nodeId);
+  const subject = grantSubject(instance, version, nodeId, issue);
   const image = version.imageConfig;
   const argv = spec.command.length > 0 ? [...spec.command] : [...image.entrypoint, ...image.cmd];
   return create(SessionResponseSchema, {
@@ -30,7 +31,7 @@ export function assignMessage(instance: InstanceRecord, version: VersionRecord, 
           resources: { cpuMillis: instance.resources.cpuMillis, memoryMib: instance.resources.memoryMib },
           argv,
           env: { ...spec.env },
-          secretNames: [...spec.secretNames],
+          secretNames: [...subject.secretNames],
           ...(spec.healthCheck === undefined ? {} : { healthCheck: spec.healthCheck }),
           healthDeadline: durationFromMs(version.limits.healthDeadlineMs),
         }),
@@ -43,27 +44,43 @@ export function assignMessage(instance: InstanceRecord, version: VersionRecord, 
 }
 
 /** RefreshSecrets for an instance on `nodeId`: a fresh grant for the secrets of its version. */
-export function refreshSecretsMessage(instance: InstanceRecord, version: VersionRecord, nodeId: string, grants: GrantIssuer): SessionResponse {
+export function refreshSecretsMessage(
+  instance: InstanceRecord,
+  version: VersionRecord,
+  nodeId: string,
+  grants: GrantIssuer,
+  issue: IssueContext,
+): SessionResponse {
   return create(SessionResponseSchema, {
     msg: {
       case: 'refreshSecrets',
       value: create(RefreshSecretsSchema, {
         instanceId: instance.id,
-        grant: grants.issue(grantSubject(instance, version, nodeId), 'secrets'),
+        grant: grants.issue(grantSubject(instance, version, nodeId, issue), 'secrets'),
       }),
     },
   });
 }
 
-function grantSubject(instance: InstanceRecord, version: VersionRecord, nodeId: string): GrantSubject {
+function grantSubject(instance: InstanceRecord, version: VersionRecord, nodeId: string, issue: IssueContext): GrantSubject {
   return {
     instanceId: instance.id,
     app: instance.app,
     nodeId,
-    secretNames: version.spec.secretNames,
+    secretNames: grantedSecretNames(version, issue),
     imageDigest: version.imageDigest,
     rootfsSha256: version.rootfsSha256,
   };
+}
+
+/**
+ * The names an instance may read: those its app lists, and with
+ * all_workspace_secrets every workspace secret at issue time as well.
+ */
+export function grantedSecretNames(version: VersionRecord, issue: IssueContext): readonly string[] {
+  const listed = version.spec.secretNames;
+  if (!version.spec.allWorkspaceSecrets) return listed;
+  return [...listed, ...issue.workspaceSecretNames.filter((name) => !listed.includes(name))];
 }
 
 export function stopMessage(instanceId: string, graceMs: number, reason: string): SessionResponse {

@@ -12,4 +12,6 @@ export interface LeaderContext {
   /** Heartbeat interval plus grace: silence longer than this makes a node DOWN. */
   readonly heartbeatDeadlineMs: number;
   readonly metrics: SchedulerMetrics;
+  /** An Assign whose grant could not be issued: fails the instance (in a unit of work of its own) with the reason. */
+  readonly failUnsentAssignment: (instanceId: string, nodeId: string, reason: string) => void;
 }

@@ -17,7 +17,7 @@ import { startRollout, stepRollout } from '../controllers/rollout-controller.js'
 import type { SchedulerMetrics } from '../metrics/scheduler-metrics.js';
 import { refuseReportedTransition, stateName } from '../model/instance-states.js';
 import { SchedulerError } from '../model/scheduler-error.js';
-import { Changes } from '../store/changes.js';
+import { Changes, type Outgoing } from '../store/changes.js';
 import type { EventFeed } from '../store/event-feed.js';
 import type { CapacityCeiling, SchedulerDb } from '../store/tables.js';
 import { writeTransaction } from '../store/write-transaction.js';
@@ -28,6 +28,7 @@ import type { ResolvedImage } from './image-resolver.js';
 import type { LeaderContext } from './leader-context.js';
 import { loadClusterState } from './load-cluster-state.js';
 import { type NodeSession, SessionHub } from './session-hub.js';
+import type { WorkspaceSecrets } from './workspace-secrets.js';
 
 /** States in which the workload has received its secrets, so a refresh means something. */
 const secretsDelivered: ReadonlySet<InstanceState> = new Set([InstanceState.STARTING, InstanceState.RUNNING, InstanceState.HEALTHY]);
@@ -40,6 +41,8 @@ export interface LeaderOptions {
   readonly dialect: 'postgres' | 'pglite';
   readonly feed: EventFeed;
   readonly grants: GrantIssuer;
+  /** Asked for the workspace secret names when a grant must name them all (apps with all_workspace_secrets). */
+  readonly workspaceSecrets: WorkspaceSecrets;
   readonly logger: Logger;
   readonly heartbeatIntervalMs: number;
   readonly heartbeatGraceMs: number;
@@ -166,20 +169,30 @@ export class Leader {
   /**
    * Sends each instance of the app whose workload has its secrets (STARTING,
    * RUNNING, HEALTHY) a fresh grant in RefreshSecrets; returns how many.
+   * UNAVAILABLE when the workspace secret names an app takes all of could
+   * not be listed (then none of its instances was refreshed).
    */
-  refreshSecrets(name: string): Promise<number> {
-    return this.mutate((changes) => {
+  async refreshSecrets(name: string): Promise<number> {
+    const unsent: string[] = [];
+    const refreshed = await this.mutate((changes) => {
       const app = this.requireApp(name);
-      let refreshed = 0;
+      let count = 0;
       for (const instance of this.ctx.state.instancesOf(name)) {
         const nodeId = instance.nodeId;
         const version = app.versions.get(instance.version);
         if (nodeId === undefined || version === undefined || !secretsDelivered.has(instance.state)) continue;
-        changes.send(nodeId, () => refreshSecretsMessage(instance, version, nodeId, this.options.grants));
-        refreshed++;
+        changes.send(nodeId, (issue) => refreshSecretsMessage(instance, version, nodeId, this.options.grants, issue), {
+          workspaceSecrets: version.spec.allWorkspaceSecrets,
+          unsent: (reason) => unsent.push(reason),
+        });
+        count++;
       }
-      return refreshed;
+      return count;
     });
+    if (unsent.length > 0) {
+      throw new SchedulerError('unavailable', `${unsent.length} of ${refreshed} instances of ${name} were not refreshed: ${unsent[0]}; retry`);
+    }
+    return refreshed;
   }
 
   /** Rolls back to the most recently healthy version other than the current one; returns it. */
@@ -460,10 +473,7 @@ export class Leader {
       if (!changes.isUntouched) await this.reload(error);
       throw error;
     }
-    for (const outgoing of changes.outgoing) {
-      const message = outgoing.build();
-      if (message !== undefined) this.hub.send(outgoing.nodeId, message);
-    }
+    await this.send(changes.outgoing);
     const t3 = performance.now();
     if (t3 - t0 > SLOW_UNIT_MS) {
       const ms = (from: number, to: number) => Math.round(to - from);
@@ -473,6 +483,42 @@ export class Leader {
       );
     }
     return result;
+  }
+
+  /**
+   * Builds and sends committed messages in order. Grants naming every
+   * workspace secret need those names now, asked once for all of them; when
+   * the secrets service cannot say, such messages are not sent and their
+   * `unsent` says why.
+   */
+  private async send(outgoing: readonly Outgoing[]): Promise<void> {
+    let workspaceSecretNames: readonly string[] = [];
+    let unavailable: string | undefined;
+    if (outgoing.some((o) => o.workspaceSecrets)) {
+      try {
+        workspaceSecretNames = await this.options.workspaceSecrets.names();
+      } catch (error) {
+        unavailable = error instanceof Error ? error.message : String(error);
+        this.options.logger.error({ err: unavailable }, 'grants naming every workspace secret cannot be issued');
+      }
+    }
+    for (const o of outgoing) {
+      if (o.workspaceSecrets && unavailable !== undefined) {
+        o.unsent?.(unavailable);
+        continue;
+      }
+      const message = o.build({ workspaceSecretNames });
+      if (message !== undefined) this.hub.send(o.nodeId, message);
+    }
+  }
+
+  /** An instance whose Assign could not be sent is FAILED (the reconciler replaces it after its back-off). */
+  private failUnsentAssignment(instanceId: string, nodeId: string, reason: string): void {
+    void this.mutate((changes) => {
+      const instance = this.ctx.state.instance(instanceId);
+      if (instance === undefined || instance.nodeId !== nodeId || instance.state !== InstanceState.ASSIGNED) return;
+      changeState(this.ctx, changes, instance, InstanceState.FAILED, `its grant could not be issued: ${reason}`);
+    }).catch((error: unknown) => this.logFailure('failing an assignment that could not be sent', error));
   }
 
   private async reload(cause: unknown): Promise<void> {
@@ -498,6 +544,7 @@ export class Leader {
       stopGraceMs: this.options.stopGraceMs,
       heartbeatDeadlineMs: this.options.heartbeatIntervalMs + this.options.heartbeatGraceMs,
       metrics: this.options.metrics,
+      failUnsentAssignment: (instanceId, nodeId, reason) => this.failUnsentAssignment(instanceId, nodeId, reason),
     };
   }
 

@@ -11,10 +11,23 @@ import type { SchedulerTx, StoredDeployment } from './tables.js';
 
 const INSTANCE_CHUNK = 5_000;
 
+/** What grants may name beyond an app's own list, learnt once per unit of work after its commit. */
+export interface IssueContext {
+  /** Every workspace secret's name at issue time; filled only when a message asked for them. */
+  readonly workspaceSecretNames: readonly string[];
+}
+
+export interface SendOptions {
+  /** Its grant names every workspace secret, so their names are asked of the secrets service first. */
+  readonly workspaceSecrets?: boolean;
+  /** Called instead of building the message when those names cannot be had. */
+  readonly unsent?: (reason: string) => void;
+}
+
 /** A message for a node, built only after the change that caused it is committed. */
-export interface Outgoing {
+export interface Outgoing extends SendOptions {
   readonly nodeId: string;
-  readonly build: () => SessionResponse | undefined;
+  readonly build: (issue: IssueContext) => SessionResponse | undefined;
 }
 
 /**
@@ -65,8 +78,8 @@ export class Changes {
     this.events.push(draft);
   }
 
-  send(nodeId: string, build: () => SessionResponse | undefined): void {
-    this.outgoing.push({ nodeId, build });
+  send(nodeId: string, build: (issue: IssueContext) => SessionResponse | undefined, options: SendOptions = {}): void {
+    this.outgoing.push({ nodeId, build, ...options });
   }
 
   /** Whether anything must be stored (messages alone need no transaction). */

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shellwego/secrets/v1/secrets.proto.
  */
 export const file_shellwego_secrets_v1_secrets: GenFile = /*@__PURE__*/
-  fileDesc("CiJzaGVsbHdlZ28vc2VjcmV0cy92MS9zZWNyZXRzLnByb3RvEhRzaGVsbHdlZ28uc2VjcmV0cy52MSJPCgtTZWNyZXRTY29wZRIzCgRraW5kGAEgASgOMiUuc2hlbGx3ZWdvLnNlY3JldHMudjEuU2VjcmV0U2NvcGVLaW5kEgsKA2FwcBgCIAEoCSLPAQoKU2VjcmV0SW5mbxIwCgVzY29wZRgBIAEoCzIhLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNlY3JldFNjb3BlEgwKBG5hbWUYAiABKAkSFgoObGF0ZXN0X3ZlcnNpb24YAyABKA0SLgoKdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdXBkYXRlZF9ieRgFIAEoCRIOCgZkaWdlc3QYBiABKAkSFQoNdmVyc2lvbl9jb3VudBgHIAEoDSKEAQoNU2VjcmV0VmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgNEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYAyABKAkSDgoGZGlnZXN0GAQgASgJEg4KBmtla19pZBgFIAEoCSJhChBTZXRTZWNyZXRSZXF1ZXN0EjAKBXNjb3BlGAEgASgLMiEuc2hlbGx3ZWdvLnNlY3JldHMudjEuU2VjcmV0U2NvcGUSDAoEbmFtZRgCIAEoCRINCgV2YWx1ZRgDIAEoDCJFChFTZXRTZWNyZXRSZXNwb25zZRIwCgZzZWNyZXQYASABKAsyIC5zaGVsbHdlZ28uc2VjcmV0cy52MS5TZWNyZXRJbmZvIkYKEkxpc3RTZWNyZXRzUmVxdWVzdBIwCgVzY29wZRgBIAEoCzIhLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNlY3JldFNjb3BlIkgKE0xpc3RTZWNyZXRzUmVzcG9uc2USMQoHc2VjcmV0cxgBIAMoCzIgLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNlY3JldEluZm8iWwoZTGlzdFNlY3JldFZlcnNpb25zUmVxdWVzdBIwCgVzY29wZRgBIAEoCzIhLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNlY3JldFNjb3BlEgwKBG5hbWUYAiABKAkiUwoaTGlzdFNlY3JldFZlcnNpb25zUmVzcG9uc2USNQoIdmVyc2lvbnMYASADKAsyIy5zaGVsbHdlZ28uc2VjcmV0cy52MS5TZWNyZXRWZXJzaW9uIlUKE0RlbGV0ZVNlY3JldFJlcXVlc3QSMAoFc2NvcGUYASABKAsyIS5zaGVsbHdlZ28uc2VjcmV0cy52MS5TZWNyZXRTY29wZRIMCgRuYW1lGAIgASgJIjAKFERlbGV0ZVNlY3JldFJlc3BvbnNlEhgKEHZlcnNpb25zX2RlbGV0ZWQYASABKA0iQgoVUmVzb2x2ZVNlY3JldHNSZXF1ZXN0EikKBWdyYW50GAEgASgLMhouc2hlbGx3ZWdvLmNvbW1vbi52MS5HcmFudCJPChZSZXNvbHZlU2VjcmV0c1Jlc3BvbnNlEjUKB3NlY3JldHMYASADKAsyJC5zaGVsbHdlZ28uc2VjcmV0cy52MS5SZXNvbHZlZFNlY3JldCJwCg5SZXNvbHZlZFNlY3JldBIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgMEg8KB3ZlcnNpb24YAyABKA0SMAoFc2NvcGUYBCABKAsyIS5zaGVsbHdlZ28uc2VjcmV0cy52MS5TZWNyZXRTY29wZSIYChZSb3RhdGVNYXN0ZXJLZXlSZXF1ZXN0IikKF1JvdGF0ZU1hc3RlcktleVJlc3BvbnNlEg4KBmtla19pZBgBIAEoCSIbChlHZXRNYXN0ZXJLZXlTdGF0dXNSZXF1ZXN0IrEBChpHZXRNYXN0ZXJLZXlTdGF0dXNSZXNwb25zZRIWCg5jdXJyZW50X2tla19pZBgBIAEoCRI4Cgh2ZXJzaW9ucxgCIAMoCzImLnNoZWxsd2Vnby5zZWNyZXRzLnYxLk1hc3RlcktleVZlcnNpb24SFgoOcmV3cmFwX3J1bm5pbmcYAyABKAgSEwoLcmV3cmFwX2RvbmUYBCABKAQSFAoMcmV3cmFwX3RvdGFsGAUgASgEIn4KEE1hc3RlcktleVZlcnNpb24SDgoGa2VrX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXdyYXBwZWRfY291bnQYAyABKAQSEwoLZW5jcnlwdGlvbnMYBCABKAQiygIKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcHJpbmNpcGFsGAMgASgJEjEKBmFjdGlvbhgEIAEoDjIhLnNoZWxsd2Vnby5zZWNyZXRzLnYxLkF1ZGl0QWN0aW9uEjAKBXNjb3BlGAUgASgLMiEuc2hlbGx3ZWdvLnNlY3JldHMudjEuU2VjcmV0U2NvcGUSNAoHc2VjcmV0cxgGIAMoCzIjLnNoZWxsd2Vnby5zZWNyZXRzLnYxLkF1ZGl0ZWRTZWNyZXQSEwoLaW5zdGFuY2VfaWQYByABKAkSMwoHb3V0Y29tZRgIIAEoDjIiLnNoZWxsd2Vnby5zZWNyZXRzLnYxLkF1ZGl0T3V0Y29tZRIOCgZyZWFzb24YCSABKAkiLgoNQXVkaXRlZFNlY3JldBIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKA0i+AEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEAoIYWZ0ZXJfaWQYASABKAQSMQoGYWN0aW9uGAIgASgOMiEuc2hlbGx3ZWdvLnNlY3JldHMudjEuQXVkaXRBY3Rpb24SMwoHb3V0Y29tZRgDIAEoDjIiLnNoZWxsd2Vnby5zZWNyZXRzLnYxLkF1ZGl0T3V0Y29tZRIMCgRuYW1lGAQgASgJEhMKC2luc3RhbmNlX2lkGAUgASgJEhEKCXByaW5jaXBhbBgGIAEoCRIuCgRwYWdlGAcgASgLMiAuc2hlbGx3ZWdvLmNvbW1vbi52MS5QYWdlUmVxdWVzdCJkChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5zaGVsbHdlZ28uc2VjcmV0cy52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSpwCg9TZWNyZXRTY29wZUtpbmQSIQodU0VDUkVUX1NDT1BFX0tJTkRfVU5TUEVDSUZJRUQQABIfChtTRUNSRVRfU0NPUEVfS0lORF9XT1JLU1BBQ0UQARIZChVTRUNSRVRfU0NPUEVfS0lORF9BUFAQAiqNAQoLQXVkaXRBY3Rpb24SHAoYQVVESVRfQUNUSU9OX1VOU1BFQ0lGSUVEEAASFAoQQVVESVRfQUNUSU9OX1NFVBABEhcKE0FVRElUX0FDVElPTl9ERUxFVEUQAhIYChRBVURJVF9BQ1RJT05fUkVTT0xWRRADEhcKE0FVRElUX0FDVElPTl9ST1RBVEUQBCpiCgxBdWRpdE91dGNvbWUSHQoZQVVESVRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhkKFUFVRElUX09VVENPTUVfR1JBTlRFRBABEhgKFEFVRElUX09VVENPTUVfREVOSUVEEAIy+wcKDlNlY3JldHNTZXJ2aWNlEm0KCVNldFNlY3JldBImLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNldFNlY3JldFJlcXVlc3QaJy5zaGVsbHdlZ28uc2VjcmV0cy52MS5TZXRTZWNyZXRSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEnMKC0xpc3RTZWNyZXRzEiguc2hlbGx3ZWdvLnNlY3JldHMudjEuTGlzdFNlY3JldHNSZXF1ZXN0Gikuc2hlbGx3ZWdvLnNlY3JldHMudjEuTGlzdFNlY3JldHNSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEogBChJMaXN0U2VjcmV0VmVyc2lvbnMSLy5zaGVsbHdlZ28uc2VjcmV0cy52MS5MaXN0U2VjcmV0VmVyc2lvbnNSZXF1ZXN0GjAuc2hlbGx3ZWdvLnNlY3JldHMudjEuTGlzdFNlY3JldFZlcnNpb25zUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJ2CgxEZWxldGVTZWNyZXQSKS5zaGVsbHdlZ28uc2VjcmV0cy52MS5EZWxldGVTZWNyZXRSZXF1ZXN0Giouc2hlbGx3ZWdvLnNlY3JldHMudjEuRGVsZXRlU2VjcmV0UmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJ1Cg5SZXNvbHZlU2VjcmV0cxIrLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlJlc29sdmVTZWNyZXRzUmVxdWVzdBosLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlJlc29sdmVTZWNyZXRzUmVzcG9uc2UiCJKCGQQKAggCEn8KD1JvdGF0ZU1hc3RlcktleRIsLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlJvdGF0ZU1hc3RlcktleVJlcXVlc3QaLS5zaGVsbHdlZ28uc2VjcmV0cy52MS5Sb3RhdGVNYXN0ZXJLZXlSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEogBChJHZXRNYXN0ZXJLZXlTdGF0dXMSLy5zaGVsbHdlZ28uc2VjcmV0cy52MS5HZXRNYXN0ZXJLZXlTdGF0dXNSZXF1ZXN0GjAuc2hlbGx3ZWdvLnNlY3JldHMudjEuR2V0TWFzdGVyS2V5U3RhdHVzUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJ/Cg9MaXN0QXVkaXRFdmVudHMSLC5zaGVsbHdlZ28uc2VjcmV0cy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0Gi0uc2hlbGx3ZWdvLnNlY3JldHMudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbmIGcHJvdG8z", [file_google_protobuf_timestamp, file_shellwego_common_v1_access, file_shellwego_common_v1_grant, file_shellwego_common_v1_paging]);
+  fileDesc("CiJzaGVsbHdlZ28vc2VjcmV0cy92MS9zZWNyZXRzLnByb3RvEhRzaGVsbHdlZ28uc2VjcmV0cy52MSJPCgtTZWNyZXRTY29wZRIzCgRraW5kGAEgASgOMiUuc2hlbGx3ZWdvLnNlY3JldHMudjEuU2VjcmV0U2NvcGVLaW5kEgsKA2FwcBgCIAEoCSLPAQoKU2VjcmV0SW5mbxIwCgVzY29wZRgBIAEoCzIhLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNlY3JldFNjb3BlEgwKBG5hbWUYAiABKAkSFgoObGF0ZXN0X3ZlcnNpb24YAyABKA0SLgoKdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdXBkYXRlZF9ieRgFIAEoCRIOCgZkaWdlc3QYBiABKAkSFQoNdmVyc2lvbl9jb3VudBgHIAEoDSKEAQoNU2VjcmV0VmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgNEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYAyABKAkSDgoGZGlnZXN0GAQgASgJEg4KBmtla19pZBgFIAEoCSJhChBTZXRTZWNyZXRSZXF1ZXN0EjAKBXNjb3BlGAEgASgLMiEuc2hlbGx3ZWdvLnNlY3JldHMudjEuU2VjcmV0U2NvcGUSDAoEbmFtZRgCIAEoCRINCgV2YWx1ZRgDIAEoDCJFChFTZXRTZWNyZXRSZXNwb25zZRIwCgZzZWNyZXQYASABKAsyIC5zaGVsbHdlZ28uc2VjcmV0cy52MS5TZWNyZXRJbmZvIkYKEkxpc3RTZWNyZXRzUmVxdWVzdBIwCgVzY29wZRgBIAEoCzIhLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNlY3JldFNjb3BlIkgKE0xpc3RTZWNyZXRzUmVzcG9uc2USMQoHc2VjcmV0cxgBIAMoCzIgLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNlY3JldEluZm8iIQofTGlzdFdvcmtzcGFjZVNlY3JldE5hbWVzUmVxdWVzdCIxCiBMaXN0V29ya3NwYWNlU2VjcmV0TmFtZXNSZXNwb25zZRINCgVuYW1lcxgBIAMoCSJbChlMaXN0U2VjcmV0VmVyc2lvbnNSZXF1ZXN0EjAKBXNjb3BlGAEgASgLMiEuc2hlbGx3ZWdvLnNlY3JldHMudjEuU2VjcmV0U2NvcGUSDAoEbmFtZRgCIAEoCSJTChpMaXN0U2VjcmV0VmVyc2lvbnNSZXNwb25zZRI1Cgh2ZXJzaW9ucxgBIAMoCzIjLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNlY3JldFZlcnNpb24iVQoTRGVsZXRlU2VjcmV0UmVxdWVzdBIwCgVzY29wZRgBIAEoCzIhLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNlY3JldFNjb3BlEgwKBG5hbWUYAiABKAkiMAoURGVsZXRlU2VjcmV0UmVzcG9uc2USGAoQdmVyc2lvbnNfZGVsZXRlZBgBIAEoDSJCChVSZXNvbHZlU2VjcmV0c1JlcXVlc3QSKQoFZ3JhbnQYASABKAsyGi5zaGVsbHdlZ28uY29tbW9uLnYxLkdyYW50Ik8KFlJlc29sdmVTZWNyZXRzUmVzcG9uc2USNQoHc2VjcmV0cxgBIAMoCzIkLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlJlc29sdmVkU2VjcmV0InAKDlJlc29sdmVkU2VjcmV0EgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAwSDwoHdmVyc2lvbhgDIAEoDRIwCgVzY29wZRgEIAEoCzIhLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNlY3JldFNjb3BlIhgKFlJvdGF0ZU1hc3RlcktleVJlcXVlc3QiKQoXUm90YXRlTWFzdGVyS2V5UmVzcG9uc2USDgoGa2VrX2lkGAEgASgJIhsKGUdldE1hc3RlcktleVN0YXR1c1JlcXVlc3QisQEKGkdldE1hc3RlcktleVN0YXR1c1Jlc3BvbnNlEhYKDmN1cnJlbnRfa2VrX2lkGAEgASgJEjgKCHZlcnNpb25zGAIgAygLMiYuc2hlbGx3ZWdvLnNlY3JldHMudjEuTWFzdGVyS2V5VmVyc2lvbhIWCg5yZXdyYXBfcnVubmluZxgDIAEoCBITCgtyZXdyYXBfZG9uZRgEIAEoBBIUCgxyZXdyYXBfdG90YWwYBSABKAQifgoQTWFzdGVyS2V5VmVyc2lvbhIOCgZrZWtfaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNd3JhcHBlZF9jb3VudBgDIAEoBBITCgtlbmNyeXB0aW9ucxgEIAEoBCLKAgoKQXVkaXRFdmVudBIKCgJpZBgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmluY2lwYWwYAyABKAkSMQoGYWN0aW9uGAQgASgOMiEuc2hlbGx3ZWdvLnNlY3JldHMudjEuQXVkaXRBY3Rpb24SMAoFc2NvcGUYBSABKAsyIS5zaGVsbHdlZ28uc2VjcmV0cy52MS5TZWNyZXRTY29wZRI0CgdzZWNyZXRzGAYgAygLMiMuc2hlbGx3ZWdvLnNlY3JldHMudjEuQXVkaXRlZFNlY3JldBITCgtpbnN0YW5jZV9pZBgHIAEoCRIzCgdvdXRjb21lGAggASgOMiIuc2hlbGx3ZWdvLnNlY3JldHMudjEuQXVkaXRPdXRjb21lEg4KBnJlYXNvbhgJIAEoCSIuCg1BdWRpdGVkU2VjcmV0EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoDSL4AQoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIQCghhZnRlcl9pZBgBIAEoBBIxCgZhY3Rpb24YAiABKA4yIS5zaGVsbHdlZ28uc2VjcmV0cy52MS5BdWRpdEFjdGlvbhIzCgdvdXRjb21lGAMgASgOMiIuc2hlbGx3ZWdvLnNlY3JldHMudjEuQXVkaXRPdXRjb21lEgwKBG5hbWUYBCABKAkSEwoLaW5zdGFuY2VfaWQYBSABKAkSEQoJcHJpbmNpcGFsGAYgASgJEi4KBHBhZ2UYByABKAsyIC5zaGVsbHdlZ28uY29tbW9uLnYxLlBhZ2VSZXF1ZXN0ImQKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEjAKBmV2ZW50cxgBIAMoCzIgLnNoZWxsd2Vnby5zZWNyZXRzLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKnAKD1NlY3JldFNjb3BlS2luZBIhCh1TRUNSRVRfU0NPUEVfS0lORF9VTlNQRUNJRklFRBAAEh8KG1NFQ1JFVF9TQ09QRV9LSU5EX1dPUktTUEFDRRABEhkKFVNFQ1JFVF9TQ09QRV9LSU5EX0FQUBACKo0BCgtBdWRpdEFjdGlvbhIcChhBVURJVF9BQ1RJT05fVU5TUEVDSUZJRUQQABIUChBBVURJVF9BQ1RJT05fU0VUEAESFwoTQVVESVRfQUNUSU9OX0RFTEVURRACEhgKFEFVRElUX0FDVElPTl9SRVNPTFZFEAMSFwoTQVVESVRfQUNUSU9OX1JPVEFURRAEKmIKDEF1ZGl0T3V0Y29tZRIdChlBVURJVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGQoVQVVESVRfT1VUQ09NRV9HUkFOVEVEEAESGAoUQVVESVRfT1VUQ09NRV9ERU5JRUQQAjKnCQoOU2VjcmV0c1NlcnZpY2USbQoJU2V0U2VjcmV0EiYuc2hlbGx3ZWdvLnNlY3JldHMudjEuU2V0U2VjcmV0UmVxdWVzdBonLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlNldFNlY3JldFJlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4ScwoLTGlzdFNlY3JldHMSKC5zaGVsbHdlZ28uc2VjcmV0cy52MS5MaXN0U2VjcmV0c1JlcXVlc3QaKS5zaGVsbHdlZ28uc2VjcmV0cy52MS5MaXN0U2VjcmV0c1Jlc3BvbnNlIg+SghkLCgkIARIFYWRtaW4SqQEKGExpc3RXb3Jrc3BhY2VTZWNyZXROYW1lcxI1LnNoZWxsd2Vnby5zZWNyZXRzLnYxLkxpc3RXb3Jrc3BhY2VTZWNyZXROYW1lc1JlcXVlc3QaNi5zaGVsbHdlZ28uc2VjcmV0cy52MS5MaXN0V29ya3NwYWNlU2VjcmV0TmFtZXNSZXNwb25zZSIekoIZGgoJCAESBWFkbWluCg0IAxoJc2NoZWR1bGVyEogBChJMaXN0U2VjcmV0VmVyc2lvbnMSLy5zaGVsbHdlZ28uc2VjcmV0cy52MS5MaXN0U2VjcmV0VmVyc2lvbnNSZXF1ZXN0GjAuc2hlbGx3ZWdvLnNlY3JldHMudjEuTGlzdFNlY3JldFZlcnNpb25zUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJ2CgxEZWxldGVTZWNyZXQSKS5zaGVsbHdlZ28uc2VjcmV0cy52MS5EZWxldGVTZWNyZXRSZXF1ZXN0Giouc2hlbGx3ZWdvLnNlY3JldHMudjEuRGVsZXRlU2VjcmV0UmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJ1Cg5SZXNvbHZlU2VjcmV0cxIrLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlJlc29sdmVTZWNyZXRzUmVxdWVzdBosLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlJlc29sdmVTZWNyZXRzUmVzcG9uc2UiCJKCGQQKAggCEn8KD1JvdGF0ZU1hc3RlcktleRIsLnNoZWxsd2Vnby5zZWNyZXRzLnYxLlJvdGF0ZU1hc3RlcktleVJlcXVlc3QaLS5zaGVsbHdlZ28uc2VjcmV0cy52MS5Sb3RhdGVNYXN0ZXJLZXlSZXNwb25zZSIPkoIZCwoJCAESBWFkbWluEogBChJHZXRNYXN0ZXJLZXlTdGF0dXMSLy5zaGVsbHdlZ28uc2VjcmV0cy52MS5HZXRNYXN0ZXJLZXlTdGF0dXNSZXF1ZXN0GjAuc2hlbGx3ZWdvLnNlY3JldHMudjEuR2V0TWFzdGVyS2V5U3RhdHVzUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbhJ/Cg9MaXN0QXVkaXRFdmVudHMSLC5zaGVsbHdlZ28uc2VjcmV0cy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0Gi0uc2hlbGx3ZWdvLnNlY3JldHMudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiD5KCGQsKCQgBEgVhZG1pbmIGcHJvdG8z", [file_google_protobuf_timestamp, file_shellwego_common_v1_access, file_shellwego_common_v1_grant, file_shellwego_common_v1_paging]);
 
 /**
  * Where a secret lives.
@@ -260,6 +260,42 @@ export const ListSecretsResponseSchema: GenMessage<ListSecretsResponse> = /*@__P
   messageDesc(file_shellwego_secrets_v1_secrets, 6);
 
 /**
+ * ListWorkspaceSecretNames input.
+ *
+ * @generated from message shellwego.secrets.v1.ListWorkspaceSecretNamesRequest
+ */
+export type ListWorkspaceSecretNamesRequest = Message<"shellwego.secrets.v1.ListWorkspaceSecretNamesRequest"> & {
+};
+
+/**
+ * Describes the message shellwego.secrets.v1.ListWorkspaceSecretNamesRequest.
+ * Use `create(ListWorkspaceSecretNamesRequestSchema)` to create a new message.
+ */
+export const ListWorkspaceSecretNamesRequestSchema: GenMessage<ListWorkspaceSecretNamesRequest> = /*@__PURE__*/
+  messageDesc(file_shellwego_secrets_v1_secrets, 7);
+
+/**
+ * ListWorkspaceSecretNames output.
+ *
+ * @generated from message shellwego.secrets.v1.ListWorkspaceSecretNamesResponse
+ */
+export type ListWorkspaceSecretNamesResponse = Message<"shellwego.secrets.v1.ListWorkspaceSecretNamesResponse"> & {
+  /**
+   * The workspace secrets' names, in byte order.
+   *
+   * @generated from field: repeated string names = 1;
+   */
+  names: string[];
+};
+
+/**
+ * Describes the message shellwego.secrets.v1.ListWorkspaceSecretNamesResponse.
+ * Use `create(ListWorkspaceSecretNamesResponseSchema)` to create a new message.
+ */
+export const ListWorkspaceSecretNamesResponseSchema: GenMessage<ListWorkspaceSecretNamesResponse> = /*@__PURE__*/
+  messageDesc(file_shellwego_secrets_v1_secrets, 8);
+
+/**
  * ListSecretVersions input.
  *
  * @generated from message shellwego.secrets.v1.ListSecretVersionsRequest
@@ -285,7 +321,7 @@ export type ListSecretVersionsRequest = Message<"shellwego.secrets.v1.ListSecret
  * Use `create(ListSecretVersionsRequestSchema)` to create a new message.
  */
 export const ListSecretVersionsRequestSchema: GenMessage<ListSecretVersionsRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 7);
+  messageDesc(file_shellwego_secrets_v1_secrets, 9);
 
 /**
  * ListSecretVersions output.
@@ -306,7 +342,7 @@ export type ListSecretVersionsResponse = Message<"shellwego.secrets.v1.ListSecre
  * Use `create(ListSecretVersionsResponseSchema)` to create a new message.
  */
 export const ListSecretVersionsResponseSchema: GenMessage<ListSecretVersionsResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 8);
+  messageDesc(file_shellwego_secrets_v1_secrets, 10);
 
 /**
  * DeleteSecret input.
@@ -334,7 +370,7 @@ export type DeleteSecretRequest = Message<"shellwego.secrets.v1.DeleteSecretRequ
  * Use `create(DeleteSecretRequestSchema)` to create a new message.
  */
 export const DeleteSecretRequestSchema: GenMessage<DeleteSecretRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 9);
+  messageDesc(file_shellwego_secrets_v1_secrets, 11);
 
 /**
  * DeleteSecret output.
@@ -355,7 +391,7 @@ export type DeleteSecretResponse = Message<"shellwego.secrets.v1.DeleteSecretRes
  * Use `create(DeleteSecretResponseSchema)` to create a new message.
  */
 export const DeleteSecretResponseSchema: GenMessage<DeleteSecretResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 10);
+  messageDesc(file_shellwego_secrets_v1_secrets, 12);
 
 /**
  * ResolveSecrets input.
@@ -376,7 +412,7 @@ export type ResolveSecretsRequest = Message<"shellwego.secrets.v1.ResolveSecrets
  * Use `create(ResolveSecretsRequestSchema)` to create a new message.
  */
 export const ResolveSecretsRequestSchema: GenMessage<ResolveSecretsRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 11);
+  messageDesc(file_shellwego_secrets_v1_secrets, 13);
 
 /**
  * ResolveSecrets output.
@@ -397,7 +433,7 @@ export type ResolveSecretsResponse = Message<"shellwego.secrets.v1.ResolveSecret
  * Use `create(ResolveSecretsResponseSchema)` to create a new message.
  */
 export const ResolveSecretsResponseSchema: GenMessage<ResolveSecretsResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 12);
+  messageDesc(file_shellwego_secrets_v1_secrets, 14);
 
 /**
  * One released value.
@@ -439,7 +475,7 @@ export type ResolvedSecret = Message<"shellwego.secrets.v1.ResolvedSecret"> & {
  * Use `create(ResolvedSecretSchema)` to create a new message.
  */
 export const ResolvedSecretSchema: GenMessage<ResolvedSecret> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 13);
+  messageDesc(file_shellwego_secrets_v1_secrets, 15);
 
 /**
  * RotateMasterKey input.
@@ -454,7 +490,7 @@ export type RotateMasterKeyRequest = Message<"shellwego.secrets.v1.RotateMasterK
  * Use `create(RotateMasterKeyRequestSchema)` to create a new message.
  */
 export const RotateMasterKeyRequestSchema: GenMessage<RotateMasterKeyRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 14);
+  messageDesc(file_shellwego_secrets_v1_secrets, 16);
 
 /**
  * RotateMasterKey output.
@@ -475,7 +511,7 @@ export type RotateMasterKeyResponse = Message<"shellwego.secrets.v1.RotateMaster
  * Use `create(RotateMasterKeyResponseSchema)` to create a new message.
  */
 export const RotateMasterKeyResponseSchema: GenMessage<RotateMasterKeyResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 15);
+  messageDesc(file_shellwego_secrets_v1_secrets, 17);
 
 /**
  * GetMasterKeyStatus input.
@@ -490,7 +526,7 @@ export type GetMasterKeyStatusRequest = Message<"shellwego.secrets.v1.GetMasterK
  * Use `create(GetMasterKeyStatusRequestSchema)` to create a new message.
  */
 export const GetMasterKeyStatusRequestSchema: GenMessage<GetMasterKeyStatusRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 16);
+  messageDesc(file_shellwego_secrets_v1_secrets, 18);
 
 /**
  * GetMasterKeyStatus output.
@@ -539,7 +575,7 @@ export type GetMasterKeyStatusResponse = Message<"shellwego.secrets.v1.GetMaster
  * Use `create(GetMasterKeyStatusResponseSchema)` to create a new message.
  */
 export const GetMasterKeyStatusResponseSchema: GenMessage<GetMasterKeyStatusResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 17);
+  messageDesc(file_shellwego_secrets_v1_secrets, 19);
 
 /**
  * One master key version.
@@ -581,7 +617,7 @@ export type MasterKeyVersion = Message<"shellwego.secrets.v1.MasterKeyVersion"> 
  * Use `create(MasterKeyVersionSchema)` to create a new message.
  */
 export const MasterKeyVersionSchema: GenMessage<MasterKeyVersion> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 18);
+  messageDesc(file_shellwego_secrets_v1_secrets, 20);
 
 /**
  * One audit entry. Never contains a value.
@@ -658,7 +694,7 @@ export type AuditEvent = Message<"shellwego.secrets.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 19);
+  messageDesc(file_shellwego_secrets_v1_secrets, 21);
 
 /**
  * A secret named in an audit event.
@@ -686,7 +722,7 @@ export type AuditedSecret = Message<"shellwego.secrets.v1.AuditedSecret"> & {
  * Use `create(AuditedSecretSchema)` to create a new message.
  */
 export const AuditedSecretSchema: GenMessage<AuditedSecret> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 20);
+  messageDesc(file_shellwego_secrets_v1_secrets, 22);
 
 /**
  * ListAuditEvents input.
@@ -749,7 +785,7 @@ export type ListAuditEventsRequest = Message<"shellwego.secrets.v1.ListAuditEven
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 21);
+  messageDesc(file_shellwego_secrets_v1_secrets, 23);
 
 /**
  * ListAuditEvents output.
@@ -777,7 +813,7 @@ export type ListAuditEventsResponse = Message<"shellwego.secrets.v1.ListAuditEve
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_shellwego_secrets_v1_secrets, 22);
+  messageDesc(file_shellwego_secrets_v1_secrets, 24);
 
 /**
  * The two scopes a secret can live in.
@@ -926,6 +962,20 @@ export const SecretsService: GenService<{
     methodKind: "unary";
     input: typeof ListSecretsRequestSchema;
     output: typeof ListSecretsResponseSchema;
+  },
+  /**
+   * Lists the names of the workspace-scope secrets, nothing else (no
+   * versions, digests or values). The scheduler asks it each time it issues a
+   * grant for an app deployed with all_workspace_secrets, so the grant names
+   * every workspace secret current at that start or refresh. Callers: admin
+   * users, the scheduler service.
+   *
+   * @generated from rpc shellwego.secrets.v1.SecretsService.ListWorkspaceSecretNames
+   */
+  listWorkspaceSecretNames: {
+    methodKind: "unary";
+    input: typeof ListWorkspaceSecretNamesRequestSchema;
+    output: typeof ListWorkspaceSecretNamesResponseSchema;
   },
   /**
    * Lists the retained versions of one secret, newest first. Callers: admin

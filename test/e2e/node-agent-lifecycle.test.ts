@@ -278,7 +278,7 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
       await p.addAgent({ key: 'badkernel', driver: 'qemu', env: { SHELLWEGO_NODE_AGENT_GUEST_IMAGE_DIR: junk } });
     }
 
-    // A rootfs the registry built, then damaged on its disk: what arrives is not what it vouches for.
+    // A rootfs the registry built, then damaged on its disk: what arrives is not what the grant pins (nor what the registry vouches for).
     const corruptDigest = await p.importImage('corrupt:1', await canaryImageArchive('corrupt:1', ['VARIANT=corrupt']));
     for await (const _part of p.registry.fetchRootfs({ imageDigest: corruptDigest })) {
       // Drained: the first fetch builds the rootfs.
@@ -296,7 +296,7 @@ describe.skipIf(skip !== undefined)('node agent lifecycle against the real contr
         role: 'main',
         spec: { image: 'corrupt:1' },
         reason:
-          /^cannot fetch the root filesystem of image sha256:[0-9a-f]{64}: the rootfs of .* failed verification: its sha256 is .*, but the registry says .*fetch it again$/,
+          /^cannot fetch the root filesystem of image sha256:[0-9a-f]{64}: the rootfs of .* failed verification: its sha256 is sha256:[0-9a-f]{64} \(the registry says sha256:[0-9a-f]{64}\), but the grant pins sha256:[0-9a-f]{64}: .*fetch it again$/,
       },
       { app: 'bad-guest', role: 'mute', spec: { image: 'canary:1' }, reason: /^the guest agent did not answer within 3 s of the VM starting/ },
       {

@@ -1,32 +1,14 @@
-// The secret path end to end in a REAL VM: the node agent on the qemu driver (TCG: this host's
-// KVM cannot run the guest kernel), the guest image from deploy/guest-image/build.sh with the
-// real guest agent, the app image's rootfs as the VM's read-only drive, secrets over the
-// virtio-serial channel. Same flow and leak search as the process-driver test; prints how long
-// each phase took so the VMM's share is visible.
-import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findExecutable } from '@shellwego/kit/process';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canaryFlow, expectNoLeak } from './support/canary-flow.js';
 import { NodePlatform } from './support/node-platform.js';
+import { missingVmHost } from './support/vm-host.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-function missing(): string | undefined {
-  if (process.platform !== 'linux' || process.arch !== 'x64') return `a Linux x86-64 host (this is ${process.platform}/${process.arch})`;
-  const lacking = [
-    ['qemu-system-x86_64', 'qemu-system-x86'],
-    ['mkfs.ext4', 'e2fsprogs'],
-  ]
-    .filter(([cmd]) => findExecutable(cmd ?? '') === undefined && findExecutable(`/usr/sbin/${cmd ?? ''}`) === undefined)
-    .map(([cmd, pkg]) => `${cmd} (Debian package ${pkg})`);
-  if (!existsSync('/bin/busybox')) lacking.push('/bin/busybox (Debian package busybox-static)');
-  return lacking.length > 0 ? `missing host capability: ${lacking.join('; ')}; deploy/setup-host.sh installs them` : undefined;
-}
-
-const skipReason = missing();
+const skipReason = missingVmHost();
 if (skipReason !== undefined) console.warn(`[secret-path-vm] SKIPPING the real VM test: ${skipReason}`);
 
 let platform: NodePlatform | undefined;

@@ -7,12 +7,10 @@
 // and `app rm` must stop it with SIGTERM through the namespace's init, which the guest agent's log
 // on the VM console shows as the workload's own exit code.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
-import { findExecutable } from '@shellwego/kit/process';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expectNoProcessLeak } from './support/canary-flow.js';
@@ -20,22 +18,11 @@ import { canaryLine } from './support/canary-image.js';
 import { instanceReached, logsUntil } from './support/instance-watch.js';
 import { APP_GID, APP_UID, isolationImageArchive, PROBE_PATH, TERM_EXIT_CODE } from './support/isolation-image.js';
 import { NodePlatform, readStateFile } from './support/node-platform.js';
+import { missingVmHost } from './support/vm-host.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-function missing(): string | undefined {
-  if (process.platform !== 'linux' || process.arch !== 'x64') return `a Linux x86-64 host (this is ${process.platform}/${process.arch})`;
-  const lacking = [
-    ['qemu-system-x86_64', 'qemu-system-x86'],
-    ['mkfs.ext4', 'e2fsprogs'],
-  ]
-    .filter(([cmd]) => findExecutable(cmd ?? '') === undefined && findExecutable(`/usr/sbin/${cmd ?? ''}`) === undefined)
-    .map(([cmd, pkg]) => `${cmd} (Debian package ${pkg})`);
-  if (!existsSync('/bin/busybox')) lacking.push('/bin/busybox (Debian package busybox-static)');
-  return lacking.length > 0 ? `missing host capability: ${lacking.join('; ')}; deploy/setup-host.sh installs them` : undefined;
-}
-
-const skipReason = missing();
+const skipReason = missingVmHost();
 if (skipReason !== undefined) console.warn(`[vm-guest-isolation] SKIPPING the real VM test: ${skipReason}`);
 
 let platform: NodePlatform | undefined;

@@ -7,6 +7,7 @@
 import type { DescMethod } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { onCallEnd } from '../rpc/call-end.js';
 import { SECONDS_BUCKETS } from './metrics-registry.js';
 
 const methodLabels = ['grpc_service', 'grpc_method', 'grpc_type'] as const;
@@ -45,32 +46,18 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
     registers: [registry],
   });
   const labelsOf = (method: DescMethod) => ({ grpc_service: method.parent.typeName, grpc_method: method.name, grpc_type: kindName(method.methodKind) });
-  const interceptor: Interceptor = (next) => async (req) => {
+  const interceptor = onCallEnd((req) => {
     const labels = labelsOf(req.method);
     const begun = performance.now();
     started.inc(labels);
     inFlight.inc(labels);
-    let finished = false;
-    const done = (error?: unknown) => {
-      if (finished) return;
-      finished = true;
+    return (error) => {
       const code = { ...labels, grpc_code: error === undefined ? 'OK' : codeName(ConnectError.from(error).code) };
       handled.inc(code);
       handling.observe(code, (performance.now() - begun) / 1000);
       inFlight.dec(labels);
     };
-    try {
-      const res = await next(req);
-      if (!res.stream) {
-        done();
-        return res;
-      }
-      return { ...res, message: finishWith(res.message, done) };
-    } catch (error) {
-      done(error);
-      throw error;
-    }
-  };
+  });
   return {
     interceptor,
     refused(method, code, seconds) {
@@ -80,19 +67,6 @@ export function rpcMetrics(registry: Registry): RpcMetrics {
       handling.observe({ ...labels, grpc_code: codeName(code) }, seconds);
     },
   };
-}
-
-async function* finishWith<T>(messages: AsyncIterable<T>, done: (error?: unknown) => void): AsyncIterable<T> {
-  try {
-    yield* messages;
-    done();
-  } catch (error) {
-    done(error);
-    throw error;
-  } finally {
-    // The caller went away (return() on the iterator): the call is over all the same.
-    done(new ConnectError('the call was cancelled', Code.Canceled));
-  }
 }
 
 const kindNames: Record<DescMethod['methodKind'], string> = {

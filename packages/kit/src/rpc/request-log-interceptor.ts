@@ -1,16 +1,17 @@
 import { ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import { callerKey, describeIdentity } from '../auth/index.js';
+import { onCallEnd } from './call-end.js';
 
 /**
  * Logs one line per finished RPC: method, caller, gRPC code and duration.
  * Never logs messages: they may carry secret values.
  */
 export function requestLogInterceptor(logger: Logger): Interceptor {
-  return (next) => async (req) => {
+  return onCallEnd((req) => {
     const started = performance.now();
     const rpc = `${req.service.typeName}/${req.method.name}`;
-    const done = (error?: unknown) => {
+    return (error) => {
       const caller = describeIdentity(req.contextValues.get(callerKey));
       const durationMs = Math.round((performance.now() - started) * 10) / 10;
       if (error === undefined) {
@@ -20,28 +21,7 @@ export function requestLogInterceptor(logger: Logger): Interceptor {
       const connectError = ConnectError.from(error);
       logger.info({ rpc, caller, code: codeName(connectError.code), durationMs, error: connectError.rawMessage }, 'rpc');
     };
-    try {
-      const res = await next(req);
-      if (!res.stream) {
-        done();
-        return res;
-      }
-      return { ...res, message: logWhenDone(res.message, done) };
-    } catch (error) {
-      done(error);
-      throw error;
-    }
-  };
-}
-
-async function* logWhenDone<T>(messages: AsyncIterable<T>, done: (error?: unknown) => void): AsyncIterable<T> {
-  try {
-    yield* messages;
-    done();
-  } catch (error) {
-    done(error);
-    throw error;
-  }
+  });
 }
 
 /** The code as the log spells it: "permission_denied". */

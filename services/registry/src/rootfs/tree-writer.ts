@@ -155,6 +155,9 @@ export class TreeWriter {
       rmSync(this.abs(rel), { recursive: true, force: true });
       this.knownDirs.clear();
       this.knownDirs.add('');
+      // The subtree's deferred metadata goes with it: `finish` must not look for it under
+      // whatever takes the path next (a file there made it fail with ENOTDIR).
+      for (const key of this.dirMeta.keys()) if (key === rel || key.startsWith(`${rel}/`)) this.dirMeta.delete(key);
       if (this.ownership === 'record') {
         for (const key of this.owners.keys()) if (key === rel || key.startsWith(`${rel}/`)) this.owners.delete(key);
       }
@@ -230,8 +233,6 @@ export class TreeWriter {
   /** Removes whatever is at `rel` so a non-directory can take its place. */
   replace(rel: string): void {
     this.remove(rel);
-    this.dirMeta.delete(rel);
-    this.owners.delete(rel);
   }
 
   /** Applies directory metadata, deepest first so parents' mtimes stay as set. */

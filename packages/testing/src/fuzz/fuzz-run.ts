@@ -1,0 +1,61 @@
+// One way to run a property-based fuzz suite (fast-check): a bounded case count in CI, a seed that
+// is printed with the counts so any run can be replayed, and a longer mode for soak runs.
+//   SHELLWEGO_FUZZ_SEED=<n>      replay a run (default: a fixed seed, so CI is reproducible)
+//   SHELLWEGO_FUZZ_SEED=random   a fresh seed each run (printed)
+//   SHELLWEGO_FUZZ_SCALE=<k>     k times the CI case count (the longer mode, e.g. 50)
+import fc from 'fast-check';
+
+/** The seed CI uses unless told otherwise. */
+const DEFAULT_SEED = 20261204;
+
+export interface FuzzSettings {
+  readonly seed: number;
+  readonly numRuns: number;
+}
+
+export function fuzzSettings(ciRuns: number, env: NodeJS.ProcessEnv = process.env): FuzzSettings {
+  const seedText = env.SHELLWEGO_FUZZ_SEED;
+  const seed =
+    seedText === undefined || seedText === ''
+      ? DEFAULT_SEED
+      : seedText === 'random'
+        ? Math.floor(Math.random() * 2 ** 31)
+        : Number.parseInt(seedText, 10);
+  if (!Number.isSafeInteger(seed)) throw new Error(`SHELLWEGO_FUZZ_SEED=${JSON.stringify(seedText)} is not an integer or "random"`);
+  const scale = Number(env.SHELLWEGO_FUZZ_SCALE ?? '1');
+  if (!Number.isFinite(scale) || scale <= 0) throw new Error(`SHELLWEGO_FUZZ_SCALE=${JSON.stringify(env.SHELLWEGO_FUZZ_SCALE)} is not a positive number`);
+  return { seed, numRuns: Math.max(1, Math.round(ciRuns * scale)) };
+}
+
+/** Outcome counts a property records, printed with the run so a degenerate generator shows. */
+export class FuzzTally {
+  private readonly counts = new Map<string, number>();
+
+  count(outcome: string): void {
+    this.counts.set(outcome, (this.counts.get(outcome) ?? 0) + 1);
+  }
+
+  get(outcome: string): number {
+    return this.counts.get(outcome) ?? 0;
+  }
+
+  toString(): string {
+    return [...this.counts].map(([outcome, n]) => `${n} ${outcome}`).join(', ');
+  }
+}
+
+/**
+ * Runs `property` for the suite's case count and prints one line: cases, seed, outcomes, time.
+ * A failure throws fast-check's report (counterexample, seed and path), prefixed with how to replay.
+ */
+export async function runFuzz<T>(name: string, ciRuns: number, property: fc.IAsyncProperty<T> | fc.IProperty<T>, tally?: FuzzTally): Promise<void> {
+  const { seed, numRuns } = fuzzSettings(ciRuns);
+  const started = performance.now();
+  try {
+    await fc.assert(property, { seed, numRuns });
+  } catch (error) {
+    throw new Error(`fuzz ${name} failed; replay with SHELLWEGO_FUZZ_SEED=${seed}: ${(error as Error).message}`, { cause: error });
+  }
+  const ms = Math.round(performance.now() - started);
+  console.log(`fuzz ${name}: ${numRuns} cases, seed ${seed}${tally ? `, ${tally.toString()}` : ''}, ${ms} ms`);
+}

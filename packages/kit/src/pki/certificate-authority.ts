@@ -81,14 +81,11 @@ export class CertificateAuthority {
     } catch {
       throw new CsrError('csr_pem is not a PEM-encoded PKCS#10 certificate request');
     }
-    const algorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
-    if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256') {
-      throw new CsrError(`the CSR's key is ${algorithm.name}${algorithm.namedCurve ? ` ${algorithm.namedCurve}` : ''}; shellwego requires ECDSA P-256`);
-    }
-    if (!(await csr.verify())) {
+    const publicKey = await p256KeyOf(csr);
+    if (!(await csr.verify().catch(() => false))) {
       throw new CsrError('the CSR signature does not verify: it was not signed by the key it carries');
     }
-    return this.sign(await csr.publicKey.export(ecdsaP256, ['verify']), options);
+    return this.sign(publicKey, options);
   }
 
   private async sign(publicKey: CryptoKey, options: LeafOptions): Promise<IssuedCertificate> {
@@ -120,6 +117,25 @@ export class CertificateAuthority {
       ],
     });
     return { certPem: cert.toString('pem'), serial, notAfter };
+  }
+}
+
+/** The CSR's key as a P-256 verification key, or CsrError (reading any part of it can throw). */
+async function p256KeyOf(csr: x509.Pkcs10CertificateRequest): Promise<CryptoKey> {
+  let algorithm: EcKeyAlgorithm;
+  try {
+    algorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
+  } catch {
+    throw new CsrError("the CSR's public key has an unreadable algorithm; shellwego requires ECDSA P-256");
+  }
+  if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256') {
+    throw new CsrError(`the CSR's key is ${algorithm.name}${algorithm.namedCurve ? ` ${algorithm.namedCurve}` : ''}; shellwego requires ECDSA P-256`);
+  }
+  try {
+    // Importing checks that the point is on the curve; WebCrypto throws a DataError otherwise.
+    return await csr.publicKey.export(ecdsaP256, ['verify']);
+  } catch {
+    throw new CsrError("the CSR's public key is not a valid ECDSA P-256 key");
   }
 }
 

@@ -14,13 +14,8 @@ export interface FuzzSettings {
 }
 
 export function fuzzSettings(ciRuns: number, env: NodeJS.ProcessEnv = process.env): FuzzSettings {
-  const seedText = env.SHELLWEGO_FUZZ_SEED;
-  const seed =
-    seedText === undefined || seedText === ''
-      ? DEFAULT_SEED
-      : seedText === 'random'
-        ? Math.floor(Math.random() * 2 ** 31)
-        : Number.parseInt(seedText, 10);
+  const seedText = env.SHELLWEGO_FUZZ_SEED ?? '';
+  const seed = seedText === '' ? DEFAULT_SEED : seedText === 'random' ? Math.floor(Math.random() * 2 ** 31) : Number(seedText);
   if (!Number.isSafeInteger(seed)) throw new Error(`SHELLWEGO_FUZZ_SEED=${JSON.stringify(seedText)} is not an integer or "random"`);
   const scale = Number(env.SHELLWEGO_FUZZ_SCALE ?? '1');
   if (!Number.isFinite(scale) || scale <= 0) throw new Error(`SHELLWEGO_FUZZ_SCALE=${JSON.stringify(env.SHELLWEGO_FUZZ_SCALE)} is not a positive number`);

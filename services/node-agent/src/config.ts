@@ -50,6 +50,11 @@ export const nodeAgentConfig = defineConfig('SHELLWEGO_NODE_AGENT', {
   networkBridge: string({ default: 'swg0', description: 'the node bridge the VM TAP devices join (created when absent; at most 15 characters)' }),
   networkSubnet: string({ default: '10.88.0.0/24', description: "the node's IPv4 subnet: the bridge takes its first address, each VM one of the others" }),
   networkDns: string({ default: '', description: 'resolvers the VMs get, comma-separated IPv4 addresses (empty: each image keeps its resolv.conf)' }),
+  networkBlocked: string({
+    default: '',
+    description:
+      'IPv4 addresses or CIDRs the VMs may not reach through the node, comma-separated, besides the control services (always blocked), e.g. a management network',
+  }),
   networkNamespace: optional(
     string({
       description: 'a named network namespace (ip netns) holding the bridge and TAP devices; the VMM must run in it too (tests isolate the network this way)',

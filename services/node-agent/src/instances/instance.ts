@@ -429,7 +429,7 @@ export class Instance {
   private async attachNetwork(previousAddress?: string): Promise<void> {
     const network = this.deps.network;
     if (network === undefined || this.deps.driver.kind === 'process') return;
-    this.net = await network.attach(this.id, previousAddress).catch((error: unknown) => {
+    this.net = await network.attach(this.id, this.app, previousAddress).catch((error: unknown) => {
       throw new StartError(`the VM network could not be set up: ${messageOf(error)}`);
     });
   }

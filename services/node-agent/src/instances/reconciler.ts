@@ -62,6 +62,7 @@ export class Reconciler {
         try {
           const adopted = await driver.adopt(entry.vm);
           if (adopted.kind === 'adopted') {
+            if (entry.address !== undefined) this.deps.network?.reserve(entry.instanceId, entry.app, entry.address);
             const instance = Instance.adopt(entry, adopted.handle, this.deps.rootfs.hold(entry.imageDigest), this.instanceDeps);
             this.instances.set(instance.id, instance);
             continue;
@@ -97,6 +98,8 @@ export class Reconciler {
     for (const swept of await sweepOrphanWorkDirs(this.deps.vmDir, owned)) {
       log.warn({ dir: swept.dir, killed: swept.killed }, 'removed a VM work dir no instance owns (an interrupted boot)');
     }
+    // Rules for exactly the adopted instances, in one step; TAP devices of instances that are gone go.
+    await this.deps.network?.completeAdoption();
     await driver.sweepOrphans().catch((error: unknown) => {
       this.deps.metrics.reconcileErrors.inc();
       log.error({ err: String(error) }, 'could not remove the cgroups no VM owns');

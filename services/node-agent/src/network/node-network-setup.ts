@@ -1,26 +1,50 @@
-// The node network from the agent's settings (NETWORK, NETWORK_BRIDGE, NETWORK_SUBNET, NETWORK_DNS).
+// The node network from the agent's settings (NETWORK, NETWORK_BRIDGE, NETWORK_SUBNET, NETWORK_DNS,
+// NETWORK_BLOCKED, NETWORK_NAMESPACE).
+import { lookup } from 'node:dns/promises';
 import { isIPv4 } from 'node:net';
 import type { Logger } from '@shellwego/kit/log';
-import { NetworkError, NodeNetwork } from './node-network.js';
+import { NetworkError } from './network-error.js';
+import { NodeNetwork } from './node-network.js';
 
 export interface NodeNetworkSettings {
   readonly networkBridge: string;
   readonly networkSubnet: string;
   readonly networkDns: string;
+  readonly networkBlocked: string;
   readonly networkNamespace: string | undefined;
+  /** The control services this agent talks to: guests may not reach them through the node. */
+  readonly schedulerUrls: readonly string[];
+  readonly secretsUrl: string;
+  readonly registryUrl: string;
 }
 
-export async function openNodeNetwork(config: NodeNetworkSettings, log: Logger): Promise<NodeNetwork> {
-  const dnsServers = config.networkDns
+function commaList(value: string): string[] {
+  return value
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
+}
+
+/** The IPv4 addresses a control service URL's host stands for (a name is resolved once, at start). */
+async function addressesOf(url: string): Promise<string[]> {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  if (isIPv4(host)) return [host];
+  const found = await lookup(host, { all: true, family: 4 }).catch((error: unknown) => {
+    throw new NetworkError(`could not resolve the control service host ${host} (guests must not reach it): ${(error as Error).message}`, { cause: error });
+  });
+  return found.map((a) => a.address);
+}
+
+export async function openNodeNetwork(config: NodeNetworkSettings, log: Logger): Promise<NodeNetwork> {
+  const dnsServers = commaList(config.networkDns);
   const bad = dnsServers.find((s) => !isIPv4(s));
   if (bad !== undefined) throw new NetworkError(`NETWORK_DNS: ${JSON.stringify(bad)} is not an IPv4 address`);
+  const controlServices = await Promise.all([...config.schedulerUrls, config.secretsUrl, config.registryUrl].map(addressesOf));
   return NodeNetwork.open({
     bridge: config.networkBridge,
     subnet: config.networkSubnet,
     dnsServers,
+    blocked: [...new Set([...controlServices.flat(), ...commaList(config.networkBlocked)])],
     namespace: config.networkNamespace,
     log: log.child({ component: 'network' }),
   });

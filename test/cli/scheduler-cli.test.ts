@@ -17,6 +17,7 @@ const run = promisify(execFile);
 const CLI_TEST_MS = 90_000;
 
 let harness: SchedulerHarness;
+let nextHost = 2;
 beforeAll(async () => {
   harness = await SchedulerHarness.start();
   harness.registry.add('shop:1.0');
@@ -60,6 +61,8 @@ describe('shellwego CLI', () => {
         capacity: { cpuMillis: 4000, memoryMib: 4096, maxInstances: 10 },
         hostname: 'cli-node',
         heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+        // As a node with networking does: each instance gets the next address of its subnet.
+        addressFor: () => `10.88.0.${nextHost++}`,
       });
       harness.nodes.push(node);
       node.start();
@@ -128,15 +131,25 @@ describe('shellwego CLI', () => {
       expect(await shellwego('app', 'get', 'web')).toMatch(
         /version {5}v1: shop:1\.0 -> sha256:[0-9a-f]{64}\n {2}replicas {4}2 x 250m CPU, 128 MiB\n {2}instances {3}2 HEALTHY/,
       );
-      const instances = await json<Array<{ app: string; state: string }>>('instance', 'ls', '--app', 'web');
+      const instances = await json<Array<{ id: string; app: string; state: string; address: string }>>('instance', 'ls', '--app', 'web');
       expect(instances.map((i) => i.state)).toEqual(['INSTANCE_STATE_HEALTHY', 'INSTANCE_STATE_HEALTHY']);
+      // Each instance's address as its node reported it, in the table, the JSON and app get.
+      expect(instances.map((i) => i.address).sort()).toEqual(['10.88.0.2', '10.88.0.3']);
+      const listed = await shellwego('instance', 'ls', '--app', 'web');
+      expect(listed.split('\n')[0]).toMatch(/^ID\s+APP\s+VERSION\s+NODE\s+ADDRESS\s+STATE\s+SINCE\s+REASON$/);
+      for (const i of instances) expect(listed).toMatch(new RegExp(`^${i.id}\\s+web\\s+v1\\s+\\S+\\s+${i.address.replaceAll('.', '\\.')}\\s+HEALTHY\\s`, 'm'));
+      const got = await shellwego('app', 'get', 'web');
+      for (const i of instances) expect(got).toContain(`  instance    ${i.id}  v1  `);
+      for (const i of instances) expect(got).toMatch(new RegExp(`${i.id}  v1  \\S+  ${i.address.replaceAll('.', '\\.')}  HEALTHY`));
+      const gotJson = await json<{ instances: Array<{ id: string; address: string }> }>('app', 'get', 'web');
+      expect(gotJson.instances.map((i) => i.address).sort()).toEqual(['10.88.0.2', '10.88.0.3']);
 
       const scaled = await json<{ current: { spec: { replicas: number } } }>('app', 'scale', 'web', '1');
       expect(scaled.current.spec.replicas).toBe(1);
 
       const text = await shellwego('events', '--app', 'web');
       expect(text).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} +\d+ {2}app web v1: started \(0\/2 healthy\)$/m);
-      expect(text).toMatch(/instance web-1-[0-9a-f]{8} RUNNING -> HEALTHY$/m);
+      expect(text).toMatch(/instance web-1-[0-9a-f]{8} \(10\.88\.0\.[23]\) RUNNING -> HEALTHY$/m);
       const lines = (await shellwego('events', '--app', 'web', '--output', 'json'))
         .trim()
         .split('\n')

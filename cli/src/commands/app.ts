@@ -8,6 +8,7 @@ import {
   AppSpecSchema,
   AppVersionSchema,
   DeploymentState,
+  InstanceSchema,
   PlacementStrategy,
 } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { parseDuration } from '@shellwego/kit/config';
@@ -16,6 +17,7 @@ import type { Command } from 'commander';
 import { CliError, type GlobalOptions, loadTls } from '../global-options.js';
 import { printTable, printValue } from '../output.js';
 import { cpuMillis, memoryMib } from '../quantities.js';
+import { instanceLine } from './instance.js';
 import { collect, keyValues } from './node.js';
 
 interface DeployOptions {
@@ -106,11 +108,11 @@ export function appCommands(app: Command): void {
 
   app
     .command('get')
-    .description('show an app: its current version, rollout and instance counts')
+    .description('show an app: its current version, rollout, and its live instances with their addresses')
     .argument('<name>', 'the app')
     .action(async (name: string, _options: unknown, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { app: found, versions } = await (await appClient(globals)).getApp({ name });
+      const { app: found, versions, instances } = await (await appClient(globals)).getApp({ name });
       if (found === undefined) throw new CliError(`app ${name} not found`);
       const spec = found.current?.spec;
       const lines = [
@@ -124,8 +126,17 @@ export function appCommands(app: Command): void {
         }`,
         `  deployment  ${deploymentText(found)}${found.deployment?.reason ? ` (${found.deployment.reason})` : ''}`,
         `  versions    ${versions.map((v) => `v${v.version} ${v.spec?.image ?? ''}`).join(', ')}`,
+        ...instances.map((i) => `  instance    ${instanceLine(i)}`),
       ];
-      printValue(globals.output, { app: toJson(AppSchema, found), versions: versions.map((v) => toJson(AppVersionSchema, v)) }, lines.join('\n'));
+      printValue(
+        globals.output,
+        {
+          app: toJson(AppSchema, found),
+          versions: versions.map((v) => toJson(AppVersionSchema, v)),
+          instances: instances.map((i) => toJson(InstanceSchema, i)),
+        },
+        lines.join('\n'),
+      );
     });
 
   app

@@ -172,7 +172,7 @@ describe('reconciler with the process driver', () => {
     h.reconciler.assign(assign('run-1', { secretNames: ['TOKEN'] }));
     await h.until(() => stateOf(h, 'run-1') === InstanceState.HEALTHY, 'HEALTHY');
     expect(statesOf(h, 'run-1')).toEqual(['PULLING', 'BOOTING', 'STARTING', 'RUNNING', 'HEALTHY']);
-    expect(h.reconciler.running()).toEqual([{ instanceId: 'run-1', state: InstanceState.HEALTHY }]);
+    expect(h.reconciler.running()).toEqual([{ instanceId: 'run-1', state: InstanceState.HEALTHY, address: '' }]);
     expect(h.reconciler.usage()).toEqual({ used: { cpuMillis: 100, memoryMib: 32 }, instanceCount: 1 });
     const output = h.reconciler.find('run-1')?.output;
     const abort = new AbortController();
@@ -266,7 +266,7 @@ describe('reconciler with the process driver', () => {
     await second.until(() => stateOf(second, 'quit-1') === InstanceState.FAILED, 'quit-1 FAILED');
     expect(second.events.find((e) => e.instanceId === 'quit-1')).toMatchObject({ state: InstanceState.FAILED, exitCode: 7 });
     expect(second.events.filter((e) => e.instanceId === 'stay-1')).toEqual([]);
-    expect(second.reconciler.running()).toEqual([{ instanceId: 'stay-1', state: InstanceState.HEALTHY }]);
+    expect(second.reconciler.running()).toEqual([{ instanceId: 'stay-1', state: InstanceState.HEALTHY, address: '' }]);
     expect(isRunning(pids.get('stay-1') ?? 0)).toBe(true);
   });
 });

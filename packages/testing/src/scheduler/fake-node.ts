@@ -45,6 +45,8 @@ export interface FakeNodeOptions {
   readonly heartbeatIntervalMs: number;
   readonly behaviour?: AssignBehaviour;
   readonly reconnectDelayMs?: number;
+  /** The address the built-in behaviours give an instance, reported from BOOTING on (as a node with networking does); default none. */
+  readonly addressFor?: (instanceId: string) => string;
 }
 
 export interface JoinedIdentity {
@@ -65,6 +67,8 @@ export class FakeNode {
   readonly received: SessionResponse[] = [];
   /** What the node runs: instance id -> last state it reported. */
   readonly instances = new Map<string, InstanceState>();
+  /** Instance id -> the address it last reported for it (sent again in Hello), while it runs. */
+  readonly addresses = new Map<string, string>();
   /** Sessions opened so far, and where the last one went. */
   sessions = 0;
   connectedUrl: string | undefined;
@@ -132,13 +136,26 @@ export class FakeNode {
   }
 
   /** Reports a state change of an instance, as an agent does. */
-  report(instanceId: string, state: InstanceState, extra: { reason?: string; exitCode?: number } = {}): void {
-    if (state === InstanceState.STOPPED || state === InstanceState.FAILED) this.instances.delete(instanceId);
-    else this.instances.set(instanceId, state);
+  report(instanceId: string, state: InstanceState, extra: { reason?: string; exitCode?: number; address?: string } = {}): void {
+    if (state === InstanceState.STOPPED || state === InstanceState.FAILED) {
+      this.instances.delete(instanceId);
+      this.addresses.delete(instanceId);
+    } else {
+      this.instances.set(instanceId, state);
+      if (extra.address !== undefined) this.addresses.set(instanceId, extra.address);
+    }
+    const address = this.addresses.get(instanceId) ?? '';
     this.send({
       msg: {
         case: 'instanceEvent',
-        value: { instanceId, state, time: timestampNow(), reason: extra.reason ?? '', ...(extra.exitCode === undefined ? {} : { exitCode: extra.exitCode }) },
+        value: {
+          instanceId,
+          state,
+          time: timestampNow(),
+          reason: extra.reason ?? '',
+          address,
+          ...(extra.exitCode === undefined ? {} : { exitCode: extra.exitCode }),
+        },
       },
     });
   }
@@ -200,7 +217,7 @@ export class FakeNode {
           value: {
             capacity: this.options.capacity,
             labels: this.options.labels ?? {},
-            running: [...this.instances].map(([instanceId, state]) => ({ instanceId, state })),
+            running: [...this.instances].map(([instanceId, state]) => ({ instanceId, state, address: this.addresses.get(instanceId) ?? '' })),
             driver: 'fake',
             hostname: this.options.hostname ?? this.nodeId,
           },
@@ -275,7 +292,8 @@ export class FakeNode {
       this.report(id, InstanceState.FAILED, { reason: 'fake node: the workload exited', exitCode: 1 });
       return;
     }
-    this.report(id, InstanceState.BOOTING);
+    const address = this.options.addressFor?.(id);
+    this.report(id, InstanceState.BOOTING, address === undefined ? {} : { address });
     this.report(id, InstanceState.STARTING);
     this.report(id, InstanceState.RUNNING);
     if (behaviour === 'healthy') this.report(id, InstanceState.HEALTHY);

@@ -40,6 +40,8 @@ export interface NodeOptions {
   readonly hostname?: string;
   /** Scheduler endpoints the node tries; default the harness's scheduler. */
   readonly urls?: readonly string[];
+  /** The address the node gives each instance (FakeNodeOptions.addressFor); default none. */
+  readonly addressFor?: (instanceId: string) => string;
 }
 
 export type SpecInit = MessageInitShape<typeof AppSpecSchema>;
@@ -125,6 +127,7 @@ export class SchedulerHarness {
       labels: options.labels ?? {},
       heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
       ...(options.behaviour === undefined ? {} : { behaviour: options.behaviour }),
+      ...(options.addressFor === undefined ? {} : { addressFor: options.addressFor }),
     });
     this.nodes.push(node);
     const from = this.events.events.length;

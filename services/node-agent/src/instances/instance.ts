@@ -150,7 +150,9 @@ export class Instance {
     this.vmNameProblem = problem;
     this.log = deps.log.child({ instance: id });
     const report = (event: InstanceEventInit): void => {
-      deps.report(event);
+      // Every event carries the address while the instance holds one; an ended instance has given it back.
+      const ended = event.state === InstanceState.STOPPED || event.state === InstanceState.FAILED;
+      deps.report({ ...event, address: ended ? '' : this.address });
       this.persist();
     };
     this.lifecycle =
@@ -209,6 +211,11 @@ export class Instance {
     return instance;
   }
 
+  /** The instance's IPv4 address on the node network (dotted quad); empty when it has none. */
+  get address(): string {
+    return this.net?.address ?? '';
+  }
+
   /** The contract state the scheduler was last told. */
   get state(): InstanceState {
     return this.lifecycle.state;
@@ -265,7 +272,7 @@ export class Instance {
       reason: this.reason,
       assignedAt: this.assignedAt,
       exitCode: this.exitCode,
-      address: this.net?.address ?? '',
+      address: this.address,
     };
   }
 

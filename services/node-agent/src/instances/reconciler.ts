@@ -187,8 +187,8 @@ export class Reconciler {
   }
 
   /** What Hello reports: every instance this node holds that has not ended. */
-  running(): { instanceId: string; state: InstanceState }[] {
-    return [...this.instances.values()].map((i) => ({ instanceId: i.id, state: i.state }));
+  running(): { instanceId: string; state: InstanceState; address: string }[] {
+    return [...this.instances.values()].map((i) => ({ instanceId: i.id, state: i.state, address: i.address }));
   }
 
   usage(): { used: { cpuMillis: number; memoryMib: number }; instanceCount: number } {

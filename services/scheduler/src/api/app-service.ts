@@ -67,7 +67,11 @@ export function appService(deps: SchedulerDeps): Partial<ServiceImpl<typeof AppS
     async getApp(request) {
       checkName(request.name);
       const app = await appOrNotFound(request.name);
-      return create(GetAppResponseSchema, { app, versions: await readVersions(deps.db, request.name) });
+      const [versions, instances] = await Promise.all([
+        readVersions(deps.db, request.name),
+        listInstances(deps.db, { app: request.name, nodeId: '', includeTerminal: false }),
+      ]);
+      return create(GetAppResponseSchema, { app, versions, instances });
     },
 
     async listApps() {

@@ -113,6 +113,7 @@ function instanceFrom(row: Selectable<InstanceTable>): Instance {
     nodeId: row.node_id ?? '',
     state: row.state as InstanceState,
     reason: row.reason,
+    address: row.address,
     updatedAt: timestampFromDate(row.updated_at),
     ...(row.exit_code === null ? {} : { exitCode: row.exit_code }),
   });

@@ -22,6 +22,7 @@ export function createInstance(ctx: LeaderContext, changes: Changes, app: AppRec
     state: InstanceState.PENDING,
     reason: 'waiting for placement',
     exitCode: undefined,
+    address: '',
     resources: { cpuMillis: resources?.cpuMillis ?? 0, memoryMib: resources?.memoryMib ?? 0 },
     createdAt: changes.now,
     updatedAt: changes.now,
@@ -49,6 +50,8 @@ export function changeState(
   instance.state = to;
   instance.reason = reason;
   if (exitCode !== undefined) instance.exitCode = exitCode;
+  // An ended instance's address is the node's to give to another.
+  if (isTerminal(to)) instance.address = '';
   instance.updatedAt = changes.now;
   if (to !== InstanceState.HEALTHY) instance.healthySince = undefined;
   else if (from !== InstanceState.HEALTHY) instance.healthySince = changes.now;

@@ -1,5 +1,6 @@
 // Node state changes on the active scheduler: a Hello (join, return after
 // DOWN, reconcile of what the node runs), DOWN after silence, cordon/drain.
+import { isIPv4 } from 'node:net';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { Hello } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { MAX_INT32 } from '../api/app-spec.js';
@@ -31,6 +32,11 @@ export function helloProblems(hello: Hello): string[] {
   const seen = new Set<string>();
   for (const running of hello.running) {
     if (seen.has(running.instanceId)) problems.push(`hello.running: instance ${running.instanceId} is listed twice`);
+    if (running.address !== '' && !isIPv4(running.address)) {
+      problems.push(
+        `hello.running: instance ${running.instanceId} has address ${JSON.stringify(running.address.slice(0, 64))}, not a dotted-quad IPv4 address`,
+      );
+    }
     seen.add(running.instanceId);
   }
   return problems;
@@ -101,8 +107,12 @@ export function acceptHello(ctx: LeaderContext, changes: Changes, node: NodeReco
       sendStop(ctx, changes, node.id, instance.id, instance.reason);
       continue;
     }
+    const addressChanged = instance.address !== running.address;
+    instance.address = running.address;
     if (refuseReportedTransition(instance.state, running.state) === undefined) {
       changeState(ctx, changes, instance, running.state, 'reported at session start');
+    } else if (addressChanged) {
+      changes.instance(instance);
     }
   }
   for (const instance of [...ctx.state.instancesOn(node.id)]) {

@@ -83,6 +83,8 @@ export interface InstanceRecord {
   state: InstanceState;
   reason: string;
   exitCode: number | undefined;
+  /** IPv4 address on its node's network as the node last reported it; '' when it has none or has ended. */
+  address: string;
   readonly resources: Resources;
   readonly createdAt: Date;
   updatedAt: Date;

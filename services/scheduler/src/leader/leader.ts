@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { AppSpec } from '@shellwego/contracts/scheduler/v1/apps_pb';
@@ -386,6 +387,8 @@ export class Leader {
       }
       const reason = event.reason !== '' ? event.reason : event.state === InstanceState.FAILED ? 'the node gave no reason' : '';
       const time = event.time === undefined ? changes.now : timestampDate(event.time);
+      if (event.address === '' || isIPv4(event.address)) instance.address = event.address;
+      else logger.warn({ node: nodeId, instance: instance.id }, 'ignored an instance address that is not a dotted-quad IPv4 address');
       changeState(this.ctx, changes, instance, event.state, reason, event.exitCode, time);
     }
   }

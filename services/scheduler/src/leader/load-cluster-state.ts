@@ -83,6 +83,7 @@ export async function loadClusterState(db: SchedulerDb, logger: Logger, now: Dat
       state: row.state as InstanceState,
       reason: row.reason,
       exitCode: row.exit_code ?? undefined,
+      address: row.address,
       resources: { cpuMillis: row.cpu_millis, memoryMib: row.memory_mib },
       createdAt: row.created_at,
       updatedAt: row.updated_at,

@@ -193,15 +193,15 @@ export class Changes {
     for (let start = 0; start < all.length; start += INSTANCE_CHUNK) {
       const rows = all.slice(start, start + INSTANCE_CHUNK);
       const column = <T>(pick: (instance: InstanceRecord) => T) => rows.map(pick);
-      await sql`INSERT INTO instance (id, app, version, node_id, state, reason, exit_code, cpu_millis, memory_mib, created_at, updated_at, healthy_since)
+      await sql`INSERT INTO instance (id, app, version, node_id, state, reason, exit_code, address, cpu_millis, memory_mib, created_at, updated_at, healthy_since)
         SELECT * FROM unnest(
           ${column((i) => i.id)}::text[], ${column((i) => i.app)}::text[], ${column((i) => i.version)}::integer[],
           ${column((i) => i.nodeId ?? null)}::text[], ${column((i) => i.state)}::smallint[], ${column((i) => i.reason)}::text[],
-          ${column((i) => i.exitCode ?? null)}::integer[], ${column((i) => i.resources.cpuMillis)}::integer[],
+          ${column((i) => i.exitCode ?? null)}::integer[], ${column((i) => i.address)}::text[], ${column((i) => i.resources.cpuMillis)}::integer[],
           ${column((i) => i.resources.memoryMib)}::integer[], ${column((i) => i.createdAt)}::timestamptz[],
           ${column((i) => i.updatedAt)}::timestamptz[], ${column((i) => i.healthySince ?? null)}::timestamptz[])
         ON CONFLICT (id) DO UPDATE SET node_id = excluded.node_id, state = excluded.state, reason = excluded.reason,
-          exit_code = excluded.exit_code, updated_at = excluded.updated_at, healthy_since = excluded.healthy_since`.execute(trx);
+          exit_code = excluded.exit_code, address = excluded.address, updated_at = excluded.updated_at, healthy_since = excluded.healthy_since`.execute(trx);
     }
   }
 }

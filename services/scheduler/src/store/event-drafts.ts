@@ -25,6 +25,7 @@ export interface InstanceRef {
   readonly id: string;
   readonly app: string;
   readonly nodeId: string | undefined;
+  readonly address: string;
 }
 
 export function instanceStateEvent(
@@ -36,15 +37,16 @@ export function instanceStateEvent(
   time: Date,
 ): EventDraft {
   const exit = exitCode === undefined ? '' : ` (exit code ${exitCode})`;
+  const address = instance.address === '' ? '' : ` (${instance.address})`;
   return {
     time,
     app: instance.app,
     nodeId: instance.nodeId ?? '',
     instanceId: instance.id,
-    message: `instance ${instance.id} ${stateName(from)} -> ${stateName(to)}${reason ? `: ${reason}` : ''}${exit}`,
+    message: `instance ${instance.id}${address} ${stateName(from)} -> ${stateName(to)}${reason ? `: ${reason}` : ''}${exit}`,
     detail: {
       case: 'instanceState',
-      value: create(InstanceStateChangedSchema, { from, to, reason, ...(exitCode === undefined ? {} : { exitCode }) }),
+      value: create(InstanceStateChangedSchema, { from, to, reason, address: instance.address, ...(exitCode === undefined ? {} : { exitCode }) }),
     },
   };
 }

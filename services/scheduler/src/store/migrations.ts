@@ -160,4 +160,13 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0006_instance_address': {
+    // The address the node gave each live instance on its network; '' when it has none.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('instance')
+        .addColumn('address', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+    },
+  },
 };

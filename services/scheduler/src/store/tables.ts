@@ -128,6 +128,8 @@ export interface InstanceTable {
   state: number;
   reason: string;
   exit_code: number | null;
+  /** IPv4 address on its node's network, from the node's reports; '' when it has none or has ended. */
+  address: ColumnType<string, string | undefined, string>;
   cpu_millis: number;
   memory_mib: number;
   created_at: Date;

@@ -69,10 +69,10 @@ describe('shellwego CLI', () => {
       await harness.events.waitFor((e) => e.nodeId === node.nodeId && e.detail.case === 'nodeState', 10_000, 'node READY');
 
       const nodes = await json<Array<{ id: string; state: string; labels: Record<string, string> }>>('node', 'ls');
-      expect(nodes).toEqual([expect.objectContaining({ id: node.nodeId, state: 'NODE_STATE_READY', labels: { zone: 'a' } })]);
+      expect(nodes).toEqual([expect.objectContaining({ id: node.nodeId, state: 'NODE_STATE_READY', labels: { zone: 'a' }, subnet: '10.88.0.0/24' })]);
       const table = await shellwego('node', 'ls');
       expect(table.split('\n')[0]).toMatch(/^ID\s+HOSTNAME\s+STATE\s+CPU \(m\)/);
-      expect(table).toMatch(new RegExp(`${node.nodeId}\\s+cli-node\\s+READY\\s+0/4000\\s+0/4096\\s+0/10\\s+zone=a`));
+      expect(table).toMatch(new RegExp(`${node.nodeId}\\s+cli-node\\s+READY\\s+0/4000\\s+0/4096\\s+0/10\\s+10\\.88\\.0\\.0/24\\s+zone=a`));
 
       expect(await shellwego('node', 'cordon', node.nodeId)).toBe(`node ${node.nodeId} is CORDONED\n`);
       expect(await shellwego('node', 'uncordon', node.nodeId)).toBe(`node ${node.nodeId} is READY\n`);

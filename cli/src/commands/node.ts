@@ -45,14 +45,14 @@ export function nodeCommands(node: Command): void {
 
   node
     .command('ls')
-    .description('list nodes with their state, capacity and what is placed on them')
+    .description('list nodes with their state, capacity, what is placed on them and their instance subnet')
     .action(async (_options: unknown, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const { nodes } = await (await nodeClient(globals)).listNodes({});
       printTable(
         globals.output,
         nodes.map((n) => toJson(NodeSchema, n)),
-        ['ID', 'HOSTNAME', 'STATE', 'CPU (m)', 'MEMORY (MiB)', 'INSTANCES', 'LABELS', 'LAST HEARTBEAT'],
+        ['ID', 'HOSTNAME', 'STATE', 'CPU (m)', 'MEMORY (MiB)', 'INSTANCES', 'SUBNET', 'LABELS', 'LAST HEARTBEAT'],
         nodes.map((n) => [
           n.id,
           n.hostname,
@@ -60,6 +60,7 @@ export function nodeCommands(node: Command): void {
           `${n.allocated?.cpuMillis ?? 0}/${n.capacity?.cpuMillis ?? 0}`,
           `${n.allocated?.memoryMib ?? 0}/${n.capacity?.memoryMib ?? 0}`,
           `${n.instanceCount}/${n.capacity?.maxInstances ?? 0}`,
+          n.subnet || '-',
           labelList(n.labels),
           n.lastHeartbeat === undefined ? '-' : when(n.lastHeartbeat),
         ]),

@@ -1,4 +1,4 @@
-import { defaultPorts, defineConfig, duration, path, url } from '@shellwego/kit/config';
+import { defaultPorts, defineConfig, duration, integer, path, string, url } from '@shellwego/kit/config';
 import { databaseSettings, serverSettings } from '@shellwego/kit/service';
 
 /** Settings of the scheduler process; env vars start with SHELLWEGO_SCHEDULER_. */
@@ -41,4 +41,14 @@ export const schedulerConfig = defineConfig('SHELLWEGO_SCHEDULER', {
     description: 'how often a standby tries to become active (Postgres only) and the leader checks its lock',
   }),
   stopGracePeriod: duration({ default: '10s', description: 'time between SIGTERM and power-off when an instance is stopped' }),
+  clusterCidr: string({
+    default: '10.88.0.0/16',
+    description: "the IPv4 range the nodes' instance subnets are cut from (one subnet per node, given at join); must not overlap the hosts' own networks",
+  }),
+  nodeSubnetPrefix: integer({
+    default: 24,
+    min: 1,
+    max: 30,
+    description: "the prefix length of each node's subnet (24: 253 instances per node, 256 nodes in a /16)",
+  }),
 });

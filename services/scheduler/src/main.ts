@@ -20,6 +20,7 @@ import { JoinTokens } from './store/join-tokens.js';
 import { migrations } from './store/migrations.js';
 import { NodeCertificateLedger } from './store/node-certificate-ledger.js';
 import { NodeCertificates } from './store/node-certificates.js';
+import { NodeSubnets } from './store/node-subnets.js';
 import { PgListener } from './store/pg-listener.js';
 import type { SchedulerTables } from './store/tables.js';
 import { EVENTS_CHANNEL } from './store/write-transaction.js';
@@ -41,6 +42,7 @@ await runService({
     const listener = postgresUrl === undefined ? undefined : new PgListener(postgresUrl, EVENTS_CHANNEL, () => feed.wake(), logger);
     listener?.start();
     const grants = new GrantIssuer(keys.grantKey, config.grantTtl);
+    const subnets = new NodeSubnets({ clusterCidr: config.clusterCidr, nodePrefix: config.nodeSubnetPrefix });
     const workspaceSecrets = new SecretsServiceWorkspace(config.secretsUrl, tls, config.secretsTimeout);
     // Reads the leader through `leadership`, declared below: scrapes come only after setup.
     const schedulerMetrics = createSchedulerMetrics(metrics, () => leadership.leader);
@@ -57,6 +59,7 @@ await runService({
           dialect,
           feed,
           grants,
+          subnets,
           workspaceSecrets,
           logger,
           heartbeatIntervalMs: config.heartbeatInterval,
@@ -78,6 +81,7 @@ await runService({
     const joinRefusals = new JoinRefusals(db, logger, config.joinAuditInterval);
     const ledger = new NodeCertificateLedger(db);
     const deps = {
+      subnets,
       db,
       leadership,
       feed,

@@ -3,10 +3,11 @@ import { ConfigError, type ConfigIssue, type Typed } from '@shellwego/kit/config
 import { errnoCode } from '@shellwego/kit/errors';
 import { type GrantSigningKey, loadGrantSigningKey, MAX_GRANT_TTL_MS } from '@shellwego/kit/grant';
 import { schedulerConfig } from './config.js';
+import { subnetSettingsProblem } from './store/node-subnets.js';
 
 type SchedulerSettings = Typed<typeof schedulerConfig.settings>;
 type DurationKey = {
-  [K in keyof SchedulerSettings]: SchedulerSettings[K] extends number ? (K extends 'maxMessageBytes' ? never : K) : never;
+  [K in keyof SchedulerSettings]: SchedulerSettings[K] extends number ? (K extends 'maxMessageBytes' | 'nodeSubnetPrefix' ? never : K) : never;
 }[keyof SchedulerSettings];
 
 const MINUTE = 60_000;
@@ -29,6 +30,12 @@ export function checkSettings(config: SchedulerSettings): void {
       const envVar = schedulerConfig.envNames[key];
       issues.push({ setting: key, envVar, source: 'env', message: `${envVar}: must be between ${range}, got ${value} ms` });
     }
+  }
+  const subnets = subnetSettingsProblem({ clusterCidr: config.clusterCidr, nodePrefix: config.nodeSubnetPrefix });
+  if (subnets !== undefined) {
+    const key = subnets.startsWith('CLUSTER_CIDR') ? 'clusterCidr' : 'nodeSubnetPrefix';
+    const envVar = schedulerConfig.envNames[key];
+    issues.push({ setting: key, envVar, source: 'env', message: `${envVar}${subnets.slice(subnets.indexOf(':'))}` });
   }
   if (issues.length > 0) throw new ConfigError(issues);
 }

@@ -7,9 +7,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Logger } from '@shellwego/kit/log';
+import { formatIpv4, formatSubnet, gatewayOf, type Ipv4Subnet, instanceAddresses, parseIpv4, parseIpv4Subnet } from '@shellwego/kit/net';
 import type { VmNetwork } from '../drivers/index.js';
 import { bridgeMacFor, guestMacFor, isTapDevice, tapDeviceFor } from './instance-identity.js';
-import { formatIpv4, formatSubnet, gatewayOf, type Ipv4Subnet, instanceAddresses, parseIpv4, parseIpv4Subnet } from './ipv4-subnet.js';
 import { NetworkError } from './network-error.js';
 import { type FirewallInstance, NodeFirewall } from './node-firewall.js';
 

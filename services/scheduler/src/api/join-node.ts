@@ -10,6 +10,7 @@ import type { JoinRefusals, RefusedJoin } from '../store/join-refusals.js';
 import type { JoinTokens, TokenRefusal } from '../store/join-tokens.js';
 import type { NodeCertificateLedger } from '../store/node-certificate-ledger.js';
 import type { NodeCertificates } from '../store/node-certificates.js';
+import type { NodeSubnets } from '../store/node-subnets.js';
 import type { SchedulerDb } from '../store/tables.js';
 
 export interface JoinDeps {
@@ -18,6 +19,7 @@ export interface JoinDeps {
   readonly joinRefusals: JoinRefusals;
   readonly certificates: NodeCertificates;
   readonly ledger: NodeCertificateLedger;
+  readonly subnets: NodeSubnets;
   readonly logger: Logger;
 }
 
@@ -62,6 +64,8 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest, source:
   const used = await deps.db.transaction().execute(async (trx) => {
     const consumed = await deps.tokens.consume(trx, request.token, nodeId);
     if (!consumed.ok) return consumed;
+    // Exhausted: RESOURCE_EXHAUSTED, and the transaction rolls back, so the token stays unused.
+    const subnet = await deps.subnets.allocate(trx);
     await trx
       .insertInto('node')
       .values({
@@ -83,20 +87,22 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest, source:
         cert_serial: certificate.serial,
         cert_expires_at: certificate.notAfter,
         capacity_ceiling: consumed.capacityCeiling === null ? null : JSON.stringify(consumed.capacityCeiling),
+        subnet,
       })
       .execute();
     await deps.ledger.recordIssued(trx, nodeId, certificate.serial, certificate.notAfter);
     await deps.tokens.audit({ tokenId: consumed.tokenId, outcome: 'joined', nodeId, hostname, source }, trx);
-    return consumed;
+    return { ...consumed, subnet };
   });
   if (!used.ok) return refuse(deps, { source, outcome: used.refusal, tokenId: used.tokenId, hostname });
 
-  deps.logger.info({ node: nodeId, tokenId: used.tokenId, hostname, certSerial: certificate.serial }, 'node joined');
+  deps.logger.info({ node: nodeId, tokenId: used.tokenId, hostname, certSerial: certificate.serial, subnet: used.subnet }, 'node joined');
   return create(JoinNodeResponseSchema, {
     nodeId,
     certificatePem: certificate.certPem,
     caPem: deps.certificates.caPem,
     expiresAt: timestampFromDate(certificate.notAfter),
+    subnet: used.subnet,
   });
 }
 

@@ -157,5 +157,6 @@ function nodeFrom(row: Selectable<NodeTable>, used: { cpu: bigint; memory: bigin
     ...(row.last_heartbeat === null ? {} : { lastHeartbeat: timestampFromDate(row.last_heartbeat) }),
     joinedAt: timestampFromDate(row.joined_at),
     driver: row.driver,
+    subnet: row.subnet ?? '',
   });
 }

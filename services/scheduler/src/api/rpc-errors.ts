@@ -9,6 +9,7 @@ const CODES: Record<SchedulerErrorKind, Code> = {
   'permission-denied': Code.PermissionDenied,
   unavailable: Code.Unavailable,
   aborted: Code.Aborted,
+  'resource-exhausted': Code.ResourceExhausted,
 };
 
 /** The ConnectError for a SchedulerError; anything else stays as it is (connect answers INTERNAL). */

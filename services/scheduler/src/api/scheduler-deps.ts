@@ -8,6 +8,7 @@ import type { JoinRefusals } from '../store/join-refusals.js';
 import type { JoinTokens } from '../store/join-tokens.js';
 import type { NodeCertificateLedger } from '../store/node-certificate-ledger.js';
 import type { NodeCertificates } from '../store/node-certificates.js';
+import type { NodeSubnets } from '../store/node-subnets.js';
 import type { SchedulerDb } from '../store/tables.js';
 
 /** What the RPC handlers of one scheduler process share. */
@@ -19,6 +20,7 @@ export interface SchedulerDeps {
   readonly joinRefusals: JoinRefusals;
   readonly certificates: NodeCertificates;
   readonly ledger: NodeCertificateLedger;
+  readonly subnets: NodeSubnets;
   readonly images: ImageResolver;
   readonly logger: Logger;
   /** Aborted when the process begins to shut down; long streams end on it. */

@@ -1,9 +1,10 @@
 import { isIPv4 } from 'node:net';
+import { create } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { AppSpec } from '@shellwego/contracts/scheduler/v1/apps_pb';
 import { DeploymentState } from '@shellwego/contracts/scheduler/v1/apps_pb';
-import type { Hello, InstanceEvent, SessionRequest } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import { type Hello, type InstanceEvent, type SessionRequest, SessionResponseSchema } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { SerialQueue } from '@shellwego/kit/async';
 import type { Logger } from '@shellwego/kit/log';
 import { traceCarrier } from '@shellwego/kit/tracing';
@@ -20,6 +21,7 @@ import { refuseReportedTransition, stateName } from '../model/instance-states.js
 import { SchedulerError } from '../model/scheduler-error.js';
 import { Changes, type Outgoing } from '../store/changes.js';
 import type { EventFeed } from '../store/event-feed.js';
+import type { NodeSubnets } from '../store/node-subnets.js';
 import type { CapacityCeiling, SchedulerDb } from '../store/tables.js';
 import { writeTransaction } from '../store/write-transaction.js';
 import { refreshSecretsMessage } from './assignment.js';
@@ -42,6 +44,8 @@ export interface LeaderOptions {
   readonly dialect: 'postgres' | 'pglite';
   readonly feed: EventFeed;
   readonly grants: GrantIssuer;
+  /** Gives each node its instance subnet. */
+  readonly subnets: NodeSubnets;
   /** Asked for the workspace secret names when a grant must name them all (apps with all_workspace_secrets). */
   readonly workspaceSecrets: WorkspaceSecrets;
   readonly logger: Logger;
@@ -290,6 +294,9 @@ export class Leader {
     }
     const session = this.hub.open(nodeId);
     try {
+      // First on the session, before any assignment: the node opens its network with it.
+      let subnet = await this.nodeSubnet(nodeId);
+      if (subnet !== undefined) this.sendNetwork(nodeId, subnet);
       await this.mutate(async (changes) => {
         let node = this.ctx.state.nodes.get(nodeId);
         if (node === undefined) {
@@ -298,12 +305,32 @@ export class Leader {
         }
         acceptHello(this.ctx, changes, node, hello);
       });
+      if (subnet === undefined) {
+        // A node without a row before its Hello (certificate issued outside JoinNode): it has one now.
+        subnet = await this.nodeSubnet(nodeId);
+        this.sendNetwork(nodeId, subnet ?? '');
+      }
     } catch (error) {
       this.hub.close(session);
       throw error;
     }
     this.options.logger.info({ node: nodeId, session: session.id, running: hello.running.length }, 'node session opened');
     return session;
+  }
+
+  /** The node's subnet, given now if it has none; undefined when it has no row yet, or none is left (logged). */
+  private async nodeSubnet(nodeId: string): Promise<string | undefined> {
+    try {
+      return await this.options.subnets.ensure(this.options.db, nodeId);
+    } catch (error) {
+      if (!(error instanceof SchedulerError) || error.kind !== 'resource-exhausted') throw error;
+      this.options.logger.error({ node: nodeId, err: error.message }, 'the node gets no subnet: its instances run without network');
+      return '';
+    }
+  }
+
+  private sendNetwork(nodeId: string, subnet: string): void {
+    this.hub.send(nodeId, create(SessionResponseSchema, { msg: { case: 'network', value: { subnet } } }));
   }
 
   onSessionMessage(session: NodeSession, request: SessionRequest): void {

@@ -169,4 +169,11 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0007_node_subnet': {
+    // The node's instance subnet out of the cluster CIDR; null for nodes that joined before (given at their next session).
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('node').addColumn('subnet', 'text').execute();
+      await db.schema.createIndex('node_subnet').on('node').column('subnet').unique().execute();
+    },
+  },
 };

@@ -61,6 +61,8 @@ export interface NodeTable {
   cert_serial: string | null;
   cert_expires_at: Date | null;
   capacity_ceiling: CeilingColumn;
+  /** Its instance subnet (CIDR) out of the cluster CIDR, unique; null until given (written by JoinNode and NodeSubnets only). */
+  subnet: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** Every certificate issued to a node (join and each renewal); revoked_at set when the node is removed. */

@@ -1,5 +1,6 @@
-// IPv4 subnets as 32-bit numbers: parsing "a.b.c.d/n" and naming the addresses in one. Instance
-// addresses are IPv4 only (the guest's eth0 settings and the bridge are IPv4).
+// IPv4 subnets as 32-bit numbers: parsing "a.b.c.d/n", naming the addresses in one and splitting
+// one into smaller ones (the cluster CIDR into node subnets). Instance addresses are IPv4 only (the
+// guest's eth0 settings and the bridge are IPv4).
 import { isIPv4 } from 'node:net';
 
 export interface Ipv4Subnet {
@@ -45,4 +46,23 @@ export function gatewayOf(subnet: Ipv4Subnet): number {
 export function* instanceAddresses(subnet: Ipv4Subnet): Generator<number> {
   const last = subnet.base + subnetSize(subnet) - 2;
   for (let n = gatewayOf(subnet) + 1; n <= last; n++) yield n;
+}
+
+/** How many subnets of `prefixLength` `subnet` splits into (0 when they would not be smaller or equal). */
+export function subnetCount(subnet: Ipv4Subnet, prefixLength: number): number {
+  return prefixLength < subnet.prefixLength ? 0 : 2 ** (prefixLength - subnet.prefixLength);
+}
+
+/** The `index`th subnet of `prefixLength` inside `subnet`, counted from its start. */
+export function subnetAt(subnet: Ipv4Subnet, prefixLength: number, index: number): Ipv4Subnet {
+  if (!Number.isInteger(index) || index < 0 || index >= subnetCount(subnet, prefixLength)) {
+    throw new RangeError(`${formatSubnet(subnet)} has no /${prefixLength} number ${index}`);
+  }
+  return { base: subnet.base + index * 2 ** (32 - prefixLength), prefixLength };
+}
+
+/** The position of `inner` among the subnets of its length inside `outer`; undefined when it is not one of them. */
+export function subnetIndex(outer: Ipv4Subnet, inner: Ipv4Subnet): number | undefined {
+  if (inner.prefixLength < outer.prefixLength || inner.base < outer.base || inner.base >= outer.base + subnetSize(outer)) return undefined;
+  return (inner.base - outer.base) / subnetSize(inner);
 }

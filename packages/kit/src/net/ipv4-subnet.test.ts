@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatIpv4, formatSubnet, gatewayOf, instanceAddresses, parseIpv4, parseIpv4Subnet } from './ipv4-subnet.js';
+import { formatIpv4, formatSubnet, gatewayOf, instanceAddresses, parseIpv4, parseIpv4Subnet, subnetAt, subnetCount, subnetIndex } from './ipv4-subnet.js';
 
 describe('IPv4 subnets', () => {
   it('parses a CIDR to its network address, whatever host bits it was written with', () => {
@@ -28,5 +28,20 @@ describe('IPv4 subnets', () => {
 
   it('round-trips addresses above 127.255.255.255 (unsigned arithmetic)', () => {
     expect(formatIpv4(parseIpv4('250.1.2.3') ?? 0)).toBe('250.1.2.3');
+  });
+
+  it('splits a cluster CIDR into node subnets and finds a subnet among them', () => {
+    const cluster = parseIpv4Subnet('10.88.0.0/16');
+    if (cluster === undefined) throw new Error('unparsed');
+    expect(subnetCount(cluster, 24)).toBe(256);
+    expect(subnetCount(cluster, 8)).toBe(0);
+    expect(formatSubnet(subnetAt(cluster, 24, 0))).toBe('10.88.0.0/24');
+    expect(formatSubnet(subnetAt(cluster, 24, 255))).toBe('10.88.255.0/24');
+    expect(formatSubnet(subnetAt(cluster, 26, 5))).toBe('10.88.1.64/26');
+    expect(() => subnetAt(cluster, 24, 256)).toThrow(RangeError);
+    const inner = parseIpv4Subnet('10.88.7.0/24');
+    expect(inner && subnetIndex(cluster, inner)).toBe(7);
+    const outside = parseIpv4Subnet('10.89.0.0/24');
+    expect(outside && subnetIndex(cluster, outside)).toBeUndefined();
   });
 });

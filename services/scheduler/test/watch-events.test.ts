@@ -69,6 +69,13 @@ describe('WatchEvents', () => {
     for (let i = 1; i < cursors.length; i++) expect((cursors[i] as bigint) > (cursors[i - 1] as bigint)).toBe(true);
   });
 
+  it('treats a cursor past what the database holds (any uint64) as after every event', async () => {
+    expect((await readAll()).length).toBeGreaterThan(0);
+    const after: Event[] = [];
+    for await (const { event } of harness.apps.watchEvents({ afterCursor: 2n ** 64n - 1n, follow: false })) if (event !== undefined) after.push(event);
+    expect(after).toEqual([]);
+  });
+
   it('filters by app and by instance, and ends after the stored events without follow', async () => {
     await harness.deploy('quiet', spec({ replicas: 1 }));
     const quiet = await harness.events.waitFor(

@@ -1,3 +1,4 @@
+import { asSqlBigint } from '@shellwego/kit/db';
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { decodePageToken, encodePageToken } from './page-token.js';
@@ -156,7 +157,7 @@ export class AuditLog {
     const requested = query.pageSize ?? 0;
     const pageSize = requested === 0 ? DEFAULT_AUDIT_PAGE_SIZE : Math.min(requested, MAX_AUDIT_PAGE_SIZE);
 
-    let select = this.#db.selectFrom('audit_events').selectAll().where('id', '>', afterId);
+    let select = this.#db.selectFrom('audit_events').selectAll().where('id', '>', asSqlBigint(afterId));
     if (query.action !== undefined) select = select.where('action', '=', query.action);
     if (query.outcome !== undefined) select = select.where('outcome', '=', query.outcome);
     if (query.instanceId !== undefined && query.instanceId !== '') select = select.where('instance_id', '=', query.instanceId);

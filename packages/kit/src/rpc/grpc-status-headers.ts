@@ -5,10 +5,16 @@ type NodeHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerRespons
 
 // connect-es reports a request it cannot decode as INTERNAL; to the caller it
 // is bad input, and shellwego's contract says INVALID_ARGUMENT for that (as
-// connect-go does).
-const undecodable = /^parse(%20| )(binary|JSON)/;
+// connect-go does). A message flagged compressed without a grpc-encoding too:
+// the gRPC spec says INTERNAL, but it is the client's mistake, and shellwego
+// answers INTERNAL only for its own faults.
+const undecodable = /^(parse(%20| )(binary|JSON)|received(%20| )compressed(%20| )envelope)/;
 const internal = '13';
 const invalidArgument = '3';
+// Messages often quote what the caller sent (`name: "..." is not an app name`): a caller sending a
+// long value would otherwise get it back in a header that HTTP/2 cannot carry (a 15 KB name reset
+// the stream and the connection). The quote is enough to act on; the rest is cut.
+const MAX_MESSAGE_CHARS = 1024;
 
 /**
  * Percent-encodes a status message as the gRPC spec says: every byte of its
@@ -34,13 +40,23 @@ function conform(headers: OutgoingHttpHeaders | undefined): void {
   } catch {
     // Not percent-encoded after all; encode it as it stands.
   }
-  headers['grpc-message'] = encodeGrpcMessage(decoded);
+  headers['grpc-message'] = encodeGrpcMessage(bounded(decoded));
+}
+
+function bounded(message: string): string {
+  if (message.length <= MAX_MESSAGE_CHARS) return message;
+  // Cut on a code point, not inside a surrogate pair.
+  const kept = Array.from(message.slice(0, MAX_MESSAGE_CHARS + 1))
+    .slice(0, -1)
+    .join('');
+  return `${kept}… (${message.length - kept.length} more characters cut)`;
 }
 
 /**
  * Wraps a Node HTTP/2 handler so every gRPC status it writes (in headers for
  * trailers-only responses, else in trailers) uses spec encoding for
- * grpc-message, and undecodable requests answer INVALID_ARGUMENT.
+ * grpc-message, at most MAX_MESSAGE_CHARS of it, and undecodable requests
+ * answer INVALID_ARGUMENT.
  */
 export function conformGrpcStatus(handler: NodeHandler): NodeHandler {
   return (req, res) => {

@@ -271,6 +271,17 @@ describe('serve: bad input keeps the server serving', () => {
     expect(await raw('/shellwego.secrets.v1.SecretsService/NoSuchMethod', valid)).toBe(Code.Unimplemented);
     expect(await codeOf(secretsClient(admin).listSecrets({}))).toBe('ok');
   });
+
+  it('refuses a NUL character in any text field, nested ones included, before the handler runs', async () => {
+    const before = handlerCalls;
+    const nul = await secretsClient(admin)
+      .listSecrets({ scope: { kind: SecretScopeKind.APP, app: 'we\u0000b' } })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(nul).toMatchObject({ code: Code.InvalidArgument });
+    expect((nul as ConnectError).rawMessage).toBe('scope.app: contains a NUL character (U+0000), which no shellwego name, id or text may hold');
+    expect(handlerCalls).toBe(before);
+    expect(await codeOf(secretsClient(admin).listSecrets({ scope: { kind: SecretScopeKind.APP, app: 'web' } }))).toBe('ok');
+  });
 });
 
 describe('serve: health and reflection', () => {

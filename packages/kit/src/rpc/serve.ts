@@ -18,6 +18,7 @@ import { type GateRefusal, headerGate } from './header-gate.js';
 import { HealthStatus, healthService, ServingStatus } from './health-service.js';
 import { ReflectionIndex, reflectionServiceV1, reflectionServiceV1alpha } from './reflection-service.js';
 import { RefusalTally } from './refusal-tally.js';
+import { refuseNulStrings } from './refuse-nul-strings.js';
 import { codeName, requestLogInterceptor } from './request-log-interceptor.js';
 
 /** A service descriptor with its (possibly partial) implementation. */
@@ -138,7 +139,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           router.service(ReflectionV1, reflectionServiceV1(reflection));
           router.service(ReflectionV1alpha, reflectionServiceV1alpha(reflection));
         },
-        interceptors: [...(options.interceptors ?? []), requestLogInterceptor(logger)],
+        interceptors: [...(options.interceptors ?? []), requestLogInterceptor(logger), refuseNulStrings()],
         readMaxBytes,
         writeMaxBytes: options.writeMaxBytes ?? 4 * mib,
         ...(options.compression === false ? { acceptCompression: [] } : {}),

@@ -5,6 +5,9 @@
 //   SHELLWEGO_FUZZ_SCALE=<k>     k times the CI case count (the longer mode, e.g. 50)
 import fc from 'fast-check';
 
+/** The longest failure report printed. */
+const MAX_REPORT_CHARS = 4_000;
+
 /** The seed CI uses unless told otherwise. */
 const DEFAULT_SEED = 20261204;
 
@@ -49,7 +52,10 @@ export async function runFuzz<T>(name: string, ciRuns: number, property: fc.IAsy
   try {
     await fc.assert(property, { seed, numRuns });
   } catch (error) {
-    throw new Error(`fuzz ${name} failed; replay with SHELLWEGO_FUZZ_SEED=${seed}: ${(error as Error).message}`, { cause: error });
+    // fast-check's report holds the counterexample: cut to a readable size (inputs can be megabytes).
+    const report = (error as Error).message;
+    const shown = report.length > MAX_REPORT_CHARS ? `${report.slice(0, MAX_REPORT_CHARS)}… (${report.length} characters)` : report;
+    throw new Error(`fuzz ${name} failed; replay with SHELLWEGO_FUZZ_SEED=${seed}: ${shown}`, { cause: (error as Error).cause });
   }
   const ms = Math.round(performance.now() - started);
   console.log(`fuzz ${name}: ${numRuns} cases, seed ${seed}${tally ? `, ${tally.toString()}` : ''}, ${ms} ms`);

@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Event, EventSchema } from '@shellwego/contracts/scheduler/v1/events_pb';
+import { asSqlBigint } from '@shellwego/kit/db';
 import { sql } from 'kysely';
 import type { EventDraft } from './event-drafts.js';
 import type { SchedulerDb, SchedulerTx } from './tables.js';
@@ -36,7 +37,7 @@ export async function appendEvents(trx: SchedulerTx, drafts: readonly EventDraft
 
 /** Up to `limit` stored events after `afterCursor` that pass the filter, in cursor order. */
 export async function readEvents(db: SchedulerDb, filter: EventFilter, afterCursor: bigint, limit: number): Promise<Event[]> {
-  let query = db.selectFrom('event').selectAll().where('cursor', '>', afterCursor);
+  let query = db.selectFrom('event').selectAll().where('cursor', '>', asSqlBigint(afterCursor));
   if (filter.app !== '') query = query.where('app', '=', filter.app);
   if (filter.nodeId !== '') query = query.where('node_id', '=', filter.nodeId);
   if (filter.instanceId !== '') query = query.where('instance_id', '=', filter.instanceId);

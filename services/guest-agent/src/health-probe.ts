@@ -21,6 +21,9 @@ export type ProbeExec = (argv: readonly string[], timeoutMs: number) => Promise<
 
 export const DEFAULT_PROBE_TIMEOUT_MS = 1000;
 
+/** What a person reads for the spawn errors a probe command meets most. */
+const SPAWN_ERRORS: Readonly<Record<string, string>> = { ENOENT: 'not found', EACCES: 'permission denied', ENOEXEC: 'not an executable format' };
+
 export function probeTimeoutMs(check: HealthCheck | undefined): number {
   const timeout = check?.timeout;
   if (timeout === undefined) {
@@ -41,9 +44,11 @@ export async function runProbe(check: HealthCheck | undefined, exec: ProbeExec):
     case 'http':
       return httpProbe(probe.value.port, probe.value.path || '/', timeoutMs);
     case 'exec': {
+      const command = probe.value.argv[0] ?? '';
       const outcome = await exec(probe.value.argv, timeoutMs);
       if (outcome.error !== undefined) {
-        return { healthy: false, detail: `exec probe could not start: ${outcome.error}` };
+        const named = command === '' ? '' : `${command}: `;
+        return { healthy: false, detail: `exec probe could not start: ${named}${SPAWN_ERRORS[outcome.error] ?? outcome.error}` };
       }
       if (outcome.timedOut) {
         return { healthy: false, detail: `exec probe did not finish within ${timeoutMs} ms` };
@@ -51,10 +56,10 @@ export async function runProbe(check: HealthCheck | undefined, exec: ProbeExec):
       if (outcome.exitCode === 0) {
         return { healthy: true, detail: 'exec probe exited 0' };
       }
-      return {
-        healthy: false,
-        detail: outcome.exitCode !== null ? `exec probe exited ${outcome.exitCode}` : `exec probe killed by ${outcome.signal ?? 'a signal'}`,
-      };
+      if (outcome.exitCode === null) return { healthy: false, detail: `exec probe killed by ${outcome.signal ?? 'a signal'}` };
+      // Inside a VM the probe starts through busybox, which exits 127/126 when it cannot run the command.
+      const why = outcome.exitCode === 127 ? `: ${command}: not found` : outcome.exitCode === 126 ? `: ${command}: not executable` : '';
+      return { healthy: false, detail: `exec probe exited ${outcome.exitCode}${why}` };
     }
   }
 }

@@ -2,7 +2,8 @@
 // (workload.proto InstanceState) each phase presents to the scheduler, and the transitions
 // allowed between them. InstanceLifecycle holds one instance's phase: it refuses an undeclared
 // transition (logs and throws), and reports a change of the contract state from the transition
-// itself, so the scheduler hears every change exactly once and in order.
+// itself, so the scheduler hears every change exactly once and in order. Within RUNNING it also
+// reports a new reason (the latest health probe result) when its text changes, never a repeat.
 //
 //   ASSIGNED -> PULLING -> BOOTING -> STARTING -> RUNNING <-> HEALTHY
 //   RUNNING | HEALTHY -> RESTARTING -> RUNNING            (secret refresh restarts the workload)
@@ -145,6 +146,18 @@ export class InstanceLifecycle {
 
   can(to: InstancePhase): boolean {
     return LIFECYCLE[this.current].next.includes(to);
+  }
+
+  /**
+   * While RUNNING (the workload runs but is not HEALTHY), reports `reason` as the instance's
+   * reason with the same state, if it differs from the last one reported: the latest health
+   * probe result, so an operator sees it before the health deadline. No transition.
+   */
+  noteRunning(reason: string): void {
+    if (this.current !== 'RUNNING' || reason === this.lastReason) return;
+    this.lastReason = reason;
+    this.hooks.log.debug({ reason }, 'new health probe result');
+    this.hooks.report({ instanceId: this.hooks.instanceId, state: this.presented, time: timestampNow(), reason });
   }
 
   /**

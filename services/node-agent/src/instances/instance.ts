@@ -607,8 +607,13 @@ export class Instance {
     if (this.lifecycle.phase === 'HEALTHY') {
       this.unhealthyStreak += 1;
       if (this.unhealthyStreak >= UNHEALTHY_STREAK) this.lifecycle.transition('RUNNING', `health check failing: ${detail}`);
-    } else if (this.lifecycle.phase === 'RUNNING' && this.healthDeadlineAt !== null && Date.now() > this.healthDeadlineAt) {
-      void this.fail(`the health check did not pass within ${Math.round(this.healthDeadlineMs / 1000)} s of the workload starting: ${detail}`);
+    } else if (this.lifecycle.phase === 'RUNNING') {
+      if (this.healthDeadlineAt !== null && Date.now() > this.healthDeadlineAt) {
+        void this.fail(`the health check did not pass within ${Math.round(this.healthDeadlineMs / 1000)} s of the workload starting: ${detail}`);
+      } else {
+        // Seen before the deadline, reported only when the text changes.
+        this.lifecycle.noteRunning(`health check failing: ${detail}`);
+      }
     }
     return this.lifecycle.phase === 'HEALTHY';
   }

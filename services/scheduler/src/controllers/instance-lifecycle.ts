@@ -8,7 +8,7 @@ import type { AppRecord, InstanceRecord, VersionRecord } from '../leader/cluster
 import type { LeaderContext } from '../leader/leader-context.js';
 import { isTerminal } from '../model/instance-states.js';
 import type { Changes } from '../store/changes.js';
-import { instanceStateEvent, placementEvent } from '../store/event-drafts.js';
+import { healthProbeEvent, instanceStateEvent, placementEvent } from '../store/event-drafts.js';
 
 const MAX_RESTART_BACKOFF_MS = 60_000;
 
@@ -63,6 +63,13 @@ export function changeState(
   if (to === InstanceState.HEALTHY) app.restartFailures = 0;
   // An instance failing while it was being stopped is not a workload failure.
   if (to === InstanceState.FAILED && from !== InstanceState.STOPPING) noteFailure(app, instance, reason, changes.now);
+}
+
+/** A RUNNING instance's latest health probe result becomes its reason, with an event; no state change. */
+export function noteProbeResult(changes: Changes, instance: InstanceRecord, result: string): void {
+  instance.reason = result;
+  changes.instance(instance);
+  changes.event(healthProbeEvent(instance, result, changes.now));
 }
 
 function noteFailure(app: AppRecord, instance: InstanceRecord, reason: string, now: Date): void {

@@ -12,12 +12,12 @@ import { sql } from 'kysely';
 import { rolloutLimits } from '../api/app-spec.js';
 import { reconcileApp } from '../controllers/app-reconciler.js';
 import { anySilent, detectFailures } from '../controllers/failure-detector.js';
-import { changeState, requestStop, sendStop } from '../controllers/instance-lifecycle.js';
+import { changeState, noteProbeResult, requestStop, sendStop } from '../controllers/instance-lifecycle.js';
 import { acceptHello, applyCeiling, helloProblems, markDown, newNodeRecord, setAdminState } from '../controllers/node-lifecycle.js';
 import { placePending } from '../controllers/placement-pass.js';
 import { startRollout, stepRollout } from '../controllers/rollout-controller.js';
 import type { SchedulerMetrics } from '../metrics/scheduler-metrics.js';
-import { refuseReportedTransition, stateName } from '../model/instance-states.js';
+import { isProbeResult, refuseReportedTransition, stateName } from '../model/instance-states.js';
 import { SchedulerError } from '../model/scheduler-error.js';
 import { Changes, type Outgoing } from '../store/changes.js';
 import type { EventFeed } from '../store/event-feed.js';
@@ -401,6 +401,10 @@ export class Leader {
       }
       if (instance.nodeId !== nodeId) {
         logger.warn({ node: nodeId, instance: instance.id, owner: instance.nodeId }, 'ignored an event for an instance placed on another node');
+        continue;
+      }
+      if (isProbeResult(instance.state, event.state)) {
+        if (event.reason !== instance.reason) noteProbeResult(changes, instance, event.reason);
         continue;
       }
       const refusal = refuseReportedTransition(instance.state, event.state);

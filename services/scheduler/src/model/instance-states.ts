@@ -26,6 +26,14 @@ export function stateName(state: InstanceState): string {
 }
 
 /**
+ * Whether a reported event is a RUNNING instance's new health probe result rather than a
+ * transition: the state it already has, RUNNING (its reason is the result).
+ */
+export function isProbeResult(from: InstanceState, to: InstanceState): boolean {
+  return from === InstanceState.RUNNING && to === InstanceState.RUNNING;
+}
+
+/**
  * Why a state a node reports cannot follow the one the scheduler holds, or
  * undefined when it can. Lifecycle states only move forward (skipping is
  * fine: a fast boot may not report every step); the one way back is

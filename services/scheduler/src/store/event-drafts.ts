@@ -3,6 +3,7 @@ import { create } from '@bufbuild/protobuf';
 import type { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import {
   type Event,
+  InstanceHealthProbeSchema,
   InstanceStateChangedSchema,
   NodeState,
   NodeStateChangedSchema,
@@ -48,6 +49,18 @@ export function instanceStateEvent(
       case: 'instanceState',
       value: create(InstanceStateChangedSchema, { from, to, reason, address: instance.address, ...(exitCode === undefined ? {} : { exitCode }) }),
     },
+  };
+}
+
+/** A RUNNING instance's health probe gave a new result (reported when its text changes). */
+export function healthProbeEvent(instance: InstanceRef & { readonly state: InstanceState }, result: string, time: Date): EventDraft {
+  return {
+    time,
+    app: instance.app,
+    nodeId: instance.nodeId ?? '',
+    instanceId: instance.id,
+    message: `instance ${instance.id} ${stateName(instance.state)}, not healthy: ${result}`,
+    detail: { case: 'healthProbe', value: create(InstanceHealthProbeSchema, { state: instance.state, result }) },
   };
 }
 

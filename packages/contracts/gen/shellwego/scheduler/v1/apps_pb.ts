@@ -418,7 +418,9 @@ export type Instance = Message<"shellwego.scheduler.v1.Instance"> & {
   state: InstanceState;
 
   /**
-   * Why it is in this state (PENDING, FAILED, LOST).
+   * Why it is in this state (PENDING, FAILED, LOST); while RUNNING and not
+   * HEALTHY, the latest health probe result (e.g. "health check failing:
+   * exec probe could not start: /bin/true: not found").
    *
    * @generated from field: string reason = 6;
    */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shellwego/scheduler/v1/events.proto.
  */
 export const file_shellwego_scheduler_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiNzaGVsbHdlZ28vc2NoZWR1bGVyL3YxL2V2ZW50cy5wcm90bxIWc2hlbGx3ZWdvLnNjaGVkdWxlci52MSKPAwoFRXZlbnQSDgoGY3Vyc29yGAEgASgEEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA2FwcBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEhMKC2luc3RhbmNlX2lkGAUgASgJEg8KB21lc3NhZ2UYBiABKAkSRgoOaW5zdGFuY2Vfc3RhdGUYByABKAsyLC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkluc3RhbmNlU3RhdGVDaGFuZ2VkSAASPgoJcGxhY2VtZW50GAggASgLMikuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5QbGFjZW1lbnREZWNpc2lvbkgAEjYKB3JvbGxvdXQYCSABKAsyIy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJvbGxvdXRTdGVwSAASPgoKbm9kZV9zdGF0ZRgKIAEoCzIoLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZVN0YXRlQ2hhbmdlZEgAQggKBmRldGFpbCK/AQoUSW5zdGFuY2VTdGF0ZUNoYW5nZWQSMAoEZnJvbRgBIAEoDjIiLnNoZWxsd2Vnby5jb21tb24udjEuSW5zdGFuY2VTdGF0ZRIuCgJ0bxgCIAEoDjIiLnNoZWxsd2Vnby5jb21tb24udjEuSW5zdGFuY2VTdGF0ZRIOCgZyZWFzb24YAyABKAkSFgoJZXhpdF9jb2RlGAQgASgFSACIAQESDwoHYWRkcmVzcxgFIAEoCUIMCgpfZXhpdF9jb2RlIjQKEVBsYWNlbWVudERlY2lzaW9uEg8KB25vZGVfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlUKC1JvbGxvdXRTdGVwEhYKDnRhcmdldF92ZXJzaW9uGAEgASgNEgwKBHN0ZXAYAiABKAkSDwoHaGVhbHRoeRgDIAEoDRIPCgdkZXNpcmVkGAQgASgNIoIBChBOb2RlU3RhdGVDaGFuZ2VkEi8KBGZyb20YASABKA4yIS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVTdGF0ZRItCgJ0bxgCIAEoDjIhLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZVN0YXRlEg4KBnJlYXNvbhgDIAEoCSqEAQoJTm9kZVN0YXRlEhoKFk5PREVfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBOT0RFX1NUQVRFX1JFQURZEAESFwoTTk9ERV9TVEFURV9DT1JET05FRBACEhcKE05PREVfU1RBVEVfRFJBSU5JTkcQAxITCg9OT0RFX1NUQVRFX0RPV04QBGIGcHJvdG8z", [file_google_protobuf_timestamp, file_shellwego_common_v1_workload]);
+  fileDesc("CiNzaGVsbHdlZ28vc2NoZWR1bGVyL3YxL2V2ZW50cy5wcm90bxIWc2hlbGx3ZWdvLnNjaGVkdWxlci52MSLUAwoFRXZlbnQSDgoGY3Vyc29yGAEgASgEEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA2FwcBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEhMKC2luc3RhbmNlX2lkGAUgASgJEg8KB21lc3NhZ2UYBiABKAkSRgoOaW5zdGFuY2Vfc3RhdGUYByABKAsyLC5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLkluc3RhbmNlU3RhdGVDaGFuZ2VkSAASPgoJcGxhY2VtZW50GAggASgLMikuc2hlbGx3ZWdvLnNjaGVkdWxlci52MS5QbGFjZW1lbnREZWNpc2lvbkgAEjYKB3JvbGxvdXQYCSABKAsyIy5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLlJvbGxvdXRTdGVwSAASPgoKbm9kZV9zdGF0ZRgKIAEoCzIoLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZVN0YXRlQ2hhbmdlZEgAEkMKDGhlYWx0aF9wcm9iZRgLIAEoCzIrLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuSW5zdGFuY2VIZWFsdGhQcm9iZUgAQggKBmRldGFpbCJYChNJbnN0YW5jZUhlYWx0aFByb2JlEjEKBXN0YXRlGAEgASgOMiIuc2hlbGx3ZWdvLmNvbW1vbi52MS5JbnN0YW5jZVN0YXRlEg4KBnJlc3VsdBgCIAEoCSK/AQoUSW5zdGFuY2VTdGF0ZUNoYW5nZWQSMAoEZnJvbRgBIAEoDjIiLnNoZWxsd2Vnby5jb21tb24udjEuSW5zdGFuY2VTdGF0ZRIuCgJ0bxgCIAEoDjIiLnNoZWxsd2Vnby5jb21tb24udjEuSW5zdGFuY2VTdGF0ZRIOCgZyZWFzb24YAyABKAkSFgoJZXhpdF9jb2RlGAQgASgFSACIAQESDwoHYWRkcmVzcxgFIAEoCUIMCgpfZXhpdF9jb2RlIjQKEVBsYWNlbWVudERlY2lzaW9uEg8KB25vZGVfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlUKC1JvbGxvdXRTdGVwEhYKDnRhcmdldF92ZXJzaW9uGAEgASgNEgwKBHN0ZXAYAiABKAkSDwoHaGVhbHRoeRgDIAEoDRIPCgdkZXNpcmVkGAQgASgNIoIBChBOb2RlU3RhdGVDaGFuZ2VkEi8KBGZyb20YASABKA4yIS5zaGVsbHdlZ28uc2NoZWR1bGVyLnYxLk5vZGVTdGF0ZRItCgJ0bxgCIAEoDjIhLnNoZWxsd2Vnby5zY2hlZHVsZXIudjEuTm9kZVN0YXRlEg4KBnJlYXNvbhgDIAEoCSqEAQoJTm9kZVN0YXRlEhoKFk5PREVfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBOT0RFX1NUQVRFX1JFQURZEAESFwoTTk9ERV9TVEFURV9DT1JET05FRBACEhcKE05PREVfU1RBVEVfRFJBSU5JTkcQAxITCg9OT0RFX1NUQVRFX0RPV04QBGIGcHJvdG8z", [file_google_protobuf_timestamp, file_shellwego_common_v1_workload]);
 
 /**
  * One persisted scheduler event.
@@ -101,6 +101,15 @@ export type Event = Message<"shellwego.scheduler.v1.Event"> & {
      */
     value: NodeStateChanged;
     case: "nodeState";
+  } | {
+    /**
+     * A RUNNING instance's health probe gave a new result (it is not
+     * HEALTHY yet, or no longer).
+     *
+     * @generated from field: shellwego.scheduler.v1.InstanceHealthProbe health_probe = 11;
+     */
+    value: InstanceHealthProbe;
+    case: "healthProbe";
   } | { case: undefined; value?: undefined };
 };
 
@@ -110,6 +119,36 @@ export type Event = Message<"shellwego.scheduler.v1.Event"> & {
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_shellwego_scheduler_v1_events, 0);
+
+/**
+ * The latest health probe result of a RUNNING instance, reported when its
+ * text changes (not at every probe).
+ *
+ * @generated from message shellwego.scheduler.v1.InstanceHealthProbe
+ */
+export type InstanceHealthProbe = Message<"shellwego.scheduler.v1.InstanceHealthProbe"> & {
+  /**
+   * The instance's state (RUNNING).
+   *
+   * @generated from field: shellwego.common.v1.InstanceState state = 1;
+   */
+  state: InstanceState;
+
+  /**
+   * What the probe found, e.g. "health check failing: exec probe could not
+   * start: /bin/true: not found"; also the instance's reason from now on.
+   *
+   * @generated from field: string result = 2;
+   */
+  result: string;
+};
+
+/**
+ * Describes the message shellwego.scheduler.v1.InstanceHealthProbe.
+ * Use `create(InstanceHealthProbeSchema)` to create a new message.
+ */
+export const InstanceHealthProbeSchema: GenMessage<InstanceHealthProbe> = /*@__PURE__*/
+  messageDesc(file_shellwego_scheduler_v1_events, 1);
 
 /**
  * An instance state transition.
@@ -159,7 +198,7 @@ export type InstanceStateChanged = Message<"shellwego.scheduler.v1.InstanceState
  * Use `create(InstanceStateChangedSchema)` to create a new message.
  */
 export const InstanceStateChangedSchema: GenMessage<InstanceStateChanged> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_events, 1);
+  messageDesc(file_shellwego_scheduler_v1_events, 2);
 
 /**
  * A placement decision.
@@ -187,7 +226,7 @@ export type PlacementDecision = Message<"shellwego.scheduler.v1.PlacementDecisio
  * Use `create(PlacementDecisionSchema)` to create a new message.
  */
 export const PlacementDecisionSchema: GenMessage<PlacementDecision> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_events, 2);
+  messageDesc(file_shellwego_scheduler_v1_events, 3);
 
 /**
  * A rollout step.
@@ -230,7 +269,7 @@ export type RolloutStep = Message<"shellwego.scheduler.v1.RolloutStep"> & {
  * Use `create(RolloutStepSchema)` to create a new message.
  */
 export const RolloutStepSchema: GenMessage<RolloutStep> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_events, 3);
+  messageDesc(file_shellwego_scheduler_v1_events, 4);
 
 /**
  * A node state transition.
@@ -265,7 +304,7 @@ export type NodeStateChanged = Message<"shellwego.scheduler.v1.NodeStateChanged"
  * Use `create(NodeStateChangedSchema)` to create a new message.
  */
 export const NodeStateChangedSchema: GenMessage<NodeStateChanged> = /*@__PURE__*/
-  messageDesc(file_shellwego_scheduler_v1_events, 4);
+  messageDesc(file_shellwego_scheduler_v1_events, 5);
 
 /**
  * The state of a node as the scheduler sees it.

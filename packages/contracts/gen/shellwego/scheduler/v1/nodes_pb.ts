@@ -881,7 +881,9 @@ export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
   messageDesc(file_shellwego_scheduler_v1_nodes, 26);
 
 /**
- * A state change of one instance.
+ * A state change of one instance, or, with the state it already has, a new
+ * reason: while RUNNING, the latest health probe result when its text
+ * changed (the node does not repeat an unchanged one).
  *
  * @generated from message shellwego.scheduler.v1.InstanceEvent
  */
@@ -908,7 +910,8 @@ export type InstanceEvent = Message<"shellwego.scheduler.v1.InstanceEvent"> & {
   time?: Timestamp;
 
   /**
-   * Why (mandatory for FAILED).
+   * Why (mandatory for FAILED); while RUNNING, the latest health probe
+   * result.
    *
    * @generated from field: string reason = 4;
    */

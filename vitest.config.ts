@@ -20,7 +20,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['packages/*/src/**/*.test.ts', 'services/**/*.test.ts', 'cli/src/**/*.test.ts'],
+          include: ['packages/*/src/**/*.test.ts', 'services/**/*.test.ts', 'cli/src/**/*.test.ts', 'scripts/**/*.test.ts'],
           exclude: ['**/node_modules/**', ...serialSuites],
           maxWorkers: 2,
           sequence: { groupOrder: 0 },

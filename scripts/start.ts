@@ -14,6 +14,7 @@ import { hasIdentity, nodeAgentConfig } from '@shellwego/node-agent';
 import { EmbeddedPostgres } from './launcher/embedded-postgres.js';
 import { formatLogLine } from './launcher/format-log-line.js';
 import { prepareVmArtifacts } from './launcher/vm-artifacts.js';
+import { chooseNetwork, NETWORK_ENV, thisHost } from './launcher/vm-network.js';
 
 const services = [
   { name: 'secrets', port: defaultPorts.secrets },
@@ -127,10 +128,13 @@ const artifacts = prepareVmArtifacts(env, say, stopping.signal);
 const schedulerUrl = `https://127.0.0.1:${defaultPorts.scheduler}`;
 if (await waitServing(schedulerUrl, expectedService('scheduler'), admin, 60_000, stopping.signal)) {
   const { guestAgentBundle, guestImageDir } = await artifacts;
+  const network = chooseNetwork(thisHost(env, guestImageDir !== undefined && env.SHELLWEGO_NODE_AGENT_VM_DRIVER !== 'process'));
+  say(`shellwego: VM network ${network.enabled ? 'on (bridge, TAP devices, nftables table shellwego)' : 'off'}: ${network.reason}`);
   const agentEnv: NodeJS.ProcessEnv = {
     ...env,
     [nodeAgentConfig.envNames.guestAgentBundle]: guestAgentBundle,
     ...(guestImageDir === undefined ? {} : { [nodeAgentConfig.envNames.guestImageDir]: guestImageDir }),
+    [NETWORK_ENV]: String(network.enabled),
   };
   if (!joinedBefore(env)) {
     const nodes = createMtlsClient(NodeService, { baseUrl: schedulerUrl, server: expectedService('scheduler'), tls: admin, defaultTimeoutMs: 10_000 });

@@ -22,7 +22,8 @@ interface Launch {
 function npmStart(home: string): Launch {
   const child = spawn('npm', ['start'], {
     cwd: root,
-    env: { ...process.env, SHELLWEGO_HOME: home },
+    // Never the host's interfaces or nftables rules: npm start would turn the VM network on as root.
+    env: { ...process.env, SHELLWEGO_HOME: home, SHELLWEGO_NODE_AGENT_NETWORK: 'false' },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -101,6 +102,9 @@ describe('npm start', () => {
     }
     expect(first.output.join('')).toContain('shellwego: stopped');
     expect(first.output.join('')).not.toMatch(/exited unexpectedly|drain timeout/);
+    // The launcher says why the VM network is off, and the host got no bridge.
+    expect(first.output.join('')).toContain('shellwego: VM network off: SHELLWEGO_NODE_AGENT_NETWORK=false');
+    expect((await run('ip', ['link', 'show', 'swg0']).catch((error: { stderr: string }) => error)).stderr).toMatch(/does not exist/);
     expect(await portsFree()).toBe(true);
 
     for (const key of ['pki/ca.key', 'pki/admin.key', 'pki/services/secrets.key']) {

@@ -25,6 +25,8 @@ export interface NpmStartOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** cgroup.procs of a cgroup to run everything in: the shell that execs npm enters it first. */
   readonly cgroupProcs?: string;
+  /** A network namespace (ip netns) to run everything in: its own loopback, ports and interfaces. */
+  readonly netns?: string;
 }
 
 /** A process, told apart from a later one that reuses its pid by its start time. */
@@ -87,12 +89,14 @@ export class NpmStart {
   }
 
   static start(options: NpmStartOptions): NpmStart {
-    const env = { ...process.env, SHELLWEGO_HOME: options.home, ...options.env };
+    // Never the host's interfaces or nftables rules: npm start would turn the VM network on as root.
+    const env = { ...process.env, SHELLWEGO_HOME: options.home, SHELLWEGO_NODE_AGENT_NETWORK: 'false', ...options.env };
     // The shell moves itself into the cgroup before npm exists, so every process is charged there.
+    const npm = options.netns === undefined ? ['npm', 'start'] : ['ip', 'netns', 'exec', options.netns, 'npm', 'start'];
     const child =
       options.cgroupProcs === undefined
-        ? spawn('npm', ['start'], { cwd: repoRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn('sh', ['-c', 'echo $$ > "$1" && exec npm start', 'sh', options.cgroupProcs], {
+        ? spawn(npm[0] as string, npm.slice(1), { cwd: repoRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', options.cgroupProcs, ...npm], {
             cwd: repoRoot,
             env,
             detached: true,

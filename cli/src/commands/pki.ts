@@ -1,13 +1,16 @@
+import { X509Certificate } from 'node:crypto';
 import { appendFile, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   CertificateAuthority,
   fileExists,
+  introduceNodeIntermediate,
   isValidIdentitySegment,
   normalizeSerial,
   type Principal,
   privateKeyMode,
   publicFileMode,
+  retireNodeIntermediate,
   serviceNames,
   writeFileAtomic,
 } from '@shellwego/kit/pki';
@@ -15,7 +18,7 @@ import type { Command } from 'commander';
 import { CliError, type GlobalOptions } from '../global-options.js';
 import { printValue } from '../output.js';
 
-/** `shellwego ca init`. */
+/** `shellwego ca init`, `ca intermediate` and `ca retire`. */
 export function caCommands(ca: Command): void {
   ca.command('init')
     .description('create a new cluster CA at --ca (its key beside it, mode 0600)')
@@ -29,7 +32,57 @@ export function caCommands(ca: Command): void {
       const authority = await CertificateAuthority.create();
       await writeFileAtomic(keyPath, authority.keyPem, privateKeyMode);
       await writeFileAtomic(globals.ca, authority.certPem, publicFileMode);
-      printValue(globals.output, { ca: globals.ca, key: keyPath }, `created CA ${globals.ca} (key ${keyPath})`);
+      printValue(
+        globals.output,
+        { ca: globals.ca, key: keyPath },
+        `created CA ${globals.ca} (key ${keyPath}); next, \`shellwego ca intermediate --out DIR\` makes the node CA the scheduler signs with`,
+      );
+    });
+  ca.command('intermediate')
+    .description(
+      'create a node-issuing intermediate CA (path length 0, signed by the root at --ca, which needs its key beside it) for the scheduler, and add it to the trust bundle --ca',
+    )
+    .option('--out <dir>', 'directory to write <name>.crt and <name>.key into', '.')
+    .option('--name <name>', 'file name and certificate name of the intermediate', 'node-ca')
+    .action(async (options: { out: string; name: string }, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      if (!isValidIdentitySegment(options.name)) throw new CliError(`"${options.name}" is not a valid name: lowercase letters, digits, '.', '_' and '-'`);
+      const target = { cert: join(options.out, `${options.name}.crt`), key: join(options.out, `${options.name}.key`) };
+      if ((await fileExists(target.cert)) || (await fileExists(target.key)))
+        throw new CliError(`${target.cert} or ${target.key} exists already; choose another --name or --out`);
+      const root = await loadAuthority(globals.ca);
+      if (!root.isRoot) throw new CliError(`the key beside ${globals.ca} is not the cluster root's; intermediates are signed by the root`);
+      const intermediate = await introduceNodeIntermediate(
+        root,
+        { bundle: globals.ca, key: caKeyPath(globals.ca) },
+        target,
+        `shellwego node CA ${options.name}`,
+      );
+      printValue(
+        globals.output,
+        { cert: target.cert, key: target.key, bundle: globals.ca },
+        `created node CA ${target.cert} (key ${target.key}, valid until ${new Date(new X509Certificate(intermediate.certPem).validTo).toISOString()}) and added it to ${globals.ca}.\n` +
+          `Copy ${globals.ca} to every host (processes re-read it within seconds), then give the scheduler ${target.cert} and ${target.key} ` +
+          '(SHELLWEGO_SCHEDULER_NODE_CA_CERT, SHELLWEGO_SCHEDULER_NODE_CA_KEY) and restart it',
+      );
+    });
+  ca.command('retire')
+    .description('remove a node-issuing intermediate from the trust bundle --ca: every process refuses the certificates it signed once it re-reads the bundle')
+    .argument('<cert>', "the intermediate's certificate file")
+    .action(async (certPath: string, _options: unknown, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      let removed: boolean;
+      try {
+        removed = await retireNodeIntermediate({ bundle: globals.ca, key: caKeyPath(globals.ca) }, await readFile(certPath, 'utf8'));
+      } catch (error) {
+        throw new CliError(`cannot retire ${certPath}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      if (!removed) throw new CliError(`${certPath} is not in the trust bundle ${globals.ca}`);
+      printValue(
+        globals.output,
+        { retired: certPath, bundle: globals.ca },
+        `retired ${certPath}: removed from ${globals.ca}; copy it to every host. Nodes still holding its certificates must renew first (they do at two thirds of their lifetime)`,
+      );
     });
 }
 

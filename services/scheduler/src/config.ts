@@ -27,9 +27,14 @@ export const schedulerConfig = defineConfig('SHELLWEGO_SCHEDULER', {
     description: 'PKCS#8 PEM Ed25519 key that signs the grants sent with assignments',
   }),
   grantTtl: duration({ default: '2m', description: 'lifetime of a grant (at most 10m); a fresh one goes with every start and refresh' }),
-  caKey: path({
-    default: '$SHELLWEGO_HOME/pki/ca.key',
-    description: 'PEM key of the cluster CA (its certificate is TLS_CA); signs node certificates',
+  nodeCaCert: path({
+    default: '$SHELLWEGO_HOME/pki/node-ca.crt',
+    description:
+      'PEM certificate of the node-issuing intermediate CA (path length 0, signed by the cluster root, listed in TLS_CA); sent to nodes with their certificates',
+  }),
+  nodeCaKey: path({
+    default: '$SHELLWEGO_HOME/pki/node-ca.key',
+    description: "PEM key of that intermediate; signs node certificates at join and renewal. Never the root CA's key: start-up refuses it",
   }),
   joinAuditInterval: duration({
     default: '60s',

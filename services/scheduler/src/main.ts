@@ -33,7 +33,7 @@ await runService({
   definition: schedulerConfig,
   async setup({ config, logger, tls, shuttingDown, metrics }) {
     checkSettings(config);
-    const keys = await loadSigningMaterial(config);
+    const keys = await loadSigningMaterial(config, tls.caPem);
     const database = await openDatabase<SchedulerTables>({ url: config.database, schema: 'scheduler', migrations, logger, metrics });
     const { db, dialect } = database;
     const feed = new EventFeed(db, logger, EVENT_POLL_MS);
@@ -87,7 +87,7 @@ await runService({
       feed,
       tokens: new JoinTokens(db),
       joinRefusals,
-      certificates: await NodeCertificates.load(tls.caPem, keys.caKeyPem, config.nodeCertValidity),
+      certificates: new NodeCertificates(keys.nodeCa, tls.caPem, config.nodeCertValidity),
       ledger,
       images: new RegistryImageResolver(config.registryUrl, tls, config.registryTimeout),
       logger,

@@ -5,7 +5,7 @@ import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { NodeState } from '@shellwego/contracts/scheduler/v1/events_pb';
 import { NodeService } from '@shellwego/contracts/scheduler/v1/nodes_pb';
 import { PushQueue } from '@shellwego/kit/async';
-import { createCsr } from '@shellwego/kit/pki';
+import { createCsr, pemCertificates, TrustBundle } from '@shellwego/kit/pki';
 import { createMtlsTransport, expectedService } from '@shellwego/kit/rpc';
 import { FakeNode } from '@shellwego/testing/scheduler/fake-node';
 import { HEARTBEAT_INTERVAL_MS, SchedulerHarness } from '@shellwego/testing/scheduler/scheduler-harness';
@@ -39,7 +39,16 @@ describe('joining with a token', () => {
 
     const cert = new X509Certificate(joined.tls.certPem);
     expect(cert.subjectAltName).toContain(`URI:spiffe://shellwego/node/${joined.nodeId}`);
-    expect(cert.verify(new X509Certificate(harness.caPem).publicKey)).toBe(true);
+    // node -> node intermediate -> root: the chain comes with the certificate, and the intermediate is one the bundle trusts for nodes.
+    const [, intermediatePem, ...rest] = pemCertificates(joined.tls.certPem);
+    expect(rest).toEqual([]);
+    const intermediate = new X509Certificate(intermediatePem ?? '');
+    expect(cert.verify(intermediate.publicKey)).toBe(true);
+    const trust = TrustBundle.parse(harness.caPem);
+    expect(trust.issuerOf(cert)).toEqual({ role: 'node-issuing', subject: 'CN=shellwego development node CA' });
+    expect(trust.nodeIssuers.map((c) => c.fingerprint256)).toEqual([intermediate.fingerprint256]);
+    expect(intermediate.verify(trust.roots[0]?.publicKey ?? intermediate.publicKey)).toBe(true);
+    expect(cert.verify(trust.roots[0]?.publicKey ?? intermediate.publicKey)).toBe(false);
     const lifetimeMs = Date.parse(cert.validTo) - Date.now();
     expect(lifetimeMs).toBeGreaterThan(23 * 3_600_000);
     expect(lifetimeMs).toBeLessThan(25 * 3_600_000);

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { parseSpiffeId } from '../pki/identity.js';
+import { issuerRefusal } from '../pki/issuer-policy.js';
 import type { PeerCertificate } from '../pki/peer-certificate.js';
 import type { RevocationList } from '../pki/revocation-list.js';
 import type { CallerIdentity } from './access-policy.js';
@@ -37,6 +38,8 @@ export function authenticatePeer(peer: PeerCertificate, revoked: RevocationList,
   if (!principal || principals.length > 1) {
     throw new ConnectError('client certificate must carry exactly one spiffe://shellwego/{user,node,service}/<name> URI SAN', Code.Unauthenticated);
   }
+  const wrongIssuer = issuerRefusal(principal, peer.issuer);
+  if (wrongIssuer !== undefined) throw new ConnectError(`client certificate refused: ${wrongIssuer}`, Code.Unauthenticated);
   return principal;
 }
 

@@ -11,6 +11,7 @@ import { describeIdentity } from '../auth/access-policy.js';
 import { authenticatePeer } from '../auth/authenticate-peer.js';
 import { peerCertificateOf } from '../pki/peer-certificate.js';
 import type { RevocationList } from '../pki/revocation-list.js';
+import { TrustBundle } from '../pki/trust-bundle.js';
 import type { TlsMaterial } from '../rpc/serve.js';
 
 /** The user roles that may scrape metrics. */
@@ -22,6 +23,8 @@ export interface MetricsServerOptions {
   /** The process's own certificate and the cluster CA that scrapers' certificates chain to. */
   readonly tls: TlsMaterial;
   readonly revoked: RevocationList;
+  /** Which CA may sign which kind of principal; default the bundle `tls.caPem`. */
+  readonly trust?: TrustBundle;
 }
 
 export interface MetricsServer {
@@ -31,11 +34,12 @@ export interface MetricsServer {
 }
 
 export async function serveMetrics(registry: Registry, options: MetricsServerOptions): Promise<MetricsServer> {
+  const trust = options.trust ?? TrustBundle.parse(options.tls.caPem);
   const server: Server = createServer(
     // The certificate is checked per request below, so a refused scraper learns why.
     { ca: options.tls.caPem, cert: options.tls.certPem, key: options.tls.keyPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
     (req, res) => {
-      const refusal = refusalOf(req.socket as TLSSocket, options.revoked);
+      const refusal = refusalOf(req.socket as TLSSocket, options.revoked, trust);
       if (refusal !== undefined) {
         res.writeHead(refusal.status, { 'content-type': 'text/plain' }).end(`${refusal.message}\n`);
         return;
@@ -70,10 +74,10 @@ export async function serveMetrics(registry: Registry, options: MetricsServerOpt
   };
 }
 
-function refusalOf(socket: TLSSocket, revoked: RevocationList): { status: 401 | 403; message: string } | undefined {
+function refusalOf(socket: TLSSocket, revoked: RevocationList, trust: TrustBundle): { status: 401 | 403; message: string } | undefined {
   let identity: ReturnType<typeof authenticatePeer>;
   try {
-    identity = authenticatePeer(peerCertificateOf(socket), revoked, false);
+    identity = authenticatePeer(peerCertificateOf(socket, trust), revoked, false);
   } catch (error) {
     return { status: 401, message: ConnectError.from(error).rawMessage };
   }

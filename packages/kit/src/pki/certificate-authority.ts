@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { type Principal, spiffeId, trustDomain } from './identity.js';
+import { pemCertificates } from './trust-bundle.js';
 import { type CryptoKey, type EcKeyAlgorithm, ecdsaP256, type KeyUsage, subtle, x509 } from './x509-provider.js';
 
 export interface IssuedCertificate {
@@ -40,27 +41,97 @@ export class CertificateAuthority {
 
   static async create(options: { commonName?: string; validityDays?: number } = {}): Promise<CertificateAuthority> {
     const keys = await subtle.generateKey(ecdsaP256, true, ['sign', 'verify']);
+    return CertificateAuthority.selfSigned(keys, new x509.Name([{ CN: [options.commonName ?? `${trustDomain} cluster CA`] }]), options.validityDays ?? 3650);
+  }
+
+  /**
+   * Loads a CA from its key and a PEM holding its certificate, alone or in a bundle (the trust
+   * bundle holds the root and the node intermediates): the certificate is the one whose public
+   * key is the key's.
+   */
+  static async load(certPem: string, keyPem: string): Promise<CertificateAuthority> {
+    const publicDer = createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' });
+    const own = pemCertificates(certPem).find((block) => new X509Certificate(block).publicKey.export({ type: 'spki', format: 'der' }).equals(publicDer));
+    if (own === undefined) throw new Error("none of the certificates given is the CA key's certificate");
+    const key = await importKeyPem(keyPem, ['sign']);
+    return new CertificateAuthority(own, keyPem, new x509.X509Certificate(own), key);
+  }
+
+  /** True for a self-signed CA: the cluster root. */
+  get isRoot(): boolean {
+    const cert = new X509Certificate(this.certPem);
+    return cert.checkIssued(cert) && cert.verify(cert.publicKey);
+  }
+
+  /**
+   * The root's path length: 0 forbids intermediates (roots made before node intermediates
+   * existed), undefined means no limit.
+   */
+  get pathLength(): number | undefined {
+    return this.cert.getExtension(x509.BasicConstraintsExtension)?.pathLength;
+  }
+
+  /**
+   * The same root (same key, same name, so everything it signed still verifies) certified
+   * again with path length 1, so it can sign node intermediates. Roots made before them
+   * had path length 0.
+   */
+  async recertifiedForIntermediates(): Promise<CertificateAuthority> {
+    if (!this.isRoot) throw new Error('only the self-signed cluster root can be certified again');
+    const publicKey = await new x509.X509Certificate(this.certPem).publicKey.export(ecdsaP256, ['verify']);
+    const days = Math.max(1, Math.round((this.cert.notAfter.getTime() - Date.now()) / 86_400_000));
+    const again = await CertificateAuthority.selfSigned({ publicKey, privateKey: this.key }, this.cert.subjectName, days);
+    return new CertificateAuthority(again.certPem, this.keyPem, again.cert, this.key);
+  }
+
+  /**
+   * A node-issuing intermediate signed by this root: CA with path length 0 (it can sign
+   * leaves only) and key usage keyCertSign and cRLSign. The authorizer accepts what it signs
+   * for node identities only.
+   */
+  async issueIntermediate(options: { commonName: string; validityDays: number }): Promise<CertificateAuthority> {
+    if (!this.isRoot) throw new Error('node intermediates are signed by the cluster root');
+    if (this.pathLength === 0)
+      throw new Error('this root has path length 0 and cannot sign intermediates; certify it again first (recertifiedForIntermediates)');
+    const keys = await subtle.generateKey(ecdsaP256, true, ['sign', 'verify']);
     const now = Date.now();
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    const notAfter = Math.min(now + options.validityDays * 86_400_000, this.cert.notAfter.getTime());
+    const cert = await x509.X509CertificateGenerator.create({
       serialNumber: randomSerial(),
-      name: new x509.Name([{ CN: [options.commonName ?? `${trustDomain} cluster CA`] }]),
+      subject: new x509.Name([{ CN: [options.commonName] }]),
+      issuer: this.cert.subjectName,
       notBefore: new Date(now - clockSkewMs),
-      notAfter: new Date(now + (options.validityDays ?? 3650) * 86_400_000),
-      keys,
+      notAfter: new Date(notAfter),
+      publicKey: keys.publicKey,
+      signingKey: this.key,
       signingAlgorithm: ecdsaP256,
       extensions: [
         new x509.BasicConstraintsExtension(true, 0, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        await x509.AuthorityKeyIdentifierExtension.create(this.cert),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
     return new CertificateAuthority(cert.toString('pem'), await exportKeyPem(keys.privateKey), cert, keys.privateKey);
   }
 
-  static async load(certPem: string, keyPem: string): Promise<CertificateAuthority> {
-    const cert = new x509.X509Certificate(certPem);
-    const key = await importKeyPem(keyPem, ['sign']);
-    return new CertificateAuthority(certPem, keyPem, cert, key);
+  private static async selfSigned(keys: { publicKey: CryptoKey; privateKey: CryptoKey }, name: x509.Name, validityDays: number): Promise<CertificateAuthority> {
+    const now = Date.now();
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: randomSerial(),
+      name,
+      notBefore: new Date(now - clockSkewMs),
+      notAfter: new Date(now + validityDays * 86_400_000),
+      keys,
+      signingAlgorithm: ecdsaP256,
+      extensions: [
+        // Path length 1: the root signs node intermediates, which sign leaves only.
+        new x509.BasicConstraintsExtension(true, 1, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    return new CertificateAuthority(cert.toString('pem'), await exportKeyPem(keys.privateKey), cert, keys.privateKey);
   }
 
   /** Issues a certificate with a fresh key pair generated here (services, users, the dev launcher). */

@@ -1,4 +1,5 @@
 import type { TLSSocket } from 'node:tls';
+import type { CertificateIssuer, TrustBundle } from './trust-bundle.js';
 
 /** What the TLS layer established about the caller's client certificate. */
 export interface PeerCertificate {
@@ -14,6 +15,8 @@ export interface PeerCertificate {
   readonly organizationalUnits: readonly string[];
   /** Serial number, lowercase hex. */
   readonly serial: string;
+  /** Which CA of the trust bundle signed it: decides which kind of principal it may name. */
+  readonly issuer: CertificateIssuer;
 }
 
 export const noPeerCertificate: PeerCertificate = {
@@ -22,9 +25,10 @@ export const noPeerCertificate: PeerCertificate = {
   uris: [],
   organizationalUnits: [],
   serial: '',
+  issuer: { role: 'unknown', subject: '' },
 };
 
-export function peerCertificateOf(socket: TLSSocket): PeerCertificate {
+export function peerCertificateOf(socket: TLSSocket, trust: TrustBundle): PeerCertificate {
   const cert = socket.getPeerX509Certificate();
   if (!cert) return noPeerCertificate;
   const authorizationError = socket.authorizationError ? String(socket.authorizationError) : undefined;
@@ -38,6 +42,7 @@ export function peerCertificateOf(socket: TLSSocket): PeerCertificate {
       .filter((line) => line.startsWith('OU='))
       .map((line) => line.slice(3)),
     serial: cert.serialNumber.toLowerCase(),
+    issuer: trust.issuerOf(cert),
   };
 }
 

@@ -2,6 +2,7 @@ import type { SecureClientSessionOptions } from 'node:http2';
 import type { DescService } from '@bufbuild/protobuf';
 import { type Client, createClient, type Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
+import { TrustBundle } from '../pki/trust-bundle.js';
 import { clientInterceptors } from './client-interceptors.js';
 import type { TlsMaterial } from './serve.js';
 import { type ExpectedServer, serverIdentityCheck } from './server-identity.js';
@@ -30,7 +31,7 @@ export function mtlsSessionOptions(tls: ClientTls, server: ExpectedServer): Secu
     ca: tls.caPem,
     ...('certPem' in tls ? { cert: tls.certPem, key: tls.keyPem } : {}),
     rejectUnauthorized: true,
-    checkServerIdentity: serverIdentityCheck(server),
+    checkServerIdentity: serverIdentityCheck(server, TrustBundle.parse(tls.caPem)),
   };
 }
 

@@ -6,6 +6,7 @@ import type { CallerIdentity } from '../auth/access-policy.js';
 import { authorizeCall } from '../auth/authorize-call.js';
 import { noPeerCertificate, peerCertificateOf } from '../pki/peer-certificate.js';
 import type { RevocationList } from '../pki/revocation-list.js';
+import type { TrustBundle } from '../pki/trust-bundle.js';
 import { answerWithError } from './early-response.js';
 
 type NodeHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
@@ -25,6 +26,8 @@ export interface HeaderGateOptions {
   /** Every service the server routes, the standard ones included. */
   readonly services: readonly DescService[];
   readonly revoked: RevocationList;
+  /** The CAs whose signature decides which kind of principal a certificate may name. */
+  readonly trust: TrustBundle;
   /** Hears of each refusal; the caller gets its answer once this settles (so an audit row is written first). */
   readonly onRefused: (refusal: GateRefusal) => void | Promise<void>;
 }
@@ -59,7 +62,7 @@ export function headerGate(options: HeaderGateOptions, next: AdmittedHandler): H
       return;
     }
     const socket = req.stream.session?.socket as TLSSocket | undefined;
-    const decision = authorizeCall(method, socket ? peerCertificateOf(socket) : noPeerCertificate, options.revoked);
+    const decision = authorizeCall(method, socket ? peerCertificateOf(socket, options.trust) : noPeerCertificate, options.revoked);
     if (decision.admitted) {
       admitted.set(req, decision.caller);
       next(req, res, decision.caller);

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { callerKey, describeIdentity, peerAddressKey, peerCertificateKey, type RefusalListener } from '../auth/index.js';
 import { peerCertificateOf } from '../pki/peer-certificate.js';
 import { RevocationList } from '../pki/revocation-list.js';
+import { TrustBundle } from '../pki/trust-bundle.js';
 import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS, limitConnectionsPerPeer } from './connection-limits.js';
 import { endUnreadRequests } from './end-unread-requests.js';
 import { conformGrpcStatus } from './grpc-status-headers.js';
@@ -51,6 +52,8 @@ export interface ServeOptions {
   readonly services: readonly ServiceRegistration[];
   readonly logger: Logger;
   readonly revoked?: RevocationList;
+  /** Which CA may sign which kind of principal; default the bundle `tls.caPem`, read once. */
+  readonly trust?: TrustBundle;
   /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. Default 4 MiB; from callers without a certificate at most 64 KiB. */
   readonly readMaxBytes?: number;
   /** Largest response message sent. Default 4 MiB. */
@@ -111,6 +114,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   // Connect adds a listener per in-flight call to this shared signal.
   setMaxListeners(0, cancelInFlight.signal);
   const revoked = options.revoked ?? RevocationList.empty();
+  const trust = options.trust ?? TrustBundle.parse(options.tls.caPem);
   const served = options.services.map((s) => s.service);
   const routed = [...served, Health, ReflectionV1, ReflectionV1alpha];
   const reflection = new ReflectionIndex(routed);
@@ -150,7 +154,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
           const caller = gate.callerOf(req as http2.Http2ServerRequest);
           if (caller !== undefined) values.set(callerKey, caller);
           const socket = (req as http2.Http2ServerRequest).stream?.session?.socket as TLSSocket | undefined;
-          if (socket) values.set(peerCertificateKey, peerCertificateOf(socket)).set(peerAddressKey, socket.remoteAddress ?? '');
+          if (socket) values.set(peerCertificateKey, peerCertificateOf(socket, trust)).set(peerAddressKey, socket.remoteAddress ?? '');
           return values;
         },
       }),
@@ -159,7 +163,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const forCertificates = connectHandler(readMaxBytes);
   // A caller without a certificate (JoinNode only) gets a small message limit: its request is a token and a CSR.
   const forAnonymous = connectHandler(Math.min(readMaxBytes, ANONYMOUS_READ_MAX_BYTES));
-  const gate = headerGate({ services: routed, revoked, onRefused: refused }, (req, res, caller) =>
+  const gate = headerGate({ services: routed, revoked, trust, onRefused: refused }, (req, res, caller) =>
     (caller.kind === 'anonymous' ? forAnonymous : forCertificates)(req, res),
   );
 

@@ -2,9 +2,12 @@
 // issued a certificate to": a node could present its own certificate for a host name it chose
 // at join and pose as the secrets service. So every client also names the principal it expects
 // and refuses any other URI SAN during the TLS handshake, before a request byte is written.
+import { X509Certificate } from 'node:crypto';
 import { checkServerIdentity, type PeerCertificate as TlsPeerCertificate } from 'node:tls';
 import { type Principal, parseSpiffeId, type ServiceName, spiffeId, trustDomain } from '../pki/identity.js';
+import { issuerRefusal } from '../pki/issuer-policy.js';
 import { uriSubjectAltNames } from '../pki/peer-certificate.js';
+import type { TrustBundle } from '../pki/trust-bundle.js';
 
 /** The server a client expects: a named control service, one node, or (for an operator who
  *  addressed a node agent by URL alone) any node of the cluster. */
@@ -28,15 +31,20 @@ export function isExpectedServer(principal: Principal | undefined, expected: Exp
 
 /**
  * A `checkServerIdentity` for tls.connect: the usual host name check, then the URI SAN must be
- * exactly the expected principal. Returns the error that aborts the handshake, or undefined.
+ * exactly the expected principal, signed by a CA of `trust` that may sign that kind (a node
+ * intermediate signs nodes only). Returns the error that aborts the handshake, or undefined.
  */
-export function serverIdentityCheck(expected: ExpectedServer): (host: string, cert: TlsPeerCertificate) => Error | undefined {
+export function serverIdentityCheck(expected: ExpectedServer, trust: TrustBundle): (host: string, cert: TlsPeerCertificate) => Error | undefined {
   return (host, cert) => {
     const hostError = checkServerIdentity(host, cert);
     if (hostError !== undefined) return hostError;
     const uris = uriSubjectAltNames(cert.subjectaltname ?? '');
     const principals = uris.map((uri) => parseSpiffeId(uri));
-    if (uris.length === 1 && isExpectedServer(principals[0], expected)) return undefined;
+    const [principal] = principals;
+    if (uris.length === 1 && principal !== undefined && isExpectedServer(principal, expected)) {
+      const wrongIssuer = issuerRefusal(principal, trust.issuerOf(new X509Certificate(cert.raw)));
+      return wrongIssuer === undefined ? undefined : new Error(`refusing the server at ${host}: ${wrongIssuer}`);
+    }
     const presented = uris.length === 0 ? 'no shellwego identity' : uris.join(', ');
     return new Error(
       `refusing the server at ${host}: it presented ${presented}, expected ${describeExpected(expected)}; ` +

@@ -8,7 +8,10 @@ import { DEFAULT_CONNECTION_LIMITS } from '../rpc/connection-limits.js';
 export function serverSettings(process: string, defaultPort: number) {
   return {
     listen: hostPort({ default: `127.0.0.1:${defaultPort}`, description: 'address to serve on, host:port' }),
-    tlsCa: path({ default: '$SHELLWEGO_HOME/pki/ca.crt', description: 'PEM of the cluster CA that client certificates must chain to' }),
+    tlsCa: path({
+      default: '$SHELLWEGO_HOME/pki/ca.crt',
+      description: 'PEM trust bundle: the cluster root CA, then each node-issuing intermediate trusted now (re-read while running; removing one retires it)',
+    }),
     tlsCert: path({ default: `$SHELLWEGO_HOME/pki/services/${process}.crt`, description: "PEM of this process's certificate" }),
     tlsKey: path({ default: `$SHELLWEGO_HOME/pki/services/${process}.key`, description: "PEM of this process's private key" }),
     revokedCerts: path({ default: '$SHELLWEGO_HOME/pki/revoked.txt', description: 'revoked certificate serials, one hex serial per line' }),

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from '../config/index.js';
 import { errnoCode } from '../errors/errno.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { createMetricsRegistry, type MetricsRegistry, type MetricsServer, rpcMetrics, serveMetrics } from '../metrics/index.js';
-import { type RevocationFeed, RevocationList } from '../pki/index.js';
+import { type RevocationFeed, RevocationList, TrustBundle, TrustBundleError } from '../pki/index.js';
 import { type RunningServer, type ServiceRegistration, serve, type TlsMaterial } from '../rpc/index.js';
 import { serverTracingInterceptor, startTracing } from '../tracing/index.js';
 import { schedulerRevocationFeed } from './scheduler-revocation-feed.js';
@@ -66,6 +66,8 @@ export async function startService<S extends ServerSettings & Record<string, Set
   if (tracing.exporting) logger.info('exporting traces over OTLP (OTEL_* settings)');
   const tls = await readTls(config, options.definition.envNames);
   const revoked = await RevocationList.fromFile(config.revokedCerts, { watch: true });
+  // Re-read while running, so node intermediates are introduced and retired without a restart.
+  const trust = await readTrust(config.tlsCa, options.definition.envNames.tlsCa);
   const shutdown = new AbortController();
   const metrics = createMetricsRegistry();
   const rpc = rpcMetrics(metrics);
@@ -88,6 +90,7 @@ export async function startService<S extends ServerSettings & Record<string, Set
       port: config.listen.port,
       tls,
       revoked,
+      trust,
       logger,
       services: parts.services,
       readMaxBytes: config.maxMessageBytes,
@@ -107,7 +110,7 @@ export async function startService<S extends ServerSettings & Record<string, Set
     await tracing.shutdown();
     throw error;
   }
-  const metricsServer = await serveMetricsIfWanted(metrics, config.metricsListen, { tls, revoked }, logger, options.definition.envNames.metricsListen);
+  const metricsServer = await serveMetricsIfWanted(metrics, config.metricsListen, { tls, revoked, trust }, logger, options.definition.envNames.metricsListen);
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -116,6 +119,7 @@ export async function startService<S extends ServerSettings & Record<string, Set
       await metricsServer?.close();
       await parts.close?.();
       revoked.close();
+      trust.close();
       await tracing.shutdown();
     })());
   return { config, server, logger, metrics, metricsUrl: metricsServer?.url, stop };
@@ -140,11 +144,20 @@ async function readTls(config: { tlsCa: string; tlsCert: string; tlsKey: string 
   return { caPem: await read('tlsCa'), certPem: await read('tlsCert'), keyPem: await read('tlsKey') };
 }
 
+async function readTrust(path: string, envName: string | undefined): Promise<TrustBundle> {
+  try {
+    return await TrustBundle.fromFile(path, { watch: true });
+  } catch (error) {
+    if (!(error instanceof TrustBundleError)) throw error;
+    throw new ConfigError([{ setting: 'tlsCa', envVar: envName, source: 'default', message: `${envName ?? 'tlsCa'}: ${error.message}` }]);
+  }
+}
+
 /** Metrics are for watching a service, not for running it: a taken port is logged, not fatal. */
 async function serveMetricsIfWanted(
   registry: MetricsRegistry,
   listen: { host: string; port: number } | undefined,
-  access: { tls: TlsMaterial; revoked: RevocationList },
+  access: { tls: TlsMaterial; revoked: RevocationList; trust: TrustBundle },
   logger: Logger,
   envName: string,
 ): Promise<MetricsServer | undefined> {

@@ -18,7 +18,7 @@ import { tapDeviceFor } from '@shellwego/node-agent';
 import { missingNetns, NetnsSet } from '@shellwego/testing/netns';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { logsUntil } from './support/instance-watch.js';
+import { lineAppears, logsUntil } from './support/instance-watch.js';
 import { NodePlatform } from './support/node-platform.js';
 import { scriptImageArchive } from './support/script-image.js';
 import { missingVmHost } from './support/vm-host.js';
@@ -209,10 +209,9 @@ describe.skipIf(skipReason !== undefined)('the VM network with real VMs (qemu dr
     }
 
     // Round 1: what every guest can and cannot reach.
-    await writeFile(
-      join(www, 'world', 'plan'),
+    const reachPlan = (round: number) =>
       [
-        'ROUND=1',
+        `ROUND=${round}`,
         'run_plan() {',
         `  probe world ${WORLD} 80`,
         `  probe nat ${WORLD} 80 /cgi-bin/peer`,
@@ -224,14 +223,17 @@ describe.skipIf(skipReason !== undefined)('the VM network with real VMs (qemu dr
         `  probe beta ${beta.address} 8080`,
         '}',
         '',
-      ].join('\n'),
-    );
-    const round1 = Object.fromEntries(await Promise.all(instances.map(async (i) => [i.instanceId, await roundOf(agent.client, i.instanceId, 1)] as const)));
-    console.log(`[vm-network] round 1: ${JSON.stringify(round1)}`);
-    const outside = { world: 'world', nat: NODE_WAN, control: 'FAIL', 'agent-gateway': 'FAIL', 'agent-wan': 'FAIL' };
-    expect(round1[alpha1.instanceId]).toEqual({ ...outside, alpha1: 'alpha', alpha2: 'alpha', beta: 'FAIL' });
-    expect(round1[alpha2.instanceId]).toEqual({ ...outside, alpha1: 'alpha', alpha2: 'alpha', beta: 'FAIL' });
-    expect(round1[beta.instanceId]).toEqual({ ...outside, alpha1: 'FAIL', alpha2: 'FAIL', beta: 'beta' });
+      ].join('\n');
+    const expectReach = async (round: number) => {
+      await writeFile(join(www, 'world', 'plan'), reachPlan(round));
+      const seen = Object.fromEntries(await Promise.all(instances.map(async (i) => [i.instanceId, await roundOf(agent.client, i.instanceId, round)] as const)));
+      console.log(`[vm-network] round ${round}: ${JSON.stringify(seen)}`);
+      const outside = { world: 'world', nat: NODE_WAN, control: 'FAIL', 'agent-gateway': 'FAIL', 'agent-wan': 'FAIL' };
+      expect(seen[alpha1.instanceId]).toEqual({ ...outside, alpha1: 'alpha', alpha2: 'alpha', beta: 'FAIL' });
+      expect(seen[alpha2.instanceId]).toEqual({ ...outside, alpha1: 'alpha', alpha2: 'alpha', beta: 'FAIL' });
+      expect(seen[beta.instanceId]).toEqual({ ...outside, alpha1: 'FAIL', alpha2: 'FAIL', beta: 'beta' });
+    };
+    await expectReach(1);
 
     // Round 2: beta takes alpha1's address to pass as alpha towards alpha2, then takes its own back.
     await writeFile(
@@ -252,6 +254,17 @@ describe.skipIf(skipReason !== undefined)('the VM network with real VMs (qemu dr
       ].join('\n'),
     );
     expect(await roundOf(agent.client, beta.instanceId, 2)).toEqual({ spoofed: 'FAIL', restored: 'world' });
+
+    // The agent killed (its VMs run on) and started again: it re-adopts them, rebuilds their rules
+    // and sweeps a TAP device no instance owns; round 3 sees exactly what round 1 saw.
+    const staleTap = tapDeviceFor('an-instance-that-is-gone');
+    await netns.ip(node, ['tuntap', 'add', 'dev', staleTap, 'mode', 'tap']);
+    expect(await p.platform.stopProcess('vm', 'SIGKILL')).toBe('SIGKILL');
+    const from = p.agentProcess('vm').lines.length;
+    const restarted = await p.platform.restartProcess('vm');
+    await lineAppears(restarted.lines, (line) => line.includes('re-adopted running instances'), from, 120_000, 'the agent re-adopts the VMs');
+    expect(await netns.ip(node, ['-o', 'link', 'show'])).not.toContain(staleTap);
+    await expectReach(3);
 
     // After app rm: no TAP, address, route or nftables element of either app is left.
     for (const app of ['alpha', 'beta']) {

@@ -36,6 +36,28 @@ describe('service start-up with bad configuration', () => {
     }
   }, 30_000);
 
+  it('exits 2 when given a CA certificate and key as its own identity (the root, or the node intermediate)', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'sw-ca-identity-'));
+    try {
+      const pki = await ensureDevPki(home);
+      for (const ca of [{ cert: pki.caCert, key: pki.caKey }, pki.nodeCa]) {
+        const failure = await run(process.execPath, ['--import', 'tsx', 'services/secrets/src/main.ts'], {
+          cwd: root,
+          env: { ...process.env, SHELLWEGO_HOME: home, SHELLWEGO_SECRETS_TLS_CERT: ca.cert, SHELLWEGO_SECRETS_TLS_KEY: ca.key },
+        }).then(
+          () => undefined,
+          (error: { code: number; stderr: string }) => error,
+        );
+        expect(failure?.code, ca.cert).toBe(2);
+        expect(failure?.stderr).toMatch(
+          /SHELLWEGO_SECRETS_TLS_CERT: is a CA certificate \(CN=shellwego development (node )?CA\); a process holds only its own leaf/,
+        );
+      }
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('exits 2 naming the TLS setting when the certificate files are missing', async () => {
     const home = await mkdtemp(join(tmpdir(), 'sw-nopki-'));
     try {

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { RefusalListener } from '../auth/index.js';
 import type { ConfigDefinition, Setting, Typed } from '../config/index.js';
@@ -5,7 +6,7 @@ import { ConfigError, loadConfig } from '../config/index.js';
 import { errnoCode } from '../errors/errno.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { createMetricsRegistry, type MetricsRegistry, type MetricsServer, rpcMetrics, serveMetrics } from '../metrics/index.js';
-import { type RevocationFeed, RevocationList, TrustBundle, TrustBundleError } from '../pki/index.js';
+import { displayName, pemCertificates, type RevocationFeed, RevocationList, TrustBundle, TrustBundleError } from '../pki/index.js';
 import { type RunningServer, type ServiceRegistration, serve, type TlsMaterial } from '../rpc/index.js';
 import { serverTracingInterceptor, startTracing } from '../tracing/index.js';
 import { schedulerRevocationFeed } from './scheduler-revocation-feed.js';
@@ -141,7 +142,27 @@ async function readTls(config: { tlsCa: string; tlsCert: string; tlsKey: string 
       ]);
     }
   };
-  return { caPem: await read('tlsCa'), certPem: await read('tlsCert'), keyPem: await read('tlsKey') };
+  const tls = { caPem: await read('tlsCa'), certPem: await read('tlsCert'), keyPem: await read('tlsKey') };
+  refuseCaIdentity(tls.certPem, envNames.tlsCert ?? 'tlsCert');
+  return tls;
+}
+
+/**
+ * A process serves and calls with a leaf certificate of its own. Given a CA's certificate and key
+ * instead (the root's, or the scheduler's node intermediate), it would hold the power to sign
+ * identities: refuse to start.
+ */
+function refuseCaIdentity(certPem: string, envName: string): void {
+  const [leafPem] = pemCertificates(certPem);
+  if (leafPem === undefined || !new X509Certificate(leafPem).ca) return;
+  throw new ConfigError([
+    {
+      setting: 'tlsCert',
+      envVar: envName,
+      source: 'default',
+      message: `${envName}: is a CA certificate (${displayName(new X509Certificate(leafPem).subject)}); a process holds only its own leaf certificate and key, never a CA's: issue one with \`shellwego cert issue\` and keep CA keys off this host`,
+    },
+  ]);
 }
 
 async function readTrust(path: string, envName: string | undefined): Promise<TrustBundle> {

@@ -41,12 +41,14 @@ export interface FirewallSpec {
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
-function checkedCidr(value: string, what: string): string {
+/** "a.b.c.d" or "a.b.c.d/n" with n from 0 to 32. */
+export function isIpv4AddressOrCidr(value: string): boolean {
   const [address = '', prefix, ...rest] = value.split('/');
-  const bits = prefix === undefined ? 32 : Number(prefix);
-  if (rest.length > 0 || !isIPv4(address) || !Number.isInteger(bits) || bits < 0 || bits > 32 || (prefix !== undefined && !/^\d+$/.test(prefix))) {
-    throw new NetworkError(`${what}: ${JSON.stringify(value)} is not an IPv4 address or CIDR`);
-  }
+  return rest.length === 0 && isIPv4(address) && (prefix === undefined || (/^\d{1,2}$/.test(prefix) && Number(prefix) <= 32));
+}
+
+function checkedCidr(value: string, what: string): string {
+  if (!isIpv4AddressOrCidr(value)) throw new NetworkError(`${what}: ${JSON.stringify(value)} is not an IPv4 address or CIDR`);
   return value;
 }
 

@@ -4,6 +4,7 @@ import { lookup } from 'node:dns/promises';
 import { isIPv4 } from 'node:net';
 import type { Logger } from '@shellwego/kit/log';
 import { NetworkError } from './network-error.js';
+import { isIpv4AddressOrCidr } from './node-firewall.js';
 import { NodeNetwork } from './node-network.js';
 
 export interface NodeNetworkSettings {
@@ -39,12 +40,15 @@ export async function openNodeNetwork(config: NodeNetworkSettings, log: Logger):
   const dnsServers = commaList(config.networkDns);
   const bad = dnsServers.find((s) => !isIPv4(s));
   if (bad !== undefined) throw new NetworkError(`NETWORK_DNS: ${JSON.stringify(bad)} is not an IPv4 address`);
+  const blocked = commaList(config.networkBlocked);
+  const badBlocked = blocked.find((s) => !isIpv4AddressOrCidr(s));
+  if (badBlocked !== undefined) throw new NetworkError(`NETWORK_BLOCKED: ${JSON.stringify(badBlocked)} is not an IPv4 address or CIDR`);
   const controlServices = await Promise.all([...config.schedulerUrls, config.secretsUrl, config.registryUrl].map(addressesOf));
   return NodeNetwork.open({
     bridge: config.networkBridge,
     subnet: config.networkSubnet,
     dnsServers,
-    blocked: [...new Set([...controlServices.flat(), ...commaList(config.networkBlocked)])],
+    blocked: [...new Set([...controlServices.flat(), ...blocked])],
     namespace: config.networkNamespace,
     log: log.child({ component: 'network' }),
   });

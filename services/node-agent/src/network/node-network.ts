@@ -141,7 +141,10 @@ export class NodeNetwork {
       await this.syncRules();
       await this.ip(['link', 'set', 'dev', tap, 'up'], `bring ${tap} up`);
     } catch (error) {
-      await this.detach(instanceId);
+      // The failure is what the instance reports; a cleanup failure on top of it is only logged.
+      await this.detach(instanceId).catch((cleanup: unknown) =>
+        this.options.log.error({ instanceId, tap, err: String(cleanup) }, 'could not undo a failed network attach'),
+      );
       throw error;
     }
     const gateway = this.gateway;

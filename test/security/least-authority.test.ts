@@ -298,6 +298,9 @@ describe('least authority of the scheduler', () => {
       expect(Date.now() - retiredAt, JSON.stringify(got)).toBeLessThan(RETIREMENT_DEADLINE_MS);
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
+    // Each process says what it trusts once it re-read the bundle.
+    const reread = (line: string) => line.includes('"trust bundle re-read"') && line.includes('"nodeIssuers":["CN=shellwego node CA node-ca-2"]');
+    for (const service of ['scheduler', 'secrets', 'registry'] as const) expect(p.platform.service(service).lines.some(reread), service).toBe(true);
     for (const service of ['secrets', 'registry'] as const) {
       await p.platform.stopService(service);
       await p.platform.restartService(service, { [`SHELLWEGO_${service.toUpperCase()}_GRANT_PUBLIC_KEYS`]: join(home, 'pki', 'grant-signing-2.pub') });

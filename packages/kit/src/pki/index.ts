@@ -13,4 +13,13 @@ export {
 } from './node-intermediates.js';
 export { noPeerCertificate, type PeerCertificate, peerCertificateOf, uriSubjectAltNames } from './peer-certificate.js';
 export { type FollowOptions, normalizeSerial, type RevocationFeed, RevocationList } from './revocation-list.js';
-export { type CertificateIssuer, displayName, type IssuerRole, intermediateProblem, pemCertificates, TrustBundle, TrustBundleError } from './trust-bundle.js';
+export {
+  type CertificateIssuer,
+  displayName,
+  type IssuerRole,
+  intermediateProblem,
+  pemCertificates,
+  TrustBundle,
+  TrustBundleError,
+  type TrustBundleReload,
+} from './trust-bundle.js';

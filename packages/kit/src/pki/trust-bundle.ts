@@ -16,6 +16,9 @@ export type CertificateIssuer =
   | { readonly role: IssuerRole; readonly subject: string }
   | { readonly role: 'unknown' /** The certificate's issuer name as it claims it. */; readonly subject: string };
 
+/** What a re-read of the bundle file did: the node intermediates now trusted, or why the old bundle stays. */
+export type TrustBundleReload = { readonly nodeIssuers: readonly string[] } | { readonly problem: string };
+
 /** Thrown for a bundle that holds something other than roots and pathLen-0 intermediates they signed. */
 export class TrustBundleError extends Error {
   override readonly name = 'TrustBundleError';
@@ -57,6 +60,7 @@ export class TrustBundle {
   private constructor(
     issuers: readonly TrustedIssuer[],
     private readonly path?: string,
+    private readonly onReload?: (outcome: TrustBundleReload) => void,
   ) {
     this.issuers = issuers;
   }
@@ -66,9 +70,12 @@ export class TrustBundle {
     return new TrustBundle(parseIssuers(pem, source));
   }
 
-  /** Reads the bundle; with `watch`, re-reads it when it changes (a bad new version keeps the last good one, see `problem`). */
-  static async fromFile(path: string, options: { watch?: boolean } = {}): Promise<TrustBundle> {
-    const bundle = new TrustBundle(parseIssuers(await readFile(path, 'utf8'), path), path);
+  /**
+   * Reads the bundle; with `watch`, re-reads it when it changes (a bad new version keeps the last
+   * good one, see `problem`) and tells `onReload` what it now trusts or why it kept the old.
+   */
+  static async fromFile(path: string, options: { watch?: boolean; onReload?: (outcome: TrustBundleReload) => void } = {}): Promise<TrustBundle> {
+    const bundle = new TrustBundle(parseIssuers(await readFile(path, 'utf8'), path), path, options.onReload);
     if (options.watch) watchFile(path, { interval: 2000, persistent: false }, () => void bundle.reload());
     return bundle;
   }
@@ -108,8 +115,10 @@ export class TrustBundle {
       this.issuers = parseIssuers(await readFile(this.path, 'utf8'), this.path);
       this.classified.clear();
       this.reloadProblem = undefined;
+      this.onReload?.({ nodeIssuers: this.issuers.filter((i) => i.role === 'node-issuing').map((i) => i.subject) });
     } catch (error) {
       this.reloadProblem = `${this.path} could not be re-read, the previous trust bundle stays in force: ${error instanceof Error ? error.message : String(error)}`;
+      this.onReload?.({ problem: this.reloadProblem });
     }
   }
 }

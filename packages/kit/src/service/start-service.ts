@@ -68,7 +68,7 @@ export async function startService<S extends ServerSettings & Record<string, Set
   const tls = await readTls(config, options.definition.envNames);
   const revoked = await RevocationList.fromFile(config.revokedCerts, { watch: true });
   // Re-read while running, so node intermediates are introduced and retired without a restart.
-  const trust = await readTrust(config.tlsCa, options.definition.envNames.tlsCa);
+  const trust = await readTrust(config.tlsCa, options.definition.envNames.tlsCa, logger);
   const shutdown = new AbortController();
   const metrics = createMetricsRegistry();
   const rpc = rpcMetrics(metrics);
@@ -165,9 +165,15 @@ function refuseCaIdentity(certPem: string, envName: string): void {
   ]);
 }
 
-async function readTrust(path: string, envName: string | undefined): Promise<TrustBundle> {
+async function readTrust(path: string, envName: string | undefined, logger: Logger): Promise<TrustBundle> {
   try {
-    return await TrustBundle.fromFile(path, { watch: true });
+    return await TrustBundle.fromFile(path, {
+      watch: true,
+      onReload: (outcome) =>
+        'problem' in outcome
+          ? logger.error({ setting: envName, problem: outcome.problem }, 'trust bundle not re-read')
+          : logger.info({ setting: envName, nodeIssuers: outcome.nodeIssuers }, 'trust bundle re-read'),
+    });
   } catch (error) {
     if (!(error instanceof TrustBundleError)) throw error;
     throw new ConfigError([{ setting: 'tlsCa', envVar: envName, source: 'default', message: `${envName ?? 'tlsCa'}: ${error.message}` }]);

@@ -48,7 +48,12 @@ export const nodeAgentConfig = defineConfig('SHELLWEGO_NODE_AGENT', {
     description: 'give every VM a network interface: a TAP device on the node bridge and an address of the node subnet (needs root and /dev/net/tun)',
   }),
   networkBridge: string({ default: 'swg0', description: 'the node bridge the VM TAP devices join (created when absent; at most 15 characters)' }),
-  networkSubnet: string({ default: '10.88.0.0/24', description: "the node's IPv4 subnet: the bridge takes its first address, each VM one of the others" }),
+  networkSubnet: optional(
+    string({
+      description:
+        "override of the node's IPv4 subnet (the bridge takes its first address, each VM one of the others); normally unset: the scheduler gives each node its own out of its CLUSTER_CIDR. Set, it wins, and nothing keeps another node from the same range",
+    }),
+  ),
   networkDns: string({ default: '', description: 'resolvers the VMs get, comma-separated IPv4 addresses (empty: each image keeps its resolv.conf)' }),
   networkBlocked: string({
     default: '',

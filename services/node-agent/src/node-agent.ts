@@ -8,6 +8,7 @@ import type { SessionResponse } from '@shellwego/contracts/scheduler/v1/nodes_pb
 import type { Typed } from '@shellwego/kit/config';
 import type { Logger } from '@shellwego/kit/log';
 import { createMetricsRegistry, type MetricsRegistry } from '@shellwego/kit/metrics';
+import { formatSubnet } from '@shellwego/kit/net';
 import { implement, type ServiceRegistration } from '@shellwego/kit/rpc';
 import { nodeCapacity } from './capacity.js';
 import type { nodeAgentConfig } from './config.js';
@@ -18,7 +19,9 @@ import type { NodeIdentity } from './identity/identity-store.js';
 import { Reconciler } from './instances/reconciler.js';
 import { StateStore } from './instances/state-store.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
+import type { NodeNetwork } from './network/node-network.js';
 import { openNodeNetwork } from './network/node-network-setup.js';
+import { loadGivenSubnet, saveGivenSubnet } from './network/subnet-source.js';
 import { nodeAgentService } from './node-agent-service.js';
 import { registryFetcher } from './rootfs/registry-fetcher.js';
 import { RootfsCache } from './rootfs/rootfs-cache.js';
@@ -40,7 +43,11 @@ export class NodeAgent {
     private readonly prepared: PreparedDriver,
     readonly reconciler: Reconciler,
     readonly metrics: NodeMetrics,
+    private network: NodeNetwork | undefined,
   ) {}
+
+  /** Session messages, one at a time: a NodeNetwork message opens the network before the Assigns after it are handled. */
+  private inbound: Promise<void> = Promise.resolve();
 
   /**
    * Prepares the driver and re-adopts the VMs an earlier agent process left running. Gives up
@@ -76,7 +83,7 @@ export class NodeAgent {
       rootfsCacheBytes: () => rootfs.usedBytes,
       guests: () => reconciler?.guestFigures() ?? { reporting: 0, memoryTotalBytes: 0, memoryAvailableBytes: 0, agentResidentBytes: 0 },
     });
-    const network = config.network ? await openNodeNetwork(config, log) : undefined;
+    const network = config.network ? await openKnownNetwork(config, log) : undefined;
     reconciler = new Reconciler({
       driver: prepared.driver,
       guestImage: prepared.guestImage,
@@ -94,7 +101,7 @@ export class NodeAgent {
       },
       reconcileIntervalMs: config.reconcileInterval,
     });
-    agent = new NodeAgent(config, log, prepared, reconciler, metrics);
+    agent = new NodeAgent(config, log, prepared, reconciler, metrics, network);
     await reconciler.adoptAll();
     reconciler.start();
     return agent;
@@ -156,6 +163,40 @@ export class NodeAgent {
     await this.reconciler.close(this.config.stopVmsOnExit);
   }
 
+  private receive(message: SessionResponse): void {
+    this.inbound = this.inbound
+      .then(() => (message.msg.case === 'network' ? this.takeSubnet(message.msg.value.subnet) : this.reconciler.handle(message)))
+      .catch((error: unknown) => this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'a session message could not be handled'));
+  }
+
+  /** The scheduler's subnet for this node: kept for restarts, and the network opened with it if it is not open yet. */
+  private async takeSubnet(subnet: string): Promise<void> {
+    const config = this.config;
+    if (!config.network) return;
+    if (config.networkSubnet !== undefined) {
+      if (subnet !== config.networkSubnet)
+        this.log.warn({ given: subnet, override: config.networkSubnet }, 'NETWORK_SUBNET overrides the subnet the scheduler gave this node');
+      return;
+    }
+    if (subnet === '') {
+      if (this.network === undefined) this.log.error('the scheduler has no subnet for this node (its cluster CIDR is full); VMs run without network');
+      return;
+    }
+    if ((await loadGivenSubnet(config.stateDir)) !== subnet) await saveGivenSubnet(config.stateDir, subnet);
+    if (this.network === undefined) {
+      const network = await openNodeNetwork({ ...config, networkSubnet: subnet }, this.log);
+      await network.completeAdoption();
+      this.network = network;
+      this.reconciler.useNetwork(network);
+      this.log.info({ subnet }, 'node network opened with the subnet the scheduler gave this node');
+    } else if (formatSubnet(this.network.subnet) !== subnet) {
+      this.log.error(
+        { running: formatSubnet(this.network.subnet), given: subnet },
+        'the scheduler gave this node another subnet than its network runs; it keeps the one it runs until the agent restarts with no VMs',
+      );
+    }
+  }
+
   private get hostname(): string {
     return this.config.hostname ?? osHostname();
   }
@@ -176,7 +217,7 @@ export class NodeAgent {
           return { capacity, labels: { ...this.config.labels }, running, driver: this.prepared.driver.kind, hostname: this.hostname };
         },
         heartbeat: () => this.reconciler.usage(),
-        onMessage: (message) => this.reconciler.handle(message),
+        onMessage: (message) => this.receive(message),
       },
     });
     for (const event of this.pendingEvents.splice(0)) session.report(event);
@@ -191,4 +232,14 @@ export class NodeAgent {
     this.renewal.start();
     this.log.info({ node: identity.nodeId, driver: this.prepared.driver.kind, capacity }, 'node agent connected to the control plane');
   }
+}
+
+/** The network opened at start when its subnet is known (the override, or the scheduler's kept from before); else it opens when the scheduler gives one. */
+async function openKnownNetwork(config: NodeAgentSettings, log: Logger): Promise<NodeNetwork | undefined> {
+  const subnet = config.networkSubnet ?? (await loadGivenSubnet(config.stateDir));
+  if (subnet === undefined) {
+    log.info('the node network opens once the scheduler gives this node its subnet');
+    return undefined;
+  }
+  return openNodeNetwork({ ...config, networkSubnet: subnet }, log);
 }

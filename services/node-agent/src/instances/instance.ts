@@ -43,8 +43,8 @@ export interface InstanceSettings {
 export interface InstanceDeps {
   readonly driver: VmDriver;
   readonly guestImage: GuestImage | undefined;
-  /** The node's VM network; absent: VMs get no network interface (and the process driver never does). */
-  readonly network?: NodeNetwork | undefined;
+  /** The node's VM network; absent: VMs get no network interface (and the process driver never does). Set once it opens. */
+  network?: NodeNetwork | undefined;
   readonly vmDir: string;
   readonly rootfs: RootfsCache;
   readonly secrets: () => Client<typeof SecretsService>;

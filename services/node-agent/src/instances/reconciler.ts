@@ -5,6 +5,7 @@
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
 import type { Assign, RefreshSecrets, SessionResponse, Stop } from '@shellwego/contracts/scheduler/v1/nodes_pb';
+import type { NodeNetwork } from '../network/node-network.js';
 import { Instance, type InstanceDeps, type InstanceView } from './instance.js';
 import { sweepOrphanWorkDirs } from './orphan-sweep.js';
 import type { OutputBuffer } from './output-buffer.js';
@@ -41,6 +42,11 @@ export class Reconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.instanceDeps = { ...deps, finished: (instance) => this.onFinished(instance) };
+  }
+
+  /** The node network opened after start (its subnet came from the scheduler): instances assigned from now on get an interface. */
+  useNetwork(network: NodeNetwork): void {
+    this.instanceDeps.network = network;
   }
 
   /**

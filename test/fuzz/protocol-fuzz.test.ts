@@ -4,53 +4,29 @@
 // frames, over real mTLS as a caller its access option admits. Every answer must be a proper
 // gRPC status, never INTERNAL or UNKNOWN for the client's mistake, never a hang, and the
 // process keeps serving.
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import http2 from 'node:http2';
-import { join, relative } from 'node:path';
 import type { DescMethod, DescService } from '@bufbuild/protobuf';
-import type { GenFile } from '@bufbuild/protobuf/codegenv2';
 import { Code } from '@connectrpc/connect';
 import { PrincipalKind } from '@shellwego/contracts/common/v1/access_pb';
 import { accessOf } from '@shellwego/kit/auth';
 import { waitServing } from '@shellwego/kit/process';
 import { type ClientTls, mtlsSessionOptions } from '@shellwego/kit/rpc';
-import { grpcFrame } from '@shellwego/testing/attack/raw-grpc';
+import { grpcFrame, rawGrpcAnswer } from '@shellwego/testing/attack/raw-grpc';
+import { contractServices, servingProcessOf } from '@shellwego/testing/contract-services';
 import { FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
 import { requestBytes } from '@shellwego/testing/fuzz/proto-wire';
 import { expectedServerOf, type PlatformService } from '@shellwego/testing/platform';
-import { repoRoot } from '@shellwego/testing/repo';
 import { FakeNode } from '@shellwego/testing/scheduler/fake-node';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodePlatform } from '../e2e/support/node-platform.js';
 
-/** Which process serves each contract package; the guest API is served only on VM channels. */
-const SERVED_BY: Record<string, PlatformService | 'vm-channel'> = {
-  'shellwego.scheduler.v1': 'scheduler',
-  'shellwego.secrets.v1': 'secrets',
-  'shellwego.registry.v1': 'registry',
-  'shellwego.agent.v1': 'node-agent',
-  'shellwego.guest.v1': 'vm-channel',
-};
 const PROCESSES: readonly PlatformService[] = ['scheduler', 'secrets', 'registry', 'node-agent'];
-/** How long a call may take before it counts as a hang; streams that stay open past OPEN_AFTER_MS are fine. */
+/** How long a call may take before it counts as a hang; streams that stay open past 1 s are fine. */
 const HANG_MS = 15_000;
-const OPEN_AFTER_MS = 1_000;
 
 type Caller = { readonly name: string; readonly tls: ClientTls };
-
-async function contractServices(): Promise<DescService[]> {
-  const dir = join(repoRoot, 'packages/contracts/gen/shellwego');
-  const files = (await readdir(dir, { recursive: true })).filter((f) => f.endsWith('_pb.ts'));
-  const services: DescService[] = [];
-  for (const file of files) {
-    const module = (await import(`@shellwego/contracts/${relative(dir, join(dir, file)).replace(/\.ts$/, '')}`)) as Record<string, unknown>;
-    for (const value of Object.values(module)) {
-      if ((value as GenFile | undefined)?.kind === 'file') services.push(...(value as GenFile).services);
-    }
-  }
-  return services;
-}
 
 let platform: NodePlatform | undefined;
 let services: DescService[] = [];
@@ -117,47 +93,6 @@ function sessionFor(process: PlatformService, caller: Caller): http2.ClientHttp2
   return session;
 }
 
-interface Answer {
-  readonly status: number | undefined;
-  readonly message: string;
-  /** The response stream was still open after OPEN_AFTER_MS (fine for server streams). */
-  readonly open: boolean;
-  readonly hung: boolean;
-  /** The RST_STREAM code the stream closed with (0: NO_ERROR). */
-  readonly rstCode: number;
-}
-
-function call(session: http2.ClientHttp2Session, path: string, body: Buffer, streaming: boolean): Promise<Answer> {
-  return new Promise((resolve) => {
-    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '10S' });
-    let status: number | undefined;
-    let message = '';
-    let settled = false;
-    const done = (answer: Omit<Answer, 'status' | 'message' | 'rstCode'>) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(openTimer);
-      clearTimeout(hangTimer);
-      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
-      resolve({ status, message, rstCode: stream.rstCode ?? 0, ...answer });
-    };
-    const read = (h: http2.IncomingHttpHeaders) => {
-      if (h['grpc-status'] !== undefined) status = Number(h['grpc-status']);
-      if (h['grpc-message'] !== undefined) message = decodeURIComponent(String(h['grpc-message']));
-    };
-    stream.on('response', read);
-    stream.on('trailers', read);
-    stream.on('data', () => undefined);
-    stream.on('error', () => undefined);
-    stream.on('close', () => done({ open: false, hung: false }));
-    const openTimer = setTimeout(() => {
-      if (streaming && status === undefined) done({ open: true, hung: false });
-    }, OPEN_AFTER_MS);
-    const hangTimer = setTimeout(() => done({ open: false, hung: true }), HANG_MS);
-    stream.end(body);
-  });
-}
-
 /** What is sent: a generated request in one frame, or a raw frame that breaks the framing itself. */
 function requestFrames(method: DescMethod): fc.Arbitrary<Buffer> {
   const generated = requestBytes(method.input).map((bytes) => grpcFrame(bytes));
@@ -180,13 +115,13 @@ function requestFrames(method: DescMethod): fc.Arbitrary<Buffer> {
 
 describe('protocol fuzzing against the running services', () => {
   it('covers every contract package and finds every RPC', () => {
-    for (const service of services) expect(SERVED_BY[service.typeName.replace(/\.[^.]+$/, '')], service.typeName).toBeDefined();
+    for (const service of services) expect(servingProcessOf(service), service.typeName).toBeDefined();
     expect(services.flatMap((s) => s.methods).length).toBeGreaterThan(40);
   });
 
   for (const process of PROCESSES) {
     it(`answers ${process}'s every RPC with a proper status for generated and damaged requests, and keeps serving`, { timeout: 900_000 }, async () => {
-      const methods = services.filter((s) => SERVED_BY[s.typeName.replace(/\.[^.]+$/, '')] === process).flatMap((s) => s.methods);
+      const methods = services.filter((s) => servingProcessOf(s) === process).flatMap((s) => s.methods);
       expect(methods.length).toBeGreaterThan(0);
       const tally = new FuzzTally();
       const property = fc.asyncProperty(
@@ -195,14 +130,14 @@ describe('protocol fuzzing against the running services', () => {
           const caller = callerFor(method);
           const path = `/${method.parent.typeName}/${method.name}`;
           const streaming = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
-          let answer = await call(sessionFor(process, caller), path, frames, streaming);
+          let answer = await rawGrpcAnswer(sessionFor(process, caller), path, frames, { streaming, hangMs: HANG_MS });
           // REFUSED_STREAM means the server never started the call (its connection was going away);
           // ENHANCE_YOUR_CALM, that this connection went over the server's memory limit (several
           // oversize messages in a row). A client retries on a new connection, and so does this one, once.
           const retryable = [http2.constants.NGHTTP2_REFUSED_STREAM, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM];
           if (answer.status === undefined && retryable.includes(answer.rstCode)) {
             sessions.delete(`${process} ${caller.name}`);
-            answer = await call(sessionFor(process, caller), path, frames, streaming);
+            answer = await rawGrpcAnswer(sessionFor(process, caller), path, frames, { streaming, hangMs: HANG_MS });
           }
           const what = `${path} as ${caller.name}: status ${answer.status} ${answer.message.slice(0, 300)} (rst ${answer.rstCode}; GOAWAY codes so far: ${goaways.join(',') || 'none'})`;
           expect(answer.hung, `${what}: no answer within ${HANG_MS} ms`).toBe(false);

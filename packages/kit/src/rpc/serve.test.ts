@@ -107,17 +107,19 @@ describe('serve: mutual TLS and per-RPC authorization', () => {
     expect(list.has(user.serial)).toBe(true);
   });
 
-  it('gives PERMISSION_DENIED to a node calling an admin-only RPC', async () => {
+  it('gives PERMISSION_DENIED to a node calling an operator RPC', async () => {
     const before = handlerCalls;
     const error = await secretsClient(await pki.node('n1'))
       .listSecrets({})
       .catch((e) => ConnectError.from(e));
     expect((error as ConnectError).code).toBe(Code.PermissionDenied);
-    expect((error as ConnectError).rawMessage).toBe('node n1 may not call shellwego.secrets.v1.SecretsService/ListSecrets; allowed: users with role admin');
+    expect((error as ConnectError).rawMessage).toBe(
+      'node n1 may not call shellwego.secrets.v1.SecretsService/ListSecrets; allowed: users with role admin or users with role viewer',
+    );
     expect(handlerCalls).toBe(before);
   });
 
-  it('gives PERMISSION_DENIED to a user without the admin role', async () => {
+  it('gives PERMISSION_DENIED to a user with neither the admin nor the viewer role', async () => {
     const viewer = await pki.tls({ kind: 'user', name: 'viewer', roles: [] });
     expect(await codeOf(secretsClient(viewer).listSecrets({}))).toBe(Code.PermissionDenied);
   });

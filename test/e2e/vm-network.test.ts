@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { Client } from '@connectrpc/connect';
 import type { NodeAgentService } from '@shellwego/contracts/agent/v1/agent_pb';
 import { InstanceState } from '@shellwego/contracts/common/v1/workload_pb';
+import { formatIpv4, formatSubnet, gatewayOf, instanceAddresses, parseIpv4Subnet } from '@shellwego/kit/net';
 import { findExecutable } from '@shellwego/kit/process';
 import { tapDeviceFor } from '@shellwego/node-agent';
 import { missingNetns, NetnsSet } from '@shellwego/testing/netns';
@@ -28,7 +29,6 @@ const BUSYBOX = '/bin/busybox';
 const NODE_WAN = '198.51.100.1';
 const WORLD = '198.51.100.2';
 const CONTROL = '198.51.100.3';
-const GATEWAY = '10.88.0.1';
 /** Where the stand-in for the node agent's API listens on every address of the node. */
 const AGENT_PORT = '9443';
 
@@ -93,6 +93,14 @@ async function fetchFrom(ns: string, addr: string, port: string): Promise<string
   const result = await netns.run(ns, [BUSYBOX, 'nc', '-w', '5', addr, port], { input: 'GET / HTTP/1.0\r\n\r\n' });
   const body = result.stdout.split('\r\n\r\n')[1];
   return result.exitCode === 0 && body !== undefined ? body.trim() : undefined;
+}
+
+/** The IPv4 addresses (CIDR form) of a device in a namespace. */
+async function ipv4Of(ns: string, device: string): Promise<string[]> {
+  const links = JSON.parse(await netns.ip(ns, ['-j', 'addr', 'show', 'dev', device])) as Array<{
+    addr_info: Array<{ family: string; local: string; prefixlen: number }>;
+  }>;
+  return links.flatMap((l) => l.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`));
 }
 
 interface Running {
@@ -188,7 +196,15 @@ describe.skipIf(skipReason !== undefined)('the VM network with real VMs (qemu dr
     const beta = instances.find((i) => i.app === 'beta');
     if (alpha1 === undefined || alpha2 === undefined || beta === undefined) throw new Error(`expected two alpha and one beta: ${JSON.stringify(instances)}`);
     console.log(`[vm-network] instances: ${JSON.stringify(instances)}`);
-    for (const i of instances) expect(i.address).toMatch(/^10\.88\.0\.\d+$/);
+    // The bridge holds the subnet's first address (the guests' gateway); each guest another one of it.
+    const [bridgeAddress, ...more] = await ipv4Of(node, 'swg0');
+    expect(more).toEqual([]);
+    const subnet = parseIpv4Subnet(bridgeAddress ?? '');
+    if (subnet === undefined) throw new Error(`the bridge has no IPv4 subnet address: ${bridgeAddress}`);
+    const gateway = formatIpv4(gatewayOf(subnet));
+    expect(bridgeAddress).toBe(`${gateway}/${subnet.prefixLength}`);
+    const inSubnet = new Set([...instanceAddresses(subnet)].map(formatIpv4));
+    for (const i of instances) expect(inSubnet.has(i.address), `${i.address} in ${formatSubnet(subnet)}`).toBe(true);
     expect(new Set(instances.map((i) => i.address)).size).toBe(3);
 
     // The bridge and every TAP exist and are UP, the TAPs on the bridge.
@@ -216,7 +232,7 @@ describe.skipIf(skipReason !== undefined)('the VM network with real VMs (qemu dr
         `  probe world ${WORLD} 80`,
         `  probe nat ${WORLD} 80 /cgi-bin/peer`,
         `  probe control ${CONTROL} 80`,
-        `  probe agent-gateway ${GATEWAY} ${AGENT_PORT}`,
+        `  probe agent-gateway ${gateway} ${AGENT_PORT}`,
         `  probe agent-wan ${NODE_WAN} ${AGENT_PORT}`,
         `  probe alpha1 ${alpha1.address} 8080`,
         `  probe alpha2 ${alpha2.address} 8080`,
@@ -247,7 +263,7 @@ describe.skipIf(skipReason !== undefined)('the VM network with real VMs (qemu dr
         `  probe spoofed ${alpha2.address} 8080`,
         '  busybox ip addr flush dev eth0',
         `  busybox ip addr add ${beta.address}/24 dev eth0`,
-        `  busybox ip route add default via ${GATEWAY}`,
+        `  busybox ip route add default via ${gateway}`,
         `  probe restored ${WORLD} 80`,
         '}',
         '',
@@ -281,8 +297,7 @@ describe.skipIf(skipReason !== undefined)('the VM network with real VMs (qemu dr
     for (const i of instances) expect(after).not.toContain(tapDeviceFor(i.instanceId));
     expect(after).not.toMatch(/swt[0-9a-f]{12}/);
     const routes = await netns.ip(node, ['route', 'show']);
-    const bridgeAddresses = JSON.parse(await netns.ip(node, ['-j', 'addr', 'show', 'dev', 'swg0'])) as Array<{ addr_info: Array<{ local: string }> }>;
-    expect(bridgeAddresses.flatMap((l) => l.addr_info.map((a) => a.local)).filter((a) => a.startsWith('10.'))).toEqual([GATEWAY]);
+    expect(await ipv4Of(node, 'swg0')).toEqual([bridgeAddress]);
     const rules = (await netns.run(node, ['nft', 'list', 'ruleset'])).stdout;
     for (const i of instances) {
       expect(routes).not.toContain(i.address);

@@ -2,7 +2,9 @@
 // each joining node gets a subnet of its own out of the cluster CIDR, concurrent joins never
 // share one, an exhausted CIDR refuses the join with RESOURCE_EXHAUSTED naming the setting (the
 // token stays usable), a removed node's subnet is given again, and a node that joined before
-// subnets were given out gets one at its next session, sent before anything else.
+// subnets were given out gets one at its next session, sent before anything else; one registered at
+// its first Hello when none is left is told so and keeps its session.
+import { readFile } from 'node:fs/promises';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { createPostgresTestDatabase, type PostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
 import { FakeNode, type JoinedIdentity } from '@shellwego/testing/scheduler/fake-node';
@@ -99,5 +101,27 @@ describe.skipIf(skip !== undefined)('node subnets', () => {
     const listed = (await harness.nodeService.listNodes({})).nodes;
     expect(listed.find((n) => n.id === identity.nodeId)?.subnet).toBe(subnet);
     expect(new Set(listed.map((n) => n.subnet)).size).toBe(listed.length);
+  });
+
+  it('tells a node registered at its first Hello (a CA-issued certificate, no join) that no subnet is left, and keeps its session', async () => {
+    const pki = harness.platform.pki;
+    const node = new FakeNode({
+      nodeId: 'local',
+      tls: {
+        caPem: harness.caPem,
+        certPem: await readFile(pki.processes['node-agent'].cert, 'utf8'),
+        keyPem: await readFile(pki.processes['node-agent'].key, 'utf8'),
+      },
+      schedulerUrls: [harness.url],
+      capacity,
+      heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+    });
+    harness.nodes.push(node);
+    node.start();
+    const network = await node.waitFor(() => node.received.find((m) => m.msg.case === 'network'), 10_000, 'the NodeNetwork message');
+    expect(network.msg.case === 'network' && network.msg.value.subnet).toBe('');
+    expect((await harness.nodeService.listNodes({})).nodes.find((n) => n.id === 'local')).toMatchObject({ subnet: '' });
+    expect(node.connectedUrl).toBe(harness.url);
+    expect(harness.lines().some((l) => l.includes('the node gets no subnet: its instances run without network') && l.includes('"node":"local"'))).toBe(true);
   });
 });

@@ -404,7 +404,8 @@ export class Leader {
         continue;
       }
       if (isProbeResult(instance.state, event.state)) {
-        if (event.reason !== instance.reason) noteProbeResult(changes, instance, event.reason);
+        // An empty one is a RUNNING event sent again after a reconnect, not a result.
+        if (event.reason !== '' && event.reason !== instance.reason) noteProbeResult(changes, instance, event.reason);
         continue;
       }
       const refusal = refuseReportedTransition(instance.state, event.state);

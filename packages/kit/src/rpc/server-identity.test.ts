@@ -82,4 +82,43 @@ describe('clients pin the server they expect', () => {
     await expect(health({ kind: 'node', id: 'node-2' })).rejects.toThrow(/expected spiffe:\/\/shellwego\/node\/node-2/);
     await expect(health(expectedService('scheduler'))).rejects.toThrow(/expected spiffe:\/\/shellwego\/service\/scheduler/);
   });
+
+  it('accepts from a node intermediate a node only, and nothing once the intermediate is retired from the bundle', async () => {
+    const nodeCa = await pki.ca.issueIntermediate({ commonName: 'node CA test', validityDays: 1 });
+    const bundle = `${pki.ca.certPem}\n${nodeCa.certPem}`;
+    const signedByNodeCa = async (principal: Principal) => {
+      const issued = await nodeCa.issue({ principal, ipAddresses: ['127.0.0.1'], validityMs: 3_600_000 });
+      const server = await serve({
+        name: 'secrets',
+        host: '127.0.0.1',
+        port: 0,
+        // The chain, as a node agent presents it.
+        tls: { caPem: bundle, certPem: `${issued.certPem}\n${nodeCa.certPem}`, keyPem: issued.keyPem },
+        logger: capturingLogger().logger,
+        services: [
+          implement(SecretsService, {
+            setSecret(request) {
+              received.push(request.value);
+              return {};
+            },
+          }),
+        ],
+      });
+      servers.push(server);
+      return server;
+    };
+    const withBundle = { ...admin, caPem: bundle };
+    const forged = await signedByNodeCa({ kind: 'service', name: 'secrets' });
+    const set = createMtlsClient(SecretsService, { baseUrl: forged.url, server: expectedService('secrets'), tls: withBundle });
+    await expect(set.setSecret({ scope: { kind: SecretScopeKind.WORKSPACE }, name: 'DB_PASSWORD', value: new Uint8Array([1]) })).rejects.toThrow(
+      /spiffe:\/\/shellwego\/service\/secrets was signed by the node-issuing CA "CN=node CA test", which may sign only/,
+    );
+    expect(received).toEqual([]);
+
+    const node = await signedByNodeCa({ kind: 'node', id: 'node-9' });
+    const health = (tls: TlsMaterial) => createMtlsClient(Health, { baseUrl: node.url, server: { kind: 'node' }, tls }).check({ service: '' });
+    await expect(health(withBundle)).resolves.toBeDefined();
+    // The root alone still verifies the presented chain; the issuer check is what refuses it.
+    await expect(health(admin)).rejects.toThrow(/signed by "CN=node CA test", which is not a CA of this cluster's trust bundle/);
+  });
 });

@@ -46,7 +46,7 @@ export class NodeSubnets {
    * RESOURCE_EXHAUSTED naming the settings when every one is taken.
    */
   async allocate(trx: SchedulerTx): Promise<string> {
-    await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${SUBNET_LOCK})`.execute(trx);
+    await lockSubnets(trx);
     const rows = await trx.selectFrom('node').select('subnet').where('subnet', 'is not', null).execute();
     const taken = new Set<number>();
     for (const { subnet } of rows) {
@@ -70,12 +70,18 @@ export class NodeSubnets {
     if (current === undefined) return undefined;
     if (current.subnet !== null) return current.subnet;
     return db.transaction().execute(async (trx) => {
+      await lockSubnets(trx);
+      // Given one meanwhile (another session of the node, under the lock): that one stands.
+      const locked = await trx.selectFrom('node').select('subnet').where('id', '=', nodeId).executeTakeFirst();
+      if (locked === undefined || locked.subnet !== null) return locked?.subnet ?? undefined;
       const subnet = await this.allocate(trx);
-      const updated = await trx.updateTable('node').set({ subnet }).where('id', '=', nodeId).where('subnet', 'is', null).executeTakeFirst();
-      if (updated.numUpdatedRows > 0n) return subnet;
-      // Given one meanwhile (another session of the node): that one stands.
-      const row = await trx.selectFrom('node').select('subnet').where('id', '=', nodeId).executeTakeFirst();
-      return row?.subnet ?? undefined;
+      await trx.updateTable('node').set({ subnet }).where('id', '=', nodeId).execute();
+      return subnet;
     });
   }
+}
+
+/** Until the transaction ends, no other one allocates (a transaction-level lock; taking it again in the same one is fine). */
+async function lockSubnets(trx: SchedulerTx): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${SUBNET_LOCK})`.execute(trx);
 }

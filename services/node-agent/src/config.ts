@@ -45,7 +45,8 @@ export const nodeAgentConfig = defineConfig('SHELLWEGO_NODE_AGENT', {
   ),
   network: boolean({
     default: false,
-    description: 'give every VM a network interface: a TAP device on the node bridge and an address of the node subnet (needs root and /dev/net/tun)',
+    description:
+      'give every VM a network interface: a TAP device on the node bridge and an address of the node subnet and the nftables rules that keep them apart (needs root, /dev/net/tun, ip and nft)',
   }),
   networkBridge: string({ default: 'swg0', description: 'the node bridge the VM TAP devices join (created when absent; at most 15 characters)' }),
   networkSubnet: optional(

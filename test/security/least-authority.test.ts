@@ -27,6 +27,7 @@ import { freePort } from '@shellwego/testing/free-port';
 import { capturingLogger } from '@shellwego/testing/logger';
 import { EventStream } from '@shellwego/testing/scheduler/event-stream';
 import { startService } from '@shellwego/testing/service-process';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canaryImageArchive } from '../e2e/support/canary-image.js';
 import { instanceReached, reasonOf, statesOf } from '../e2e/support/instance-watch.js';
@@ -78,6 +79,68 @@ async function answers(tls: TlsMaterial) {
 async function minted(ca: CertificateAuthority, principal: Principal, caPem: string): Promise<TlsMaterial> {
   const issued = await ca.issue({ principal, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], validityMs: HOUR });
   return { caPem, certPem: `${issued.certPem.trimEnd()}\n${ca.certPem}`, keyPem: issued.keyPem };
+}
+
+/** An admin certificate under a CA that the node intermediate signed, made with the openssl CLI as an attacker would. */
+async function subCaAdmin(dir: string, nodeCaCert: string, nodeCaKey: string): Promise<{ certPem: string; keyPem: string }> {
+  const openssl = (...args: string[]) => execa('openssl', args, { cwd: dir });
+  const ext = async (name: string, lines: string[]) => {
+    await writeFile(join(dir, name), `${lines.join('\n')}\n`);
+    return name;
+  };
+  for (const name of ['sub', 'admin']) {
+    await openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`);
+  }
+  await openssl('req', '-new', '-key', 'sub.key', '-subj', '/CN=attacker sub CA', '-out', 'sub.csr');
+  const caExt = await ext('sub.ext', ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await openssl(
+    'x509',
+    '-req',
+    '-in',
+    'sub.csr',
+    '-CA',
+    nodeCaCert,
+    '-CAkey',
+    nodeCaKey,
+    '-set_serial',
+    '0x7a01',
+    '-days',
+    '1',
+    '-extfile',
+    caExt,
+    '-out',
+    'sub.crt',
+  );
+  await openssl('req', '-new', '-key', 'admin.key', '-subj', '/CN=admin/OU=admin', '-out', 'admin.csr');
+  const leafExt = await ext('admin.ext', [
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature',
+    'extendedKeyUsage=clientAuth',
+    'subjectAltName=URI:spiffe://shellwego/user/admin',
+  ]);
+  await openssl(
+    'x509',
+    '-req',
+    '-in',
+    'admin.csr',
+    '-CA',
+    'sub.crt',
+    '-CAkey',
+    'sub.key',
+    '-set_serial',
+    '0x7a02',
+    '-days',
+    '1',
+    '-extfile',
+    leafExt,
+    '-out',
+    'admin.crt',
+  );
+  const read = (name: string) => readFile(join(dir, name), 'utf8');
+  return {
+    certPem: `${(await read('admin.crt')).trimEnd()}\n${(await read('sub.crt')).trimEnd()}\n${await read(basename(nodeCaCert))}`,
+    keyPem: await read('admin.key'),
+  };
 }
 
 /** Every file the scheduler reads, as its own settings resolve them under this home. */
@@ -138,6 +201,13 @@ describe('least authority of the scheduler', () => {
           /signed by the node-issuing CA "CN=shellwego development node CA", which may sign only spiffe:\/\/shellwego\/node\/<id>/,
         );
       }
+    }
+    // Nor can it make a CA (path length 0): with stock openssl, a sub-CA it signs and an admin under that are refused by TLS itself.
+    const subAdmin = await subCaAdmin(stolen, join(stolen, basename(config.nodeCaCert)), join(stolen, basename(config.nodeCaKey)));
+    const viaSubCa = await answers({ caPem: bundle, ...subAdmin });
+    for (const service of ['scheduler', 'secrets', 'registry'] as const) {
+      expect(viaSubCa[service].code, service).toBe(Code.Unauthenticated);
+      expect(viaSubCa[service].message, service).toMatch(/client certificate rejected \(PATH_LENGTH_EXCEEDED\)/);
     }
     // The same calls with the platform's real admin certificate pass authentication (control).
     expect((await answers(p.platform.admin)).scheduler.code).toBe('OK');

@@ -4,6 +4,7 @@ import { type Client, createClient, type Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { TrustBundle } from '../pki/trust-bundle.js';
 import { clientInterceptors } from './client-interceptors.js';
+import { connectionFailuresAsUnavailable } from './connection-failure.js';
 import type { TlsMaterial } from './serve.js';
 import { type ExpectedServer, serverIdentityCheck } from './server-identity.js';
 
@@ -40,8 +41,9 @@ export function createMtlsTransport(options: MtlsTransportOptions): Transport {
   return createGrpcTransport({
     baseUrl: options.baseUrl,
     readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
-    // What the process registered for every client, e.g. sending the trace context.
-    interceptors: clientInterceptors(),
+    // What the process registered for every client (e.g. sending the trace context), inside the
+    // one that reports a connection lost mid-call as UNAVAILABLE.
+    interceptors: [connectionFailuresAsUnavailable(), ...clientInterceptors()],
     ...(options.defaultTimeoutMs ? { defaultTimeoutMs: options.defaultTimeoutMs } : {}),
     nodeOptions: mtlsSessionOptions(options.tls, options.server),
   });

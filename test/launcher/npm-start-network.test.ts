@@ -31,6 +31,10 @@ describe.skipIf(skipReason !== undefined)('npm start and the VM network', () => 
       expect(said).toContain('shellwego: VM network on');
       await launch.waitFor('shellwego is up', 300_000);
 
+      // The agent opens its network once the scheduler has given it a subnet, on its first session.
+      await expect
+        .poll(async () => (await netns.run(ns, ['nft', 'list', 'tables'])).stdout, { timeout: 60_000, interval: 500 })
+        .toContain('table bridge shellwego');
       const bridge = JSON.parse(await netns.ip(ns, ['-j', 'addr', 'show', 'dev', 'swg0'])) as Array<{
         flags: string[];
         addr_info: Array<{ family: string; local: string }>;

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { createPostgresTestDatabase, type PostgresTestDatabase, postgresUnavailable } from '@shellwego/testing/postgres';
 import { FakeNode, type JoinedIdentity } from '@shellwego/testing/scheduler/fake-node';
-import { HEARTBEAT_INTERVAL_MS, SchedulerHarness } from '@shellwego/testing/scheduler/scheduler-harness';
+import { HEARTBEAT_INTERVAL_MS, SchedulerHarness, spec } from '@shellwego/testing/scheduler/scheduler-harness';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -103,7 +103,7 @@ describe.skipIf(skip !== undefined)('node subnets', () => {
     expect(new Set(listed.map((n) => n.subnet)).size).toBe(listed.length);
   });
 
-  it('tells a node registered at its first Hello (a CA-issued certificate, no join) that no subnet is left, and keeps its session', async () => {
+  it('starts the first session of a node registered at its Hello (a CA-issued certificate, no join) with its subnet, or an empty one when none is left', async () => {
     const pki = harness.platform.pki;
     const node = new FakeNode({
       nodeId: 'local',
@@ -113,15 +113,28 @@ describe.skipIf(skip !== undefined)('node subnets', () => {
         keyPem: await readFile(pki.processes['node-agent'].key, 'utf8'),
       },
       schedulerUrls: [harness.url],
-      capacity,
+      capacity: { cpuMillis: 4000, memoryMib: 4096, maxInstances: 4 },
       heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
     });
     harness.nodes.push(node);
+    // Pending until this node says Hello: it is placed there in the same unit of work, and its Assign must come after the subnet.
+    await harness.deploy('big', spec({ resources: { cpuMillis: 3000, memoryMib: 3072 } }));
     node.start();
-    const network = await node.waitFor(() => node.received.find((m) => m.msg.case === 'network'), 10_000, 'the NodeNetwork message');
-    expect(network.msg.case === 'network' && network.msg.value.subnet).toBe('');
+    await node.waitForAssign((a) => a.spec?.app === 'big', 10_000, 'the Assign of big');
+    // The cluster CIDR is full: an empty subnet, the session kept, and a log line saying why.
+    const full = await node.waitFor(() => node.received[0], 10_000, 'the first session message');
+    expect(full.msg.case === 'network' && full.msg.value.subnet).toBe('');
     expect((await harness.nodeService.listNodes({})).nodes.find((n) => n.id === 'local')).toMatchObject({ subnet: '' });
     expect(node.connectedUrl).toBe(harness.url);
     expect(harness.lines().some((l) => l.includes('the node gets no subnet: its instances run without network') && l.includes('"node":"local"'))).toBe(true);
+
+    // Room again: the next session starts with the freed subnet.
+    await node.stop();
+    const gone = joined.pop() as JoinedIdentity;
+    await harness.nodeService.removeNode({ nodeId: gone.nodeId });
+    const seen = node.received.length;
+    node.start();
+    const next = await node.waitFor(() => node.received[seen], 10_000, 'the next session message');
+    expect(next.msg.case === 'network' && next.msg.value.subnet).toBe(gone.response.subnet);
   });
 });

@@ -296,7 +296,12 @@ export class Leader {
     try {
       // First on the session, before any assignment: the node opens its network with it.
       let subnet = await this.nodeSubnet(nodeId);
-      if (subnet !== undefined) this.sendNetwork(nodeId, subnet);
+      if (subnet === undefined) {
+        // Registered at this first Hello (a CA-issued certificate, no JoinNode): its row now, with a subnet.
+        await this.options.subnets.registerUnjoined(this.options.db, nodeId, new Date());
+        subnet = await this.nodeSubnet(nodeId);
+      }
+      this.sendNetwork(nodeId, subnet ?? '');
       await this.mutate(async (changes) => {
         let node = this.ctx.state.nodes.get(nodeId);
         if (node === undefined) {
@@ -305,11 +310,6 @@ export class Leader {
         }
         acceptHello(this.ctx, changes, node, hello);
       });
-      if (subnet === undefined) {
-        // A node without a row before its Hello (certificate issued outside JoinNode): it has one now.
-        subnet = await this.nodeSubnet(nodeId);
-        this.sendNetwork(nodeId, subnet ?? '');
-      }
     } catch (error) {
       this.hub.close(session);
       throw error;
@@ -318,7 +318,7 @@ export class Leader {
     return session;
   }
 
-  /** The node's subnet, given now if it has none; undefined when it has no row yet, or none is left (logged). */
+  /** The node's subnet, given now if it has none; undefined when it has no row yet; '' when none is left (logged). */
   private async nodeSubnet(nodeId: string): Promise<string | undefined> {
     try {
       return await this.options.subnets.ensure(this.options.db, nodeId);

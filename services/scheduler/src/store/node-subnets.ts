@@ -64,6 +64,46 @@ export class NodeSubnets {
     );
   }
 
+  /**
+   * Writes the row of a node the database does not have yet (its certificate came from the CA,
+   * not JoinNode), with a subnet when one is left, so its first session starts with it like any
+   * node's. Nothing happens when the row exists.
+   */
+  async registerUnjoined(db: SchedulerDb, nodeId: string, now: Date): Promise<void> {
+    await db.transaction().execute(async (trx) => {
+      let subnet: string | null = null;
+      try {
+        subnet = await this.allocate(trx);
+      } catch (error) {
+        if (!(error instanceof SchedulerError) || error.kind !== 'resource-exhausted') throw error;
+      }
+      await trx
+        .insertInto('node')
+        .values({
+          id: nodeId,
+          hostname: '',
+          join_labels: '{}',
+          reported_labels: '{}',
+          cpu_millis: 0,
+          memory_mib: 0,
+          max_instances: 0,
+          admin_state: 'READY',
+          down: false,
+          reported: false,
+          last_heartbeat: null,
+          driver: '',
+          joined_at: now,
+          token_id: null,
+          cert_serial: null,
+          cert_expires_at: null,
+          capacity_ceiling: null,
+          subnet,
+        })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .execute();
+    });
+  }
+
   /** The node's subnet, allocating one first when it has none (a node that joined before subnets were given out). */
   async ensure(db: SchedulerDb, nodeId: string): Promise<string | undefined> {
     const current = await db.selectFrom('node').select('subnet').where('id', '=', nodeId).executeTakeFirst();

@@ -7,7 +7,7 @@ import { sign } from 'node:crypto';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { GrantAudience, GrantClaimsSchema, GrantSchema } from '@shellwego/contracts/common/v1/grant_pb';
-import { FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
+import { FUZZ_TIMEOUT_MS, FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GrantError } from './grant-error.js';
@@ -96,7 +96,7 @@ const claimsBytes = fc
   .chain((bytes) => fc.oneof({ weight: 3, arbitrary: fc.constant(bytes) }, { weight: 1, arbitrary: bytes.length > 0 ? damage(bytes) : fc.constant(bytes) }));
 
 describe('grant decoding under fuzzing', () => {
-  it('refuses every changed grant (claims, signature or key id) with GrantError', async () => {
+  it('refuses every changed grant (claims, signature or key id) with GrantError', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const damaged = fc.oneof(
       damage(validGrant.claims).map((claims) => create(GrantSchema, { ...validGrant, claims })),
@@ -115,7 +115,7 @@ describe('grant decoding under fuzzing', () => {
     expect(verifyGrant(validGrant, verifier, expect_).instanceId).toBe('i-1');
   });
 
-  it('returns signed claims only when every invariant holds, else refuses them as GrantError', async () => {
+  it('returns signed claims only when every invariant holds, else refuses them as GrantError', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const property = fc.property(claimsBytes, (claims) => {
       const grant = create(GrantSchema, { claims, signature: sign(null, claims, key.privateKey), keyId: key.keyId });

@@ -3,7 +3,7 @@
 // signed for exactly the identity the CA was told, with exactly the CSR's key, or refused with
 // CsrError (mapped to INVALID_ARGUMENT by the scheduler).
 import { webcrypto, X509Certificate } from 'node:crypto';
-import { FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
+import { FUZZ_TIMEOUT_MS, FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority, CsrError, createCsr } from './certificate-authority.js';
@@ -63,7 +63,7 @@ const csrInput = (): fc.Arbitrary<string> =>
   );
 
 describe('CSR signing under fuzzing', () => {
-  it('signs only a well-formed P-256 CSR, with its own key and the identity the CA was told, or throws CsrError', async () => {
+  it('signs only a well-formed P-256 CSR, with its own key and the identity the CA was told, or throws CsrError', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const property = fc.asyncProperty(csrInput(), async (csrPem) => {
       let issued: Awaited<ReturnType<CertificateAuthority['signCsr']>>;

@@ -6,7 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
+import { FUZZ_TIMEOUT_MS, FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectQemuSerial } from './connect-qemu-serial.js';
@@ -83,7 +83,7 @@ async function readExactly(socket: Socket, length: number): Promise<Buffer> {
 
 let port = 0;
 describe('the virtio-serial handshake under fuzzing', () => {
-  it('skips any noise before the READY for its HELLO and passes every later byte on intact', async () => {
+  it('skips any noise before the READY for its HELLO and passes every later byte on intact', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const property = fc.asyncProperty(
       fc.array(noisePiece, { maxLength: 8 }),
@@ -110,7 +110,7 @@ describe('the virtio-serial handshake under fuzzing', () => {
     expect(tally.get('connected after noise')).toBeGreaterThan(500);
   });
 
-  it('never takes noise without the right READY for a session, and gives up with UNAVAILABLE', async () => {
+  it('never takes noise without the right READY for a session, and gives up with UNAVAILABLE', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const property = fc.asyncProperty(fc.array(noisePiece, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 6 }), async (noise, cuts) => {
       const path = join(dir, `port-${port++}`);

@@ -5,6 +5,12 @@
 //   SHELLWEGO_FUZZ_SCALE=<k>     k times the CI case count (the longer mode, e.g. 50)
 import fc from 'fast-check';
 
+/**
+ * Per-test timeout for a fuzz suite: its case count is bounded, but on a loaded 2-core CI host a
+ * suite that takes 5 s alone has taken over 30 s (vitest's default here).
+ */
+export const FUZZ_TIMEOUT_MS = 300_000;
+
 /** The longest failure report printed. */
 const MAX_REPORT_CHARS = 4_000;
 

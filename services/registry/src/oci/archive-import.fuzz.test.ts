@@ -7,7 +7,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
+import { FUZZ_TIMEOUT_MS, FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
 import { type Json, jsonBytes, mutatedJson } from '@shellwego/testing/fuzz/json-mutation';
 import { type ArchiveOptions, dockerArchive, type FixtureImage, ociArchive } from '@shellwego/testing/images/image-archive';
 import { layerTar } from '@shellwego/testing/images/layer-tar';
@@ -141,7 +141,9 @@ function classify(tally: FuzzTally, outcome: { ok: true } | { ok: false; error: 
 
 describe('image archive import under fuzzing', () => {
   for (const format of ['docker', 'oci'] as const) {
-    it(`imports a changed ${format} archive correctly or refuses it with a documented error, leaving nothing behind`, async () => {
+    it(`imports a changed ${format} archive correctly or refuses it with a documented error, leaving nothing behind`, {
+      timeout: FUZZ_TIMEOUT_MS,
+    }, async () => {
       const tally = new FuzzTally();
       const property = fc.asyncProperty(fileChange(format), async (change) => classify(tally, await importOnce(await applyChange(format, change))));
       await runFuzz(`archive-import/${format}`, 400, property, tally);
@@ -149,7 +151,7 @@ describe('image archive import under fuzzing', () => {
     });
   }
 
-  it('refuses damaged archive bytes with a documented error', async () => {
+  it('refuses damaged archive bytes with a documented error', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const docker = await build('docker');
     const oci = await build('oci');

@@ -2,7 +2,7 @@
 // indexes and image configs. Valid documents are mutated (fields dropped, retyped, replaced with
 // arbitrary JSON, huge arrays, deep nesting), and raw bytes (invalid UTF-8 included) are fed as is.
 // Each is either parsed into a well-formed result or refused with ImageFormatError.
-import { FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
+import { FUZZ_TIMEOUT_MS, FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
 import { type Json, jsonBytes, mutatedJson } from '@shellwego/testing/fuzz/json-mutation';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -79,7 +79,7 @@ function parsedOrRefused<T>(tally: FuzzTally, parse: () => T, check: (result: T)
 }
 
 describe('OCI documents under fuzzing', () => {
-  it('parses mutated manifests and indexes into well-formed results or refuses them with ImageFormatError', async () => {
+  it('parses mutated manifests and indexes into well-formed results or refuses them with ImageFormatError', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const input = fc.oneof(
       { weight: 2, arbitrary: mutated(validManifest).map(jsonBytes) },
@@ -109,7 +109,7 @@ describe('OCI documents under fuzzing', () => {
     expect(tally.get('refused')).toBeGreaterThan(100);
   });
 
-  it('parses mutated image configs into well-formed results or refuses them with ImageFormatError', async () => {
+  it('parses mutated image configs into well-formed results or refuses them with ImageFormatError', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const input = fc.oneof(mutated(validConfig).map(jsonBytes), rawBytes);
     const property = fc.property(input, (bytes) => {

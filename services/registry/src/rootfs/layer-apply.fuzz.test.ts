@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
+import { FUZZ_TIMEOUT_MS, FuzzTally, runFuzz } from '@shellwego/testing/fuzz/fuzz-run';
 import { sha256 } from '@shellwego/testing/images/image-archive';
 import { gzipLayer, type LayerEntry, layerTar } from '@shellwego/testing/images/layer-tar';
 import fc from 'fast-check';
@@ -140,7 +140,7 @@ function actualTree(root: string, prefix = '', into = new Map<string, Node>()): 
 }
 
 describe('layer application under fuzzing', () => {
-  it('applies hostile layer stacks or refuses them with LayerRejectedError, never writing outside the target', async () => {
+  it('applies hostile layer stacks or refuses them with LayerRejectedError, never writing outside the target', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const property = fc.asyncProperty(fc.array(fc.array(hostileEntry, { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 3 }), async (layers) => {
       const { dir, target, sentinel } = await freshCase();
@@ -156,7 +156,7 @@ describe('layer application under fuzzing', () => {
     expect(tally.get('refused')).toBeGreaterThan(50);
   });
 
-  it('gives exactly the tree the changeset rules say for well-formed layers of files and directories', async () => {
+  it('gives exactly the tree the changeset rules say for well-formed layers of files and directories', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const property = fc.asyncProperty(fc.array(fc.array(plainEntry, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 3 }), async (layers) => {
       const { dir, target, sentinel } = await freshCase();
@@ -179,7 +179,7 @@ describe('layer application under fuzzing', () => {
     expect(tally.get('refused')).toBeGreaterThan(10);
   });
 
-  it('refuses damaged layer bytes (truncated, flipped, random) with LayerRejectedError', async () => {
+  it('refuses damaged layer bytes (truncated, flipped, random) with LayerRejectedError', { timeout: FUZZ_TIMEOUT_MS }, async () => {
     const tally = new FuzzTally();
     const valid = await layerTar([
       { type: 'dir', path: 'etc/' },

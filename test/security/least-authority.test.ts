@@ -149,6 +149,7 @@ function schedulerFiles(env: Record<string, string> = {}): string[] {
   return Object.values(settings).flatMap((value) => (typeof value === 'string' && value.startsWith(p.home) && !value.endsWith('/db') ? [value] : []));
 }
 
+/** Deploys `app` on the agent and waits until it is HEALTHY, the state it should then keep. */
 async function deploy(app: string, agentKey: string, port: number): Promise<string> {
   const from = p.events.events.length;
   const result = await p.cli([
@@ -161,13 +162,15 @@ async function deploy(app: string, agentKey: string, port: number): Promise<stri
     'CANARY',
     '--env',
     `PORT=${port}`,
+    '--health',
+    `tcp:${port}`,
     '--memory',
     '64Mi',
     '--label',
     `role=${agentKey}`,
   ]);
   expect(result.exitCode, result.stderr).toBe(0);
-  return (await instanceReached(p.events, app, InstanceState.RUNNING, 90_000, from)).instanceId;
+  return (await instanceReached(p.events, app, InstanceState.HEALTHY, 90_000, from)).instanceId;
 }
 
 describe('least authority of the scheduler', () => {
@@ -301,6 +304,7 @@ describe('least authority of the scheduler', () => {
     for (const answer of Object.values(await answers(oldNode))) expect(answer.code).not.toBe(Code.Unauthenticated);
     const [atStart] = (await p.apps.listInstances({ app: 'steady' })).instances;
     expect(atStart?.id).toBe(steady);
+    expect(atStart?.state).toBe(InstanceState.HEALTHY);
     const rotationStart = p.events.events.at(-1)?.cursor ?? 0n;
 
     // 1. Introduce: a second intermediate in the bundle (processes re-read it), a second grant key beside the first.

@@ -3,6 +3,8 @@ import { appendFile, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   CertificateAuthority,
+  certifyNodeIntermediate,
+  createCsr,
   fileExists,
   introduceNodeIntermediate,
   isValidIdentitySegment,
@@ -18,7 +20,7 @@ import type { Command } from 'commander';
 import { CliError, type GlobalOptions } from '../global-options.js';
 import { printValue } from '../output.js';
 
-/** `shellwego ca init`, `ca intermediate` and `ca retire`. */
+/** `shellwego ca init`, `ca request`, `ca intermediate` and `ca retire`. */
 export function caCommands(ca: Command): void {
   ca.command('init')
     .description('create a new cluster CA at --ca (its key beside it, mode 0600)')
@@ -38,31 +40,64 @@ export function caCommands(ca: Command): void {
         `created CA ${globals.ca} (key ${keyPath}); next, \`shellwego ca intermediate --out DIR\` makes the node CA the scheduler signs with`,
       );
     });
+  ca.command('request')
+    .description(
+      "on the scheduler's host: make the key of a node intermediate (0600) and its CSR; take only the CSR to the root's machine (`ca intermediate --csr`)",
+    )
+    .option('--out <dir>', 'directory to write <name>.key and <name>.csr into', '.')
+    .option('--name <name>', 'file name of the intermediate', 'node-ca')
+    .action(async (options: { out: string; name: string }, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const name = intermediateName(options.name);
+      const keyPath = join(options.out, `${name}.key`);
+      const csrPath = join(options.out, `${name}.csr`);
+      if ((await fileExists(keyPath)) || (await fileExists(csrPath)))
+        throw new CliError(`${keyPath} or ${csrPath} exists already; choose another --name or --out`);
+      const { csrPem, keyPem } = await createCsr(`shellwego node CA ${name}`);
+      await writeFileAtomic(keyPath, keyPem, privateKeyMode);
+      await writeFileAtomic(csrPath, csrPem, publicFileMode);
+      printValue(
+        globals.output,
+        { key: keyPath, csr: csrPath },
+        `wrote ${keyPath} and ${csrPath}; sign the CSR where the root key is: shellwego ca intermediate --csr ${csrPath}`,
+      );
+    });
   ca.command('intermediate')
     .description(
       'create a node-issuing intermediate CA (path length 0, signed by the root at --ca, which needs its key beside it) for the scheduler, and add it to the trust bundle --ca',
     )
-    .option('--out <dir>', 'directory to write <name>.crt and <name>.key into', '.')
+    .option('--out <dir>', 'directory to write <name>.crt (and <name>.key, without --csr) into', '.')
     .option('--name <name>', 'file name and certificate name of the intermediate', 'node-ca')
-    .action(async (options: { out: string; name: string }, command: Command) => {
+    .option('--csr <file>', 'certify the key of this CSR (from `ca request` on the scheduler host) instead of making a key here')
+    .action(async (options: { out: string; name: string; csr?: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      if (!isValidIdentitySegment(options.name)) throw new CliError(`"${options.name}" is not a valid name: lowercase letters, digits, '.', '_' and '-'`);
-      const target = { cert: join(options.out, `${options.name}.crt`), key: join(options.out, `${options.name}.key`) };
-      if ((await fileExists(target.cert)) || (await fileExists(target.key)))
+      const name = intermediateName(options.name);
+      const target = { cert: join(options.out, `${name}.crt`), key: join(options.out, `${name}.key`) };
+      if ((await fileExists(target.cert)) || (options.csr === undefined && (await fileExists(target.key)))) {
         throw new CliError(`${target.cert} or ${target.key} exists already; choose another --name or --out`);
+      }
       const root = await loadAuthority(globals.ca);
       if (!root.isRoot) throw new CliError(`the key beside ${globals.ca} is not the cluster root's; intermediates are signed by the root`);
-      const intermediate = await introduceNodeIntermediate(
-        root,
-        { bundle: globals.ca, key: caKeyPath(globals.ca) },
-        target,
-        `shellwego node CA ${options.name}`,
-      );
+      const paths = { bundle: globals.ca, key: caKeyPath(globals.ca) };
+      let certPem: string;
+      if (options.csr === undefined) {
+        certPem = (await introduceNodeIntermediate(root, paths, target, `shellwego node CA ${name}`)).certPem;
+      } else {
+        const csrPem = await readFile(options.csr, 'utf8').catch(() => {
+          throw new CliError(`cannot read ${options.csr}`);
+        });
+        try {
+          certPem = await certifyNodeIntermediate(root, paths, csrPem, target.cert, `shellwego node CA ${name}`);
+        } catch (error) {
+          throw new CliError(`cannot certify ${options.csr}: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+      const key = options.csr === undefined ? target.key : `the key beside ${options.csr}`;
       printValue(
         globals.output,
-        { cert: target.cert, key: target.key, bundle: globals.ca },
-        `created node CA ${target.cert} (key ${target.key}, valid until ${new Date(new X509Certificate(intermediate.certPem).validTo).toISOString()}) and added it to ${globals.ca}.\n` +
-          `Copy ${globals.ca} to every host (processes re-read it within seconds), then give the scheduler ${target.cert} and ${target.key} ` +
+        { cert: target.cert, ...(options.csr === undefined ? { key: target.key } : {}), bundle: globals.ca },
+        `created node CA ${target.cert} (key ${key}, valid until ${new Date(new X509Certificate(certPem).validTo).toISOString()}) and added it to ${globals.ca}.\n` +
+          `Copy ${globals.ca} to every host (processes re-read it within seconds), then give the scheduler the certificate and its key ` +
           '(SHELLWEGO_SCHEDULER_NODE_CA_CERT, SHELLWEGO_SCHEDULER_NODE_CA_KEY) and restart it',
       );
     });
@@ -84,6 +119,11 @@ export function caCommands(ca: Command): void {
         `retired ${certPath}: removed from ${globals.ca}; copy it to every host. Nodes still holding its certificates must renew first (they do at two thirds of their lifetime)`,
       );
     });
+}
+
+function intermediateName(name: string): string {
+  if (!isValidIdentitySegment(name)) throw new CliError(`"${name}" is not a valid name: lowercase letters, digits, '.', '_' and '-'`);
+  return name;
 }
 
 /** `shellwego cert issue` and `cert revoke`. */

@@ -90,29 +90,50 @@ export class CertificateAuthority {
    * for node identities only.
    */
   async issueIntermediate(options: { commonName: string; validityDays: number }): Promise<CertificateAuthority> {
+    const keys = await subtle.generateKey(ecdsaP256, true, ['sign', 'verify']);
+    const cert = await this.certifyIntermediate(keys.publicKey, options);
+    return new CertificateAuthority(cert.toString('pem'), await exportKeyPem(keys.privateKey), cert, keys.privateKey);
+  }
+
+  /**
+   * The same for a key made elsewhere (on the scheduler's host), from its CSR: the intermediate's
+   * key never reaches the root's machine. Only the key comes from the CSR. Returns the PEM
+   * certificate.
+   */
+  async signIntermediateCsr(csrPem: string, options: { commonName: string; validityDays: number }): Promise<string> {
+    let csr: x509.Pkcs10CertificateRequest;
+    try {
+      csr = new x509.Pkcs10CertificateRequest(csrPem);
+    } catch {
+      throw new CsrError('not a PEM-encoded PKCS#10 certificate request');
+    }
+    const publicKey = await p256KeyOf(csr);
+    if (!(await csr.verify().catch(() => false))) throw new CsrError('the CSR signature does not verify: it was not signed by the key it carries');
+    return (await this.certifyIntermediate(publicKey, options)).toString('pem');
+  }
+
+  private async certifyIntermediate(publicKey: CryptoKey, options: { commonName: string; validityDays: number }): Promise<x509.X509Certificate> {
     if (!this.isRoot) throw new Error('node intermediates are signed by the cluster root');
     if (this.pathLength === 0)
       throw new Error('this root has path length 0 and cannot sign intermediates; certify it again first (recertifiedForIntermediates)');
-    const keys = await subtle.generateKey(ecdsaP256, true, ['sign', 'verify']);
     const now = Date.now();
     const notAfter = Math.min(now + options.validityDays * 86_400_000, this.cert.notAfter.getTime());
-    const cert = await x509.X509CertificateGenerator.create({
+    return x509.X509CertificateGenerator.create({
       serialNumber: randomSerial(),
       subject: new x509.Name([{ CN: [options.commonName] }]),
       issuer: this.cert.subjectName,
       notBefore: new Date(now - clockSkewMs),
       notAfter: new Date(notAfter),
-      publicKey: keys.publicKey,
+      publicKey,
       signingKey: this.key,
       signingAlgorithm: ecdsaP256,
       extensions: [
         new x509.BasicConstraintsExtension(true, 0, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
         await x509.AuthorityKeyIdentifierExtension.create(this.cert),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+        await x509.SubjectKeyIdentifierExtension.create(publicKey),
       ],
     });
-    return new CertificateAuthority(cert.toString('pem'), await exportKeyPem(keys.privateKey), cert, keys.privateKey);
   }
 
   private static async selfSigned(keys: { publicKey: CryptoKey; privateKey: CryptoKey }, name: x509.Name, validityDays: number): Promise<CertificateAuthority> {

@@ -4,6 +4,7 @@ export { isValidIdentitySegment, type Principal, parseSpiffeId, type ServiceName
 export { issuerRefusal } from './issuer-policy.js';
 export { fileExists, privateKeyMode, publicFileMode, writeFileAtomic } from './key-files.js';
 export {
+  certifyNodeIntermediate,
   introduceNodeIntermediate,
   NODE_CA_VALIDITY_DAYS,
   type NodeCaPaths,

@@ -49,9 +49,31 @@ export async function introduceNodeIntermediate(
   const intermediate = await signer.issueIntermediate({ commonName, validityDays: NODE_CA_VALIDITY_DAYS });
   await writeFileAtomic(target.key, intermediate.keyPem, privateKeyMode);
   await writeFileAtomic(target.cert, intermediate.certPem, publicFileMode);
-  const bundle = await readFile(paths.bundle, 'utf8');
-  await writeFileAtomic(paths.bundle, `${bundle.trimEnd()}\n${intermediate.certPem.trimEnd()}\n`, publicFileMode);
+  await appendToBundle(paths.bundle, intermediate.certPem);
   return intermediate;
+}
+
+async function appendToBundle(bundlePath: string, certPem: string): Promise<void> {
+  const bundle = await readFile(bundlePath, 'utf8');
+  await writeFileAtomic(bundlePath, `${bundle.trimEnd()}\n${certPem.trimEnd()}\n`, publicFileMode);
+}
+
+/**
+ * Certifies an intermediate whose key was made elsewhere (its CSR), writes the certificate to
+ * `certOut` and appends it to the trust bundle. Returns the certificate's PEM.
+ */
+export async function certifyNodeIntermediate(
+  root: CertificateAuthority,
+  paths: RootPaths,
+  csrPem: string,
+  certOut: string,
+  commonName: string,
+): Promise<string> {
+  const signer = await rootForIntermediates(root, paths);
+  const certPem = await signer.signIntermediateCsr(csrPem, { commonName, validityDays: NODE_CA_VALIDITY_DAYS });
+  await writeFileAtomic(certOut, certPem, publicFileMode);
+  await appendToBundle(paths.bundle, certPem);
+  return certPem;
 }
 
 /**

@@ -335,6 +335,59 @@ describe('serve: request log', () => {
   });
 });
 
+describe('serve: shutdown with calls in flight', () => {
+  it('finishes the calls that end within the drain timeout, cancels the rest with UNAVAILABLE, and takes no new ones', async () => {
+    const drainTimeoutMs = 1_500;
+    const drainLog = capturingLogger();
+    let reachedSlow = 0;
+    const draining = await serve({
+      name: 'secrets',
+      host: '127.0.0.1',
+      port: 0,
+      tls: await pki.service('secrets'),
+      logger: drainLog.logger,
+      drainTimeoutMs,
+      services: [
+        implement(SecretsService, {
+          // Ends 400 ms after it starts: inside the drain timeout.
+          async getMasterKeyStatus() {
+            await new Promise((resolve) => setTimeout(resolve, 400));
+            return { currentKekId: 'kek-1' };
+          },
+          // Never ends by itself: only the drain timeout stops it.
+          async listSecrets(_request, context) {
+            reachedSlow++;
+            await new Promise((_resolve, reject) => context.signal.addEventListener('abort', () => reject(context.signal.reason), { once: true }));
+            return { secrets: [] };
+          },
+        }),
+      ],
+    });
+    const client = createMtlsClient(SecretsService, { baseUrl: draining.url, server: expectedService('secrets'), tls: admin });
+    const forever = client.listSecrets({}).then(
+      () => 'ok' as const,
+      (e: unknown) => ConnectError.from(e),
+    );
+    while (reachedSlow === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const quick = client.getMasterKeyStatus({});
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = Date.now();
+    const closing = draining.close();
+    // A call after the GOAWAY does not start on this server.
+    const late = await codeOf(createMtlsClient(SecretsService, { baseUrl: draining.url, server: expectedService('secrets'), tls: admin }).listSecrets({}));
+    expect((await quick).currentKekId).toBe('kek-1');
+    const cut = await forever;
+    await closing;
+    const tookMs = Date.now() - started;
+    expect(cut).toBeInstanceOf(ConnectError);
+    expect((cut as ConnectError).code).toBe(Code.Unavailable);
+    expect(late).toBe(Code.Unavailable);
+    expect(reachedSlow).toBe(1);
+    expect(tookMs).toBeGreaterThanOrEqual(drainTimeoutMs - 100);
+    expect(drainLog.lines.some((l) => l.includes('drain timeout: cancelling in-flight calls'))).toBe(true);
+  });
+});
+
 describe('serve: shutdown', () => {
   it('drains promptly when no call is in flight', async () => {
     const started = Date.now();

@@ -388,6 +388,39 @@ describe('serve: shutdown with calls in flight', () => {
   });
 });
 
+describe('serve: deadlines', () => {
+  it("passes the client's deadline to the handler, whose signal aborts when it passes", async () => {
+    let abortedAfterMs: number | undefined;
+    const deadlines = await serve({
+      name: 'secrets',
+      host: '127.0.0.1',
+      port: 0,
+      tls: await pki.service('secrets'),
+      logger: capturingLogger().logger,
+      services: [
+        implement(SecretsService, {
+          async listSecrets(_request, context) {
+            const started = Date.now();
+            await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
+            abortedAfterMs = Date.now() - started;
+            return { secrets: [] };
+          },
+        }),
+      ],
+    });
+    try {
+      const client = createMtlsClient(SecretsService, { baseUrl: deadlines.url, server: expectedService('secrets'), tls: admin });
+      expect(await codeOf(client.listSecrets({}, { timeoutMs: 300 }))).toBe(Code.DeadlineExceeded);
+      while (abortedAfterMs === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
+      // The handler hears of the deadline (its signal aborts) instead of running on after the client gave up.
+      expect(abortedAfterMs).toBeGreaterThanOrEqual(250);
+      expect(abortedAfterMs).toBeLessThan(5_000);
+    } finally {
+      await deadlines.close();
+    }
+  });
+});
+
 describe('serve: shutdown', () => {
   it('drains promptly when no call is in flight', async () => {
     const started = Date.now();

@@ -10,7 +10,7 @@
 // disturbed, the node moves to the new intermediate by renewing, and once the old intermediate
 // is retired a certificate it signed is refused everywhere.
 import { X509Certificate } from 'node:crypto';
-import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
@@ -143,10 +143,13 @@ async function subCaAdmin(dir: string, nodeCaCert: string, nodeCaKey: string): P
   };
 }
 
-/** Every file the scheduler reads, as its own settings resolve them under this home. */
-function schedulerFiles(env: Record<string, string> = {}): string[] {
-  const settings = loadConfig(schedulerConfig, { env: { SHELLWEGO_HOME: p.home, ...env } }) as Record<string, unknown>;
-  return Object.values(settings).flatMap((value) => (typeof value === 'string' && value.startsWith(p.home) && !value.endsWith('/db') ? [value] : []));
+/** Every file the scheduler reads, as its own settings resolve them under this home (its database is a directory, not a key). */
+async function schedulerFiles(): Promise<string[]> {
+  const settings = loadConfig(schedulerConfig, { env: { SHELLWEGO_HOME: p.home } }) as Record<string, unknown>;
+  const paths = Object.values(settings).filter((value): value is string => typeof value === 'string' && value.startsWith(p.home));
+  const files: string[] = [];
+  for (const path of paths) if ((await stat(path)).isFile()) files.push(path);
+  return files;
 }
 
 /** Deploys `app` on the agent and waits until it is HEALTHY, the state it should then keep. */
@@ -179,7 +182,16 @@ describe('least authority of the scheduler', () => {
   }, async () => {
     const stolen = await mkdtemp(join(tmpdir(), 'shellwego-stolen-'));
     scratch.push(stolen);
-    const files = schedulerFiles();
+    const files = await schedulerFiles();
+    expect(files.map((file) => basename(file)).sort()).toEqual([
+      'ca.crt',
+      'grant-signing.key',
+      'node-ca.crt',
+      'node-ca.key',
+      'revoked.txt',
+      'scheduler.crt',
+      'scheduler.key',
+    ]);
     for (const file of files) await copyFile(file, join(stolen, basename(file)));
     const rootKey = await readFile(p.platform.pki.caKey, 'utf8');
     for (const file of await readdir(stolen)) expect(await readFile(join(stolen, file), 'utf8'), file).not.toContain(rootKey.trim());

@@ -82,8 +82,20 @@ describe('embedded Postgres under npm start', () => {
     expect(Number((await readFile(join(home, 'postgres/data/postmaster.pid'), 'utf8')).split('\n')[0])).toBe(postmaster);
     const from = first.lines.length;
     process.kill(postmaster, 'SIGKILL');
+    // Writes keep coming while the database is down and coming back.
+    let down = true;
+    const duringOutage: { exitCode: number; stderr: string }[] = [];
+    const writer = (async () => {
+      for (let i = 0; down; i++) duringOutage.push(await setSecret(home, `DURING_CRASH_${i}`));
+    })();
     await first.waitFor('the embedded Postgres exited unexpectedly (SIGKILL)', 10_000, from);
     await first.waitFor('the embedded Postgres is back', 60_000, from);
+    down = false;
+    await writer;
+    // A caller was told to retry (UNAVAILABLE), never that the server broke.
+    const failed = duringOutage.filter((r) => r.exitCode !== 0).map((r) => r.stderr.trim());
+    expect(failed.filter((stderr) => !/unavailable:/.test(stderr))).toEqual([]);
+    console.log(`[embedded-postgres] ${duringOutage.length} secret sets while the database was down or restarting: ${failed.length} answered UNAVAILABLE`);
     const back = Date.now();
     const restarted = postmasterOf(first);
     expect(restarted).not.toBe(postmaster);
@@ -93,6 +105,7 @@ describe('embedded Postgres under npm start', () => {
     let after = await setSecret(home, 'AFTER_CRASH');
     let attempts = 1;
     while (after.exitCode !== 0 && Date.now() - back < ANSWER_AGAIN_MS) {
+      expect(after.stderr).toMatch(/unavailable:/);
       await sleep(1_000);
       after = await setSecret(home, 'AFTER_CRASH');
       attempts++;

@@ -11,7 +11,7 @@ import type { JoinTokens, TokenRefusal } from '../store/join-tokens.js';
 import type { NodeCertificateLedger } from '../store/node-certificate-ledger.js';
 import type { NodeCertificates } from '../store/node-certificates.js';
 import type { NodeSubnets } from '../store/node-subnets.js';
-import type { SchedulerDb } from '../store/tables.js';
+import { type SchedulerDb, unreportedNodeRow } from '../store/tables.js';
 
 export interface JoinDeps {
   readonly db: SchedulerDb;
@@ -68,27 +68,21 @@ export async function joinNode(deps: JoinDeps, request: JoinNodeRequest, source:
     const subnet = await deps.subnets.allocate(trx);
     await trx
       .insertInto('node')
-      .values({
-        id: nodeId,
-        hostname,
-        // Placement matches the token's labels only; what the node asks for is kept as what it reports.
-        join_labels: JSON.stringify(consumed.labels),
-        reported_labels: JSON.stringify(askedLabels),
-        cpu_millis: 0,
-        memory_mib: 0,
-        max_instances: 0,
-        admin_state: 'READY',
-        down: false,
-        reported: false,
-        last_heartbeat: null,
-        driver: '',
-        joined_at: new Date(),
-        token_id: consumed.tokenId,
-        cert_serial: certificate.serial,
-        cert_expires_at: certificate.notAfter,
-        capacity_ceiling: consumed.capacityCeiling === null ? null : JSON.stringify(consumed.capacityCeiling),
-        subnet,
-      })
+      .values(
+        unreportedNodeRow({
+          id: nodeId,
+          hostname,
+          // Placement matches the token's labels only; what the node asks for is kept as what it reports.
+          join_labels: JSON.stringify(consumed.labels),
+          reported_labels: JSON.stringify(askedLabels),
+          joined_at: new Date(),
+          token_id: consumed.tokenId,
+          cert_serial: certificate.serial,
+          cert_expires_at: certificate.notAfter,
+          capacity_ceiling: consumed.capacityCeiling === null ? null : JSON.stringify(consumed.capacityCeiling),
+          subnet,
+        }),
+      )
       .execute();
     await deps.ledger.recordIssued(trx, nodeId, certificate.serial, certificate.notAfter);
     await deps.tokens.audit({ tokenId: consumed.tokenId, outcome: 'joined', nodeId, hostname, source }, trx);

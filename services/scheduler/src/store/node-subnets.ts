@@ -5,7 +5,7 @@
 import { formatSubnet, type Ipv4Subnet, parseIpv4Subnet, subnetAt, subnetCount, subnetIndex } from '@shellwego/kit/net';
 import { sql } from 'kysely';
 import { SchedulerError } from '../model/scheduler-error.js';
-import type { SchedulerDb, SchedulerTx } from './tables.js';
+import { type SchedulerDb, type SchedulerTx, unreportedNodeRow } from './tables.js';
 import { LOCK_CLASS } from './write-transaction.js';
 
 const SUBNET_LOCK = 3;
@@ -79,26 +79,7 @@ export class NodeSubnets {
       }
       await trx
         .insertInto('node')
-        .values({
-          id: nodeId,
-          hostname: '',
-          join_labels: '{}',
-          reported_labels: '{}',
-          cpu_millis: 0,
-          memory_mib: 0,
-          max_instances: 0,
-          admin_state: 'READY',
-          down: false,
-          reported: false,
-          last_heartbeat: null,
-          driver: '',
-          joined_at: now,
-          token_id: null,
-          cert_serial: null,
-          cert_expires_at: null,
-          capacity_ceiling: null,
-          subnet,
-        })
+        .values(unreportedNodeRow({ id: nodeId, joined_at: now, subnet }))
         .onConflict((oc) => oc.column('id').doNothing())
         .execute();
     });

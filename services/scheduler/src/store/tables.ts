@@ -1,5 +1,5 @@
 // The scheduler's tables as kysely sees them (see migrations.ts for the DDL).
-import type { ColumnType, Generated, Kysely, Transaction } from 'kysely';
+import type { ColumnType, Generated, Insertable, Kysely, Transaction } from 'kysely';
 
 /** jsonb: an object when read, a JSON string when written. */
 type Json<T> = ColumnType<T, string, string>;
@@ -63,6 +63,31 @@ export interface NodeTable {
   capacity_ceiling: CeilingColumn;
   /** Its instance subnet (CIDR) out of the cluster CIDR, unique; null until given (written by JoinNode and NodeSubnets only). */
   subnet: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/**
+ * The row of a node that has not said Hello yet (capacity and driver unknown, READY, not down), with
+ * what its caller knows: JoinNode the token's labels and the certificate, a CA-issued node only its id.
+ */
+export function unreportedNodeRow(known: Pick<Insertable<NodeTable>, 'id' | 'joined_at'> & Partial<Insertable<NodeTable>>): Insertable<NodeTable> {
+  return {
+    hostname: '',
+    join_labels: '{}',
+    reported_labels: '{}',
+    cpu_millis: 0,
+    memory_mib: 0,
+    max_instances: 0,
+    admin_state: 'READY',
+    down: false,
+    reported: false,
+    last_heartbeat: null,
+    driver: '',
+    token_id: null,
+    cert_serial: null,
+    cert_expires_at: null,
+    capacity_ceiling: null,
+    ...known,
+  };
 }
 
 /** Every certificate issued to a node (join and each renewal); revoked_at set when the node is removed. */
